@@ -1,0 +1,1 @@
+//! Istio resource model (being written).

@@ -1,0 +1,17 @@
+//! Shared plumbing for the Bookinfo services.
+//!
+//! Every service binary follows the same startup shape, and this crate holds it once:
+//! parse the environment into a typed config ([`config`]) before binding anything,
+//! exit with code 64 and one clear line on bad config, initialise logs ([`telemetry`]),
+//! bind `[::]:9080` dual-stack ([`serve`]), expose `/metrics` ([`metrics`]), forward the
+//! tracing and identity headers the original Bookinfo forwards ([`headers`]), call
+//! upstreams through a client that honours `HTTP_PROXY` so the mesh sidecar sees every
+//! call ([`client`]), and drain on SIGTERM or Ctrl-C.
+
+pub mod client;
+pub mod config;
+pub mod headers;
+pub mod json;
+pub mod metrics;
+pub mod serve;
+pub mod telemetry;

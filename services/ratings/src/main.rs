@@ -1,0 +1,2 @@
+//! placeholder while the service is written
+fn main() {}
