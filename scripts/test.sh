@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The test command: installs and starts what the tests need, then runs every check CI runs.
+#
+#   scripts/test.sh            # everything: format, lints, the whole test suite
+#   scripts/test.sh -p NAME    # extra arguments go to the test runner (e.g. one package)
+#
+# What it needs on a fresh Debian machine it installs itself (as root, or with sudo):
+# MariaDB for the ratings v2 tests, started as a private server on a loopback port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+# Tests talk to loopback servers; a proxy set on the machine must not capture them.
+unset HTTP_PROXY http_proxy HTTPS_PROXY https_proxy ALL_PROXY all_proxy
+
+command -v cargo >/dev/null || { echo "test.sh: cargo is not installed (https://rustup.rs)" >&2; exit 1; }
+
+step "Starting a private MariaDB for the ratings v2 tests"
+scripts/mariadb.sh start
+# shellcheck disable=SC2046
+export $(scripts/mariadb.sh env | sed 's/^MYSQL_DB_/RATINGS_TEST_MYSQL_/')
+trap 'scripts/mariadb.sh stop >/dev/null 2>&1 || true' EXIT
+
+step "Checking formatting (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "Linting (cargo clippy --all-targets -- -D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Running the test suite"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+    cargo test --workspace --locked --no-fail-fast "$@"
+fi
