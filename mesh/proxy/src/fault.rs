@@ -1,73 +1,123 @@
-//! Fault injection decisions (`VirtualService.http[].fault`), made by the caller's
-//! proxy like Istio does. Delay and abort are independent: a request may be delayed
-//! and then aborted. An absent percentage means 0 %: no fault.
+//! Fault injection decisions for a route's effective fault (`VirtualService
+//! http[].fault`, or a fault lease from the control plane), made by the caller's proxy as
+//! Istio does. Delay and abort are independent: a request may be delayed, then aborted.
 
 use std::time::Duration;
 
+use mesh_api::defaults::{AbortStatus, EffectiveFault};
 use rand::Rng;
 
-/// The faults of a route (or of a fault lease from the control plane).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FaultSpec {
-    /// Delay and the share of requests (0-100) it applies to.
-    pub delay: Option<(Duration, f64)>,
-    /// Abort status and the share of requests (0-100) it applies to.
-    pub abort: Option<(u16, f64)>,
+/// How an aborted request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abort {
+    /// With this HTTP status.
+    Http(u16),
+    /// With HTTP 200 and this `grpc-status`.
+    Grpc(u32),
 }
 
 /// What to do with one request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FaultDecision {
-    /// Wait this long before going on.
+pub struct Decision {
+    /// Wait this long first.
     pub delay: Option<Duration>,
-    /// Answer with this status instead of forwarding.
-    pub abort: Option<u16>,
+    /// Then answer this instead of forwarding.
+    pub abort: Option<Abort>,
 }
 
-impl FaultSpec {
-    /// Whether this spec can ever inject anything.
-    pub fn is_empty(&self) -> bool {
-        self.delay.is_none_or(|(_, p)| p <= 0.0) && self.abort.is_none_or(|(_, p)| p <= 0.0)
-    }
+fn hit(percent: f64, rng: &mut impl Rng) -> bool {
+    percent >= 100.0 || (percent > 0.0 && rng.random::<f64>() * 100.0 < percent)
+}
 
-    /// Rolls the dice for one request.
-    pub fn decide(&self, rng: &mut impl Rng) -> FaultDecision {
-        let hit = |p: f64, rng: &mut dyn rand::RngCore| {
-            p >= 100.0 || (p > 0.0 && rng.random::<f64>() * 100.0 < p)
-        };
-        FaultDecision {
-            delay: self.delay.and_then(|(d, p)| hit(p, rng).then_some(d)),
-            abort: self.abort.and_then(|(s, p)| hit(p, rng).then_some(s)),
-        }
+/// gRPC status code for a name such as `UNAVAILABLE` (unknown names → 2, UNKNOWN).
+pub fn grpc_code(name: &str) -> u32 {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    NAMES
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(name))
+        .map_or(2, |i| i as u32)
+}
+
+/// Rolls the dice for one request.
+pub fn decide(fault: &EffectiveFault, rng: &mut impl Rng) -> Decision {
+    Decision {
+        delay: fault
+            .delay
+            .as_ref()
+            .filter(|d| hit(d.percent, rng))
+            .map(|d| d.fixed_delay),
+        abort: fault
+            .abort
+            .as_ref()
+            .filter(|a| hit(a.percent, rng))
+            .map(|a| match &a.status {
+                AbortStatus::Http(code) => Abort::Http(*code),
+                AbortStatus::Grpc(name) => Abort::Grpc(grpc_code(name)),
+            }),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mesh_api::defaults::{EffectiveAbort, EffectiveDelay};
     use rand::SeedableRng;
 
     #[test]
     fn percentages_hold() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let always = FaultSpec {
-            delay: Some((Duration::from_secs(7), 100.0)),
+        let delay = EffectiveFault {
+            delay: Some(EffectiveDelay {
+                fixed_delay: Duration::from_secs(7),
+                percent: 100.0,
+            }),
             abort: None,
         };
-        assert_eq!(always.decide(&mut rng).delay, Some(Duration::from_secs(7)));
-        let never = FaultSpec {
+        assert_eq!(decide(&delay, &mut rng).delay, Some(Duration::from_secs(7)));
+        let never = EffectiveFault {
             delay: None,
-            abort: Some((500, 0.0)),
+            abort: Some(EffectiveAbort {
+                status: AbortStatus::Http(500),
+                percent: 0.0,
+            }),
         };
-        assert!(never.is_empty());
-        assert_eq!(never.decide(&mut rng).abort, None);
-        let half = FaultSpec {
+        assert_eq!(decide(&never, &mut rng).abort, None);
+        let half = EffectiveFault {
             delay: None,
-            abort: Some((503, 50.0)),
+            abort: Some(EffectiveAbort {
+                status: AbortStatus::Http(503),
+                percent: 50.0,
+            }),
         };
         let hits = (0..10_000)
-            .filter(|_| half.decide(&mut rng).abort.is_some())
+            .filter(|_| decide(&half, &mut rng).abort.is_some())
             .count();
         assert!((4_700..5_300).contains(&hits), "{hits}");
+        let grpc = EffectiveFault {
+            delay: None,
+            abort: Some(EffectiveAbort {
+                status: AbortStatus::Grpc("UNAVAILABLE".into()),
+                percent: 100.0,
+            }),
+        };
+        assert_eq!(decide(&grpc, &mut rng).abort, Some(Abort::Grpc(14)));
     }
 }

@@ -11,11 +11,26 @@ use tokio::time::Instant;
 
 use crate::outlier::Health;
 
+/// What metrics and mTLS need to know about an endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointMeta {
+    /// Workload name (`reviews-v2`), or empty.
+    pub workload: String,
+    /// `app` label.
+    pub app: String,
+    /// `version` label.
+    pub version: String,
+    /// Whether a sidecar of ours fronts the endpoint.
+    pub sidecar: bool,
+}
+
 /// One upstream address and what we track about it.
 #[derive(Debug)]
 pub struct Endpoint {
     /// Where to connect.
     pub addr: SocketAddr,
+    /// Who is there.
+    pub meta: EndpointMeta,
     /// Requests in flight to this endpoint (for LEAST_REQUEST).
     active: AtomicU32,
     /// Passive health (outlier detection) state.
@@ -25,8 +40,14 @@ pub struct Endpoint {
 impl Endpoint {
     /// A fresh, healthy endpoint.
     pub fn new(addr: SocketAddr) -> Arc<Self> {
+        Self::with_meta(addr, EndpointMeta::default())
+    }
+
+    /// A fresh, healthy endpoint with metadata.
+    pub fn with_meta(addr: SocketAddr, meta: EndpointMeta) -> Arc<Self> {
         Arc::new(Self {
             addr,
+            meta,
             active: AtomicU32::new(0),
             health: Health::default(),
         })

@@ -5,10 +5,23 @@
 //! health checking ([`outlier`]). The listeners that use them sit on top.
 
 pub mod access_log;
+pub mod admin;
+pub mod body;
 pub mod breaker;
+pub mod cluster;
+pub mod config;
 pub mod fault;
 pub mod flags;
+pub mod headers;
+pub mod inbound;
 pub mod lb;
+pub mod outbound;
 pub mod outlier;
+pub mod registry;
+pub mod respond;
 pub mod retry;
+pub mod run;
+pub mod server;
+pub mod snapshot;
+pub mod state;
 pub mod telemetry;

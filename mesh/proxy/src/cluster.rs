@@ -1,0 +1,217 @@
+//! A cluster: the endpoints of one destination (service, subset, port) with the
+//! DestinationRule policy that applies to them, and the runtime state that policy needs
+//! (balancer, circuit breaker, outlier detection, connection pool).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use mesh_api::defaults::{EffectivePolicy, LoadBalancer};
+use tokio::time::Instant;
+
+use crate::breaker::{Breaker, Limits};
+use crate::lb::{Algorithm, Balancer, Endpoint, EndpointMeta};
+use crate::outlier::{self, Outcome, OutlierPolicy};
+use crate::registry::ServiceRecord;
+
+/// Error type carried by request and response bodies inside the proxy.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Body type of requests sent upstream.
+pub type UpstreamBody = BoxBody<Bytes, BoxError>;
+
+/// HTTP client of one cluster (pooled connections per endpoint address).
+pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+
+/// Identifies a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterKey {
+    /// Qualified host.
+    pub host: String,
+    /// Subset name.
+    pub subset: Option<String>,
+    /// Destination port, when the route names one.
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for ClusterKey {
+    /// Istio's cluster name: `outbound|9080|v2|reviews.default.svc.cluster.local`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let port = self.port.map(|p| p.to_string()).unwrap_or_default();
+        write!(
+            f,
+            "outbound|{port}|{}|{}",
+            self.subset.as_deref().unwrap_or(""),
+            self.host
+        )
+    }
+}
+
+/// Runtime state of one cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Istio-style name for logs.
+    pub name: String,
+    /// Endpoints (already filtered by subset labels).
+    pub endpoints: Vec<Arc<Endpoint>>,
+    /// Endpoint selection.
+    pub balancer: Balancer,
+    /// Connection-pool limits.
+    pub breaker: Breaker,
+    /// Passive health checking, when configured.
+    pub outlier: Option<OutlierPolicy>,
+    /// Pooled client.
+    pub client: UpstreamClient,
+    /// Whether connections are reused (`maxRequestsPerConnection != 1`).
+    pub keep_alive: bool,
+}
+
+impl Cluster {
+    /// Builds the cluster for `key` from the registry entry and the effective policy.
+    /// `subset_labels` filters endpoints (empty = all endpoints of the service).
+    pub fn build(
+        key: &ClusterKey,
+        service: &ServiceRecord,
+        subset_labels: &BTreeMap<String, String>,
+        policy: &EffectivePolicy,
+    ) -> Self {
+        let endpoints = service
+            .endpoints
+            .iter()
+            .filter(|e| {
+                subset_labels
+                    .iter()
+                    .all(|(k, v)| e.labels.get(k) == Some(v))
+            })
+            .map(|e| {
+                let label = |k: &str| e.labels.get(k).cloned().unwrap_or_default();
+                Endpoint::with_meta(
+                    e.address,
+                    EndpointMeta {
+                        workload: e.workload.clone().unwrap_or_default(),
+                        app: label("app"),
+                        version: label("version"),
+                        sidecar: e.sidecar,
+                    },
+                )
+            })
+            .collect();
+        let algorithm = match policy.load_balancer {
+            LoadBalancer::RoundRobin => Algorithm::RoundRobin,
+            LoadBalancer::Random => Algorithm::Random,
+            // Consistent hashing and passthrough fall back to Istio's default algorithm.
+            _ => Algorithm::LeastRequest,
+        };
+        let pool = &policy.connection_pool;
+        let keep_alive = pool.max_requests_per_connection != 1;
+        let outlier = policy.outlier_detection.as_ref().map(|o| OutlierPolicy {
+            consecutive_5xx: o.consecutive_5xx_errors,
+            consecutive_gateway: o.consecutive_gateway_errors,
+            base_ejection: o.base_ejection_time,
+            max_ejection_percent: o.max_ejection_percent,
+        });
+        Self {
+            name: key.to_string(),
+            endpoints,
+            balancer: Balancer::new(algorithm),
+            breaker: Breaker::new(Limits {
+                max_connections: pool.max_connections,
+                max_pending: pool.http1_max_pending_requests,
+            }),
+            outlier,
+            client: client(pool.connect_timeout, keep_alive, pool.idle_timeout),
+            keep_alive,
+        }
+    }
+
+    /// Records how an attempt against `endpoint` ended, for outlier detection.
+    pub fn report(&self, endpoint: &Endpoint, outcome: Outcome) {
+        let Some(policy) = &self.outlier else { return };
+        let now = Instant::now();
+        let ejected = self
+            .endpoints
+            .iter()
+            .filter(|e| e.health.is_ejected(now))
+            .count();
+        if outlier::report(
+            policy,
+            &endpoint.health,
+            outcome,
+            ejected,
+            self.endpoints.len(),
+            now,
+        ) {
+            tracing::warn!(cluster = %self.name, endpoint = %endpoint.addr, "Outlier detection ejected an endpoint.");
+        }
+    }
+}
+
+/// A pooled HTTP/1.1 + h2c client with the pool's connect and idle timeouts.
+pub fn client(
+    connect_timeout: Duration,
+    keep_alive: bool,
+    idle: Option<Duration>,
+) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    let mut b = Client::builder(TokioExecutor::new());
+    b.pool_idle_timeout(idle.unwrap_or(Duration::from_secs(3600)));
+    if !keep_alive {
+        b.pool_max_idle_per_host(0);
+    }
+    b.build(connector)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::EndpointRecord;
+
+    #[test]
+    fn subset_labels_filter_endpoints_and_names_follow_istio() {
+        let ep = |port: u16, v: &str| EndpointRecord {
+            address: ([127, 0, 0, 1], port).into(),
+            labels: [
+                ("app".to_owned(), "reviews".to_owned()),
+                ("version".to_owned(), v.to_owned()),
+            ]
+            .into(),
+            workload: Some(format!("reviews-{v}")),
+            sidecar: true,
+        };
+        let svc = ServiceRecord {
+            name: "reviews".into(),
+            namespace: "default".into(),
+            ports: vec![9080],
+            endpoints: vec![ep(1, "v1"), ep(2, "v2"), ep(3, "v2")],
+        };
+        let key = ClusterKey {
+            host: svc.host(),
+            subset: Some("v2".into()),
+            port: Some(9080),
+        };
+        let labels = [("version".to_owned(), "v2".to_owned())].into();
+        let c = Cluster::build(&key, &svc, &labels, &EffectivePolicy::default());
+        assert_eq!(c.endpoints.len(), 2);
+        assert_eq!(c.endpoints[0].meta.workload, "reviews-v2");
+        assert_eq!(c.name, "outbound|9080|v2|reviews.default.svc.cluster.local");
+        assert!(c.outlier.is_none(), "off unless the rule sets it");
+        let all = Cluster::build(
+            &ClusterKey {
+                subset: None,
+                ..key
+            },
+            &svc,
+            &BTreeMap::new(),
+            &EffectivePolicy::default(),
+        );
+        assert_eq!(all.endpoints.len(), 3);
+    }
+}

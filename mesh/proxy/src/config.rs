@@ -1,0 +1,274 @@
+//! The proxy's configuration: environment variables for the process, and a YAML file
+//! describing who the workload is, the service registry, and which Istio resource files
+//! to apply. The file is re-read when it (or a resource file) changes; an invalid change
+//! is rejected with the precise error and the running configuration stays in force.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mesh_api::{MeshConfig, ProxyScope, RouteTable, compile};
+use serde::Deserialize;
+
+use crate::registry::Registry;
+use crate::telemetry::Workload;
+
+/// What the proxy is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Next to an app: outbound + inbound listeners.
+    Sidecar,
+    /// An ingress gateway: listeners from the selected `Gateway` resources.
+    Gateway,
+}
+
+/// Process settings from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Env {
+    /// `MESH_PROXY_MODE`: `sidecar` (default) or `gateway`.
+    pub mode: Mode,
+    /// `MESH_PROXY_CONFIG`: the YAML file (required).
+    pub config: PathBuf,
+    /// `MESH_PROXY_OUTBOUND` (default 127.0.0.1:15001): where the app's `HTTP_PROXY` points.
+    pub outbound: SocketAddr,
+    /// `MESH_PROXY_INBOUND` (default 0.0.0.0:15006): traffic for the app arrives here.
+    pub inbound: SocketAddr,
+    /// `MESH_PROXY_APP` (default 127.0.0.1:9080): the app.
+    pub app: SocketAddr,
+    /// `MESH_PROXY_ADMIN` (default 127.0.0.1:15000).
+    pub admin: SocketAddr,
+    /// `MESH_PROXY_GATEWAY_ADDRESS` (default 0.0.0.0): address gateway listeners bind.
+    pub gateway_address: std::net::IpAddr,
+    /// `MESH_PROXY_ACCESS_LOG` (default true).
+    pub access_log: bool,
+    /// `MESH_PROXY_DRAIN` (default 5s): how long to let connections finish on shutdown.
+    pub drain: Duration,
+}
+
+/// A bad environment value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {var}={value:?}: {reason}")]
+pub struct EnvError {
+    var: &'static str,
+    value: String,
+    reason: &'static str,
+}
+
+impl Env {
+    /// Reads the environment through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
+        let addr = |var: &'static str, default: &str| -> Result<SocketAddr, EnvError> {
+            let v = get(var).unwrap_or_else(|| default.to_owned());
+            v.parse().map_err(|_| EnvError {
+                var,
+                value: v,
+                reason: "expected an address such as 127.0.0.1:15001",
+            })
+        };
+        let mode = match get("MESH_PROXY_MODE").as_deref().unwrap_or("sidecar") {
+            "sidecar" => Mode::Sidecar,
+            "gateway" => Mode::Gateway,
+            other => {
+                return Err(EnvError {
+                    var: "MESH_PROXY_MODE",
+                    value: other.to_owned(),
+                    reason: "expected sidecar or gateway",
+                });
+            }
+        };
+        let config = get("MESH_PROXY_CONFIG")
+            .filter(|c| !c.is_empty())
+            .ok_or(EnvError {
+                var: "MESH_PROXY_CONFIG",
+                value: String::new(),
+                reason: "required: the proxy's YAML configuration file",
+            })?;
+        let access_log = match get("MESH_PROXY_ACCESS_LOG").as_deref().unwrap_or("true") {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            other => {
+                return Err(EnvError {
+                    var: "MESH_PROXY_ACCESS_LOG",
+                    value: other.to_owned(),
+                    reason: "expected true or false",
+                });
+            }
+        };
+        let drain = get("MESH_PROXY_DRAIN").unwrap_or_else(|| "5s".to_owned());
+        let drain = mesh_api::parse_duration(&drain).map_err(|_| EnvError {
+            var: "MESH_PROXY_DRAIN",
+            value: drain.clone(),
+            reason: "expected a duration such as 5s",
+        })?;
+        let gw = get("MESH_PROXY_GATEWAY_ADDRESS").unwrap_or_else(|| "0.0.0.0".to_owned());
+        Ok(Self {
+            mode,
+            config: PathBuf::from(config),
+            outbound: addr("MESH_PROXY_OUTBOUND", "127.0.0.1:15001")?,
+            inbound: addr("MESH_PROXY_INBOUND", "0.0.0.0:15006")?,
+            app: addr("MESH_PROXY_APP", "127.0.0.1:9080")?,
+            admin: addr("MESH_PROXY_ADMIN", "127.0.0.1:15000")?,
+            gateway_address: gw.parse().map_err(|_| EnvError {
+                var: "MESH_PROXY_GATEWAY_ADDRESS",
+                value: gw.clone(),
+                reason: "expected an IP address",
+            })?,
+            access_log,
+            drain,
+        })
+    }
+}
+
+/// The proxy's configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyFile {
+    /// Who this proxy serves.
+    pub workload: WorkloadSpec,
+    /// Services and endpoints.
+    #[serde(default)]
+    pub registry: Registry,
+    /// Istio resource files or directories (relative to this file).
+    #[serde(default)]
+    pub resources: Vec<PathBuf>,
+}
+
+/// The workload a proxy serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Workload name, e.g. `reviews-v2` (or `istio-ingressgateway`).
+    pub name: String,
+    /// Namespace (default `default`).
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Service account (for the SPIFFE identity).
+    #[serde(default)]
+    pub service_account: Option<String>,
+    /// Labels: `app`, `version`, `istio: ingressgateway`, ...
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The service this workload serves, for inbound metrics (default: the `app` label).
+    #[serde(default)]
+    pub service: Option<String>,
+}
+
+fn default_namespace() -> String {
+    "default".to_owned()
+}
+
+/// Why a configuration could not be loaded. The message names the file and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The proxy file is not valid YAML of the expected shape.
+    #[error("{path}: {message}")]
+    Parse {
+        /// File.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The Istio resources are invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A loaded, validated, compiled configuration.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The file's content.
+    pub file: ProxyFile,
+    /// The compiled routing table.
+    pub table: RouteTable,
+    /// Files read (watched for changes).
+    pub files: Vec<PathBuf>,
+}
+
+impl WorkloadSpec {
+    /// The metrics view of this workload.
+    pub fn workload(&self) -> Workload {
+        let label = |k: &str| {
+            self.labels
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| "unknown".to_owned())
+        };
+        Workload {
+            workload: self.name.clone(),
+            namespace: self.namespace.clone(),
+            principal: self.service_account.as_ref().map_or_else(
+                || "unknown".to_owned(),
+                |sa| format!("spiffe://cluster.local/ns/{}/sa/{sa}", self.namespace),
+            ),
+            app: label("app"),
+            version: label("version"),
+            cluster: "Kubernetes".to_owned(),
+        }
+    }
+}
+
+/// Reads the proxy file and its resources, validates and compiles them.
+pub fn load(path: &Path, mode: Mode) -> Result<Loaded, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let file: ProxyFile = serde_norway::from_str(&text).map_err(|e| LoadError::Parse {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut files = vec![path.to_owned()];
+    let mut texts = Vec::new();
+    for r in &file.resources {
+        let p = base.join(r);
+        let mut found = if p.is_dir() {
+            let entries = std::fs::read_dir(&p).map_err(|source| LoadError::Read {
+                path: p.display().to_string(),
+                source,
+            })?;
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect::<Vec<_>>()
+        } else {
+            vec![p]
+        };
+        found.sort();
+        for f in found {
+            let t = std::fs::read_to_string(&f).map_err(|source| LoadError::Read {
+                path: f.display().to_string(),
+                source,
+            })?;
+            texts.push((f.display().to_string(), t));
+            files.push(f);
+        }
+    }
+    let outcome = MeshConfig::load(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())))
+        .map_err(|e| LoadError::Invalid(e.to_string()))?;
+    for w in &outcome.warnings {
+        tracing::warn!(warning = %w, "Configuration warning.");
+    }
+    let labels: Vec<(&str, &str)> = file
+        .workload
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let scope = match mode {
+        Mode::Sidecar => ProxyScope::sidecar(&file.workload.namespace, &labels),
+        Mode::Gateway => ProxyScope::gateway(&file.workload.namespace, &labels),
+    };
+    let table = compile(&outcome.config, &scope);
+    Ok(Loaded { file, table, files })
+}

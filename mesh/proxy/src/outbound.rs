@@ -1,0 +1,749 @@
+//! The outbound listener: where the app's calls arrive (through `HTTP_PROXY`), and
+//! where Istio's client-side traffic management happens, in Envoy's order:
+//!
+//! 1. find the destination service from the request's authority;
+//! 2. pick the first route whose `match` accepts the request (none: 404 `NR`);
+//! 3. redirect / direct response, or pick a weighted destination;
+//! 4. fault injection: delay (`DI`), then abort (`FI`);
+//! 5. rewrite and header manipulation;
+//! 6. under the route timeout (`UT`): attempts with per-try timeouts, retries with
+//!    jittered backoff avoiding hosts already tried, load balancing, circuit breaking
+//!    (`UO`) and outlier detection;
+//! 7. relay the response; metrics and the access log are written when its body ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use mesh_api::matching::matches_any;
+use mesh_api::{CompiledRoute, RequestInfo, RouteAction};
+use tokio::time::Instant;
+
+use crate::access_log::Entry;
+use crate::body::{self, Observed, ProxyBody};
+use crate::breaker::Slot;
+use crate::cluster::{Cluster, ClusterKey};
+use crate::fault::{self, Abort};
+use crate::flags::{Flag, Flags};
+use crate::headers;
+use crate::lb::ActiveGuard;
+use crate::outlier::Outcome;
+use crate::respond::{self, LocalReply};
+use crate::retry::{self, Attempt};
+use crate::snapshot::{ClusterError, Snapshot};
+use crate::state::ProxyState;
+use crate::telemetry::{Reporter, RequestRecord, Security, ServiceName, Workload};
+
+/// Request bodies up to this size are buffered so a retry can resend them; larger or
+/// unsized bodies are streamed and get a single attempt (Linkerd does the same).
+pub const RETRY_BUFFER_LIMIT: usize = 64 * 1024;
+
+/// The two ends of the downstream connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client.
+    pub remote: SocketAddr,
+    /// Our listener.
+    pub local: SocketAddr,
+}
+
+/// What we learn about a request on its way through, for telemetry.
+#[derive(Debug)]
+struct Ctx {
+    start: Instant,
+    log: Entry,
+    flags: Flags,
+    service: ServiceName,
+    destination: Workload,
+}
+
+impl Ctx {
+    fn new(req: &Request<Incoming>, conn: ConnInfo) -> Self {
+        let h = req.headers();
+        let log = Entry {
+            start: Some(SystemTime::now()),
+            method: req.method().to_string(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+            protocol: format!("{:?}", req.version()),
+            forwarded_for: headers::text(h, "x-forwarded-for"),
+            user_agent: headers::text(h, "user-agent"),
+            request_id: headers::text(h, "x-request-id"),
+            downstream_local: conn.local.to_string(),
+            downstream_remote: conn.remote.to_string(),
+            ..Entry::default()
+        };
+        let unknown = ServiceName {
+            host: "unknown".into(),
+            name: "unknown".into(),
+            namespace: "unknown".into(),
+        };
+        Self {
+            start: Instant::now(),
+            log,
+            flags: Flags::none(),
+            service: unknown,
+            destination: Workload::unknown(),
+        }
+    }
+
+    fn local(&mut self, reply: LocalReply, cause: &str) -> Response<ProxyBody> {
+        if let (_, Some(flag), _) = reply.parts() {
+            self.flags.set(flag);
+        }
+        self.log.details = reply.details().to_owned();
+        respond::local(reply, cause)
+    }
+}
+
+/// Handles one request from the app. Never fails: every problem becomes a response.
+pub async fn handle(
+    state: Arc<ProxyState>,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Response<ProxyBody> {
+    let mut ctx = Ctx::new(&req, conn);
+    let resp = route(&state, req, &mut ctx).await;
+    finish(state, ctx, resp, Reporter::Source)
+}
+
+/// Wraps the response body so metrics and the access log are written when it ends.
+fn finish(
+    state: Arc<ProxyState>,
+    mut ctx: Ctx,
+    resp: Response<ProxyBody>,
+    reporter: Reporter,
+) -> Response<ProxyBody> {
+    let (parts, body) = resp.into_parts();
+    let code = parts.status.as_u16();
+    let done = move |bytes: u64| {
+        let elapsed = ctx.start.elapsed();
+        ctx.log.code = code;
+        ctx.log.flags = ctx.flags.to_string();
+        ctx.log.bytes_sent = bytes;
+        ctx.log.duration_ms = elapsed.as_millis() as u64;
+        if ctx.log.details.is_empty() {
+            ctx.log.details = "via_upstream".to_owned();
+        }
+        state.metrics.record_request(&RequestRecord {
+            reporter,
+            source: &state.me,
+            destination: &ctx.destination,
+            service: &ctx.service,
+            code,
+            flags: ctx.log.flags.clone(),
+            security: Security::Unknown,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            request_bytes: ctx.log.bytes_received,
+            response_bytes: bytes,
+        });
+        if state.access_log {
+            println!("{}", ctx.log);
+        }
+    };
+    Response::from_parts(parts, body::boxed(Observed::new(body, done)))
+}
+
+/// The authority a request is addressed to: absolute-form URI first (an `HTTP_PROXY`
+/// client), then the `Host` header (a gateway, or an app calling us directly).
+pub fn authority_of(parts: &Parts) -> Option<String> {
+    if let Some(a) = parts.uri.authority() {
+        return Some(a.as_str().to_owned());
+    }
+    parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Response<ProxyBody> {
+    let (mut parts, body) = req.into_parts();
+    if parts.method == Method::CONNECT {
+        return ctx.local(
+            LocalReply::BadRequest,
+            "CONNECT tunnels are not supported; send plain HTTP through HTTP_PROXY",
+        );
+    }
+    let Some(authority) = authority_of(&parts) else {
+        return ctx.local(LocalReply::BadRequest, "the request names no host");
+    };
+    ctx.log.authority = authority.clone();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    ctx.log.request_id = headers::ensure_request_id(&mut parts.headers);
+    if !parts.headers.contains_key(header::HOST)
+        && let Ok(v) = HeaderValue::from_str(&authority)
+    {
+        parts.headers.insert(header::HOST, v);
+    }
+
+    let snap = state.store.load();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let default_route;
+    let routes: &[CompiledRoute] = match snap.table.lookup(&authority) {
+        Some(service) => &service.routes,
+        None => {
+            let host = mesh_api::host::authority_to_host(&authority, &snap.table.namespace);
+            if snap.registry.service(&host).is_none() {
+                return passthrough(state, parts, body, &authority, &path, ctx).await;
+            }
+            default_route = [CompiledRoute::default_to(&host)];
+            &default_route
+        }
+    };
+    let info = RequestInfo {
+        method: parts.method.as_str(),
+        scheme: "http",
+        authority: &authority,
+        path: &path,
+        port: None,
+        headers: &parts.headers,
+    };
+    let Some(route) = routes.iter().find(|r| matches_any(&r.matches, &info)) else {
+        return ctx.local(
+            LocalReply::NoRoute,
+            &format!("no route for {authority}{path}"),
+        );
+    };
+    ctx.log.route_name = route.name.clone().unwrap_or_default();
+
+    let destinations = match &route.action {
+        RouteAction::Forward(d) => d,
+        RouteAction::Redirect(r) => return redirect(r, &parts, &authority, ctx),
+        RouteAction::DirectResponse(d) => return direct_response(d, ctx),
+        RouteAction::Delegate(_) => {
+            return ctx.local(LocalReply::NoRoute, "delegated routes are not supported");
+        }
+    };
+    let Some(dest) = destinations.pick(rand::random()) else {
+        return ctx.local(
+            LocalReply::NoRoute,
+            "every destination of the route has weight 0",
+        );
+    };
+    let (_, authority_port) = mesh_api::host::split_authority(&authority);
+    let key = ClusterKey {
+        host: dest.host.clone(),
+        subset: dest.subset.clone(),
+        port: dest
+            .port
+            .and_then(|p| u16::try_from(p).ok())
+            .or(authority_port),
+    };
+    ctx.service = service_name(&key.host);
+    ctx.log.upstream_cluster = key.to_string();
+
+    if let Some(f) = &route.fault {
+        let decision = fault::decide(f, &mut rand::rng());
+        if let Some(delay) = decision.delay {
+            ctx.flags.set(Flag::DelayInjected);
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(abort) = decision.abort {
+            ctx.flags.set(Flag::FaultInjected);
+            ctx.log.details = "fault_filter_abort".to_owned();
+            return aborted(abort);
+        }
+    }
+
+    // Rewrite and header manipulation happen on the copy we send.
+    if let Some(rw) = &route.rewrite {
+        rewrite(rw, route, &mut parts, &path);
+    }
+    headers::apply(
+        route.headers.as_ref().and_then(|h| h.request.as_ref()),
+        &mut parts.headers,
+    );
+    headers::apply(
+        dest.headers.as_ref().and_then(|h| h.request.as_ref()),
+        &mut parts.headers,
+    );
+
+    let cluster = match snap.cluster(&key) {
+        Ok(c) => c,
+        Err(e @ ClusterError::UnknownSubset { .. }) => {
+            return ctx.local(LocalReply::NoCluster, &e.to_string());
+        }
+        Err(e @ ClusterError::UnknownService(_)) => {
+            return ctx.local(LocalReply::NoHealthyUpstream, &e.to_string());
+        }
+    };
+    let body = match RequestBody::read(&parts, body).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ctx.local(
+                LocalReply::BadRequest,
+                &format!("reading the request body failed: {e}"),
+            );
+        }
+    };
+    ctx.log.bytes_received = body.len();
+    mirror(&snap, route, &parts, &body);
+
+    let attempts = attempts(&cluster, route, &parts, body, ctx);
+    let outcome = match route.timeout {
+        Some(t) => tokio::time::timeout(t, attempts)
+            .await
+            .unwrap_or(Err(LocalReply::Timeout)),
+        None => attempts.await,
+    };
+    let mut resp = match outcome {
+        Ok(resp) => resp,
+        Err(reply) => {
+            let cause = format!("{} ({})", reply.details(), cluster.name);
+            return ctx.local(reply, &cause);
+        }
+    };
+    headers::apply(
+        route.headers.as_ref().and_then(|h| h.response.as_ref()),
+        resp.headers_mut(),
+    );
+    headers::apply(
+        dest.headers.as_ref().and_then(|h| h.response.as_ref()),
+        resp.headers_mut(),
+    );
+    resp
+}
+
+/// The request body: buffered (replayable) when small and sized, streamed otherwise.
+enum RequestBody {
+    Buffered(Bytes),
+    Streaming(Option<Incoming>),
+}
+
+impl RequestBody {
+    async fn read(parts: &Parts, body: Incoming) -> Result<Self, crate::cluster::BoxError> {
+        let length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+        match (length, chunked) {
+            (Some(n), _) if n <= RETRY_BUFFER_LIMIT => Ok(Self::Buffered(
+                Limited::new(body, RETRY_BUFFER_LIMIT)
+                    .collect()
+                    .await?
+                    .to_bytes(),
+            )),
+            (None, false) => Ok(Self::Buffered(
+                Limited::new(body, RETRY_BUFFER_LIMIT)
+                    .collect()
+                    .await?
+                    .to_bytes(),
+            )),
+            _ => Ok(Self::Streaming(Some(body))),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Self::Buffered(b) => b.len() as u64,
+            Self::Streaming(_) => 0,
+        }
+    }
+
+    fn replayable(&self) -> bool {
+        matches!(self, Self::Buffered(_))
+    }
+
+    fn take(&mut self) -> ProxyBody {
+        match self {
+            Self::Buffered(b) => body::full(b.clone()),
+            Self::Streaming(s) => s.take().map_or_else(body::empty, body::boxed),
+        }
+    }
+}
+
+/// Builds the request for one attempt against `addr`.
+fn upstream_request(
+    parts: &Parts,
+    body: ProxyBody,
+    addr: SocketAddr,
+    attempt: u32,
+    keep_alive: bool,
+) -> Result<Request<ProxyBody>, http::Error> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(addr.to_string())
+        .path_and_query(path)
+        .build()?;
+    let mut req = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .body(body)?;
+    *req.headers_mut() = parts.headers.clone();
+    req.headers_mut()
+        .insert("x-envoy-attempt-count", HeaderValue::from(attempt));
+    if !keep_alive {
+        req.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(req)
+}
+
+/// Runs the attempts of one request: the first try, then retries as the route's policy
+/// allows. The breaker slot and the endpoint's in-flight mark stay with the response
+/// body until it ends.
+async fn attempts(
+    cluster: &Arc<Cluster>,
+    route: &CompiledRoute,
+    parts: &Parts,
+    mut body: RequestBody,
+    ctx: &mut Ctx,
+) -> Result<Response<ProxyBody>, LocalReply> {
+    let policy = &route.retry;
+    let max = if body.replayable() {
+        1 + policy.attempts
+    } else {
+        1
+    };
+    let mut tried = Vec::new();
+    for n in 1..=max {
+        if n > 1 {
+            tokio::time::sleep(retry::backoff_before(policy, n - 1)).await;
+        }
+        let avoid: &[SocketAddr] = if policy.retry_ignore_previous_hosts {
+            &tried
+        } else {
+            &[]
+        };
+        let Some(endpoint) = cluster
+            .balancer
+            .pick(&cluster.endpoints, avoid, Instant::now())
+        else {
+            return Err(LocalReply::NoHealthyUpstream);
+        };
+        tried.push(endpoint.addr);
+        let slot = cluster
+            .breaker
+            .admit()
+            .await
+            .map_err(|_| LocalReply::Overflow)?;
+        let active = endpoint.start_request();
+        ctx.log.upstream_host = endpoint.addr.to_string();
+        ctx.destination = Workload {
+            workload: or_unknown(&endpoint.meta.workload),
+            namespace: ctx.service.namespace.clone(),
+            principal: "unknown".to_owned(),
+            app: or_unknown(&endpoint.meta.app),
+            version: or_unknown(&endpoint.meta.version),
+            cluster: "Kubernetes".to_owned(),
+        };
+        let req = upstream_request(parts, body.take(), endpoint.addr, n, cluster.keep_alive)
+            .map_err(|_| LocalReply::BadRequest)?;
+        let started = Instant::now();
+        let sent = cluster.client.request(req);
+        let result = match policy.per_try_timeout {
+            Some(t) => tokio::time::timeout(t, sent).await.ok(),
+            None => Some(sent.await),
+        };
+        let (attempt, resp) = match result {
+            None => (Attempt::PerTryTimeout, None),
+            Some(Err(e)) if e.is_connect() => {
+                ctx.log.upstream_failure = root_cause(&e);
+                (Attempt::ConnectFailure, None)
+            }
+            Some(Err(e)) => {
+                ctx.log.upstream_failure = root_cause(&e);
+                (Attempt::Reset, None)
+            }
+            Some(Ok(r)) => {
+                let grpc_status = r
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                (
+                    Attempt::Response {
+                        status: r.status().as_u16(),
+                        grpc_status,
+                    },
+                    Some(r),
+                )
+            }
+        };
+        cluster.report(
+            &endpoint,
+            match attempt {
+                Attempt::Response { status, .. } => Outcome::Status(status),
+                Attempt::PerTryTimeout => Outcome::Status(504),
+                Attempt::ConnectFailure | Attempt::Reset => Outcome::ConnectFailure,
+            },
+        );
+        let retriable = retry::should_retry(policy, attempt);
+        if retriable && n < max {
+            continue;
+        }
+        if retriable && n > 1 {
+            ctx.flags.set(Flag::UpstreamRetryLimitExceeded);
+        }
+        return match (attempt, resp) {
+            (_, Some(r)) => Ok(relay(r, started, slot, active)),
+            (Attempt::ConnectFailure, None) => Err(LocalReply::ConnectFailure),
+            (Attempt::PerTryTimeout, None) => Err(LocalReply::Timeout),
+            (_, None) => Err(LocalReply::ConnectionTerminated),
+        };
+    }
+    Err(LocalReply::NoHealthyUpstream)
+}
+
+/// The upstream's response as we send it downstream.
+fn relay(
+    resp: Response<Incoming>,
+    started: Instant,
+    slot: Slot,
+    active: ActiveGuard,
+) -> Response<ProxyBody> {
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    parts.headers.insert(
+        "x-envoy-upstream-service-time",
+        HeaderValue::from(started.elapsed().as_millis() as u64),
+    );
+    let body = Observed::new(body::boxed(body), move |_| {
+        drop(slot);
+        drop(active);
+    });
+    Response::from_parts(parts, body::boxed(body))
+}
+
+fn or_unknown(s: &str) -> String {
+    if s.is_empty() {
+        "unknown".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// `reviews.default.svc.cluster.local` → name `reviews`, namespace `default`.
+fn service_name(host: &str) -> ServiceName {
+    let mut parts = host.split('.');
+    let name = parts.next().unwrap_or(host).to_owned();
+    let namespace = parts.next().unwrap_or("unknown").to_owned();
+    ServiceName {
+        host: host.to_owned(),
+        name,
+        namespace,
+    }
+}
+
+fn aborted(abort: Abort) -> Response<ProxyBody> {
+    match abort {
+        Abort::Http(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            respond::text(
+                status,
+                "fault filter abort",
+                "FI fault_filter_abort: injected by the route's fault",
+            )
+        }
+        Abort::Grpc(code) => {
+            let mut r = respond::text(
+                StatusCode::OK,
+                "",
+                "FI fault_filter_abort: injected by the route's fault",
+            );
+            r.headers_mut()
+                .insert("grpc-status", HeaderValue::from(code));
+            r
+        }
+    }
+}
+
+fn redirect(
+    r: &mesh_api::networking::virtual_service::HttpRedirect,
+    parts: &Parts,
+    authority: &str,
+    ctx: &mut Ctx,
+) -> Response<ProxyBody> {
+    let (host, port) = mesh_api::host::split_authority(authority);
+    let host = r.authority.clone().unwrap_or_else(|| host.to_owned());
+    let port = r
+        .port
+        .map(|p| format!(":{p}"))
+        .or_else(|| port.map(|p| format!(":{p}")))
+        .unwrap_or_default();
+    let scheme = r.scheme.clone().unwrap_or_else(|| "http".to_owned());
+    let path = r.uri.clone().unwrap_or_else(|| {
+        parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned()
+    });
+    let code = r
+        .redirect_code
+        .and_then(|c| u16::try_from(c).ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(StatusCode::MOVED_PERMANENTLY);
+    ctx.log.details = "direct_response".to_owned();
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = code;
+    if let Ok(v) = HeaderValue::from_str(&format!("{scheme}://{host}{port}{path}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn direct_response(
+    d: &mesh_api::networking::virtual_service::HttpDirectResponse,
+    ctx: &mut Ctx,
+) -> Response<ProxyBody> {
+    ctx.log.details = "direct_response".to_owned();
+    let text = d
+        .body
+        .as_ref()
+        .and_then(|b| b.string.clone())
+        .unwrap_or_default();
+    let mut resp = Response::new(body::full(text));
+    *resp.status_mut() = u16::try_from(d.status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    resp
+}
+
+/// `rewrite.uri` replaces the matched prefix when the route matched by prefix, else the
+/// whole path; `rewrite.authority` replaces the Host header.
+fn rewrite(
+    rw: &mesh_api::networking::virtual_service::HttpRewrite,
+    route: &CompiledRoute,
+    parts: &mut Parts,
+    path: &str,
+) {
+    if let Some(new) = &rw.uri {
+        let prefix = route
+            .matches
+            .iter()
+            .filter_map(|m| m.uri.as_ref().and_then(|u| u.prefix.clone()))
+            .find(|p| path.starts_with(p.as_str()));
+        let rewritten = match prefix {
+            Some(p) => format!("{new}{}", &path[p.len()..]),
+            None => new.clone(),
+        };
+        if let Ok(pq) = rewritten.parse::<http::uri::PathAndQuery>() {
+            let mut uri = parts.uri.clone().into_parts();
+            uri.path_and_query = Some(pq);
+            if let Ok(u) = Uri::from_parts(uri) {
+                parts.uri = u;
+            }
+        }
+    }
+    if let Some(auth) = &rw.authority
+        && let Ok(v) = HeaderValue::from_str(auth)
+    {
+        parts.headers.insert(header::HOST, v);
+    }
+}
+
+/// Fire-and-forget copies for the route's mirrors (buffered bodies only; the answers
+/// are discarded).
+fn mirror(snap: &Arc<Snapshot>, route: &CompiledRoute, parts: &Parts, body: &RequestBody) {
+    let RequestBody::Buffered(bytes) = body else {
+        return;
+    };
+    for m in &route.mirrors {
+        if m.percent < 100.0 && rand::random::<f64>() * 100.0 >= m.percent {
+            continue;
+        }
+        let key = ClusterKey {
+            host: m.destination.host.clone(),
+            subset: m.destination.subset.clone(),
+            port: None,
+        };
+        let Ok(cluster) = snap.cluster(&key) else {
+            continue;
+        };
+        let Some(endpoint) = cluster
+            .balancer
+            .pick(&cluster.endpoints, &[], Instant::now())
+        else {
+            continue;
+        };
+        let Ok(req) = upstream_request(
+            parts,
+            body::full(bytes.clone()),
+            endpoint.addr,
+            1,
+            cluster.keep_alive,
+        ) else {
+            continue;
+        };
+        tokio::spawn(async move {
+            if let Ok(resp) = cluster.client.request(req).await {
+                let _ = resp.into_body().collect().await;
+            }
+        });
+    }
+}
+
+/// A host outside the registry: forwarded as is (Istio's `ALLOW_ANY` outbound policy).
+async fn passthrough(
+    state: &ProxyState,
+    parts: Parts,
+    body: Incoming,
+    authority: &str,
+    path: &str,
+    ctx: &mut Ctx,
+) -> Response<ProxyBody> {
+    ctx.log.upstream_cluster = "PassthroughCluster".to_owned();
+    ctx.service = ServiceName {
+        host: authority.to_owned(),
+        name: authority.to_owned(),
+        namespace: "unknown".to_owned(),
+    };
+    let uri = match format!("http://{authority}{path}").parse::<Uri>() {
+        Ok(u) => u,
+        Err(_) => {
+            return ctx.local(
+                LocalReply::BadRequest,
+                "the request's host is not a valid authority",
+            );
+        }
+    };
+    let mut req = Request::from_parts(parts, body::boxed(body));
+    *req.uri_mut() = uri;
+    match state.passthrough.request(req).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            headers::strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, body::boxed(body))
+        }
+        Err(e) if e.is_connect() => {
+            ctx.log.upstream_failure = root_cause(&e);
+            ctx.local(
+                LocalReply::ConnectFailure,
+                &format!("connecting to {authority} failed"),
+            )
+        }
+        Err(e) => {
+            ctx.log.upstream_failure = root_cause(&e);
+            ctx.local(
+                LocalReply::ConnectionTerminated,
+                &format!("{authority} closed the connection"),
+            )
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The configuration a proxy runs with, swapped atomically.
+//!
+//! A [`Snapshot`] is immutable routing (the compiled table) plus the registry; clusters
+//! are built from it lazily, the first time a request needs them. A new configuration is
+//! a new snapshot: requests in flight keep the `Arc` of the one they started with, new
+//! requests see the new one, and nothing is dropped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use mesh_api::{EffectivePolicy, RouteTable};
+use serde::Serialize;
+
+use crate::cluster::{Cluster, ClusterKey};
+use crate::registry::Registry;
+
+/// Why no cluster could be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// The host is not in the registry.
+    #[error("no service {0} in the registry")]
+    UnknownService(String),
+    /// The route names a subset that no DestinationRule defines.
+    #[error("subset {subset:?} of {host} is not defined by any DestinationRule")]
+    UnknownSubset {
+        /// Qualified host.
+        host: String,
+        /// Subset name.
+        subset: String,
+    },
+}
+
+/// One version of the proxy's configuration.
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    /// Version label (from the control plane, or a counter of file reloads).
+    pub version: String,
+    /// Compiled routing.
+    pub table: RouteTable,
+    /// Services and endpoints.
+    pub registry: Registry,
+    #[serde(skip)]
+    clusters: Mutex<HashMap<ClusterKey, Arc<Cluster>>>,
+}
+
+impl Snapshot {
+    /// A snapshot of `table` and `registry`.
+    pub fn new(version: impl Into<String>, table: RouteTable, registry: Registry) -> Self {
+        Self {
+            version: version.into(),
+            table,
+            registry,
+            clusters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cluster for `key`, built on first use.
+    pub fn cluster(&self, key: &ClusterKey) -> Result<Arc<Cluster>, ClusterError> {
+        if let Ok(clusters) = self.clusters.lock()
+            && let Some(c) = clusters.get(key)
+        {
+            return Ok(c.clone());
+        }
+        let service = self
+            .registry
+            .service(&key.host)
+            .ok_or_else(|| ClusterError::UnknownService(key.host.clone()))?;
+        let compiled = self.table.destination(&key.host);
+        let (labels, policy) = match (&key.subset, compiled) {
+            (None, Some(c)) => (
+                BTreeMap::new(),
+                c.policy_for(None, key.port.map(u32::from)).clone(),
+            ),
+            (None, None) => (BTreeMap::new(), EffectivePolicy::default()),
+            (Some(subset), compiled) => {
+                let found = compiled.and_then(|c| c.subsets.get(subset).map(|s| (c, s)));
+                let Some((c, s)) = found else {
+                    return Err(ClusterError::UnknownSubset {
+                        host: key.host.clone(),
+                        subset: subset.clone(),
+                    });
+                };
+                (
+                    s.labels.clone(),
+                    c.policy_for(Some(subset), key.port.map(u32::from)).clone(),
+                )
+            }
+        };
+        let cluster = Arc::new(Cluster::build(key, service, &labels, &policy));
+        if let Ok(mut clusters) = self.clusters.lock() {
+            return Ok(clusters.entry(key.clone()).or_insert(cluster).clone());
+        }
+        Ok(cluster)
+    }
+}
+
+/// Holds the current snapshot.
+#[derive(Debug)]
+pub struct Store(RwLock<Arc<Snapshot>>);
+
+impl Store {
+    /// A store starting with `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self(RwLock::new(Arc::new(snapshot)))
+    }
+
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<Snapshot> {
+        match self.0.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the current snapshot.
+    pub fn store(&self, snapshot: Snapshot) {
+        let new = Arc::new(snapshot);
+        match self.0.write() {
+            Ok(mut s) => *s = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! State shared by the proxy's listeners: the current configuration, who we are, and
+//! the telemetry sinks.
+
+use prometheus_client::registry::Registry;
+
+use crate::cluster::{UpstreamClient, client};
+use crate::snapshot::Store;
+use crate::telemetry::{IstioMetrics, Workload};
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct ProxyState {
+    /// Current configuration.
+    pub store: Store,
+    /// This proxy's workload (the source of outbound calls, the destination of inbound ones).
+    pub me: Workload,
+    /// Istio metrics.
+    pub metrics: IstioMetrics,
+    /// The Prometheus registry behind `/stats/prometheus`.
+    pub registry: Registry,
+    /// Print an Envoy-style access log line per request.
+    pub access_log: bool,
+    /// Client for hosts outside the registry (Istio's `ALLOW_ANY` passthrough).
+    pub passthrough: UpstreamClient,
+}
+
+impl ProxyState {
+    /// State with fresh metrics.
+    pub fn new(store: Store, me: Workload, access_log: bool) -> Self {
+        let mut registry = Registry::default();
+        let metrics = IstioMetrics::register(&mut registry);
+        Self {
+            store,
+            me,
+            metrics,
+            registry,
+            access_log,
+            passthrough: client(mesh_api::defaults::DEFAULT_CONNECT_TIMEOUT, true, None),
+        }
+    }
+}
