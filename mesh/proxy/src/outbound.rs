@@ -110,46 +110,74 @@ pub async fn handle(
     req: Request<Incoming>,
     conn: ConnInfo,
 ) -> Response<ProxyBody> {
-    let mut ctx = Ctx::new(&req, conn);
-    let resp = route(&state, req, &mut ctx).await;
-    finish(state, ctx, resp, Reporter::Source)
+    let mut pending = Pending {
+        state,
+        ctx: Some(Ctx::new(&req, conn)),
+    };
+    let resp = match pending.ctx.as_mut() {
+        Some(ctx) => route(&pending.state, req, ctx).await,
+        None => respond::local(LocalReply::BadRequest, "internal: request context missing"),
+    };
+    pending.finish(resp)
 }
 
-/// Wraps the response body so metrics and the access log are written when it ends.
-fn finish(
+/// A request whose telemetry is not written yet. If the client goes away before we
+/// answer (the future is dropped), it is still recorded, with code 0 and flag `DC`,
+/// as Envoy does: that is how a cancelled call shows up in the metrics.
+struct Pending {
     state: Arc<ProxyState>,
-    mut ctx: Ctx,
-    resp: Response<ProxyBody>,
-    reporter: Reporter,
-) -> Response<ProxyBody> {
-    let (parts, body) = resp.into_parts();
-    let code = parts.status.as_u16();
-    let done = move |bytes: u64| {
-        let elapsed = ctx.start.elapsed();
-        ctx.log.code = code;
-        ctx.log.flags = ctx.flags.to_string();
-        ctx.log.bytes_sent = bytes;
-        ctx.log.duration_ms = elapsed.as_millis() as u64;
-        if ctx.log.details.is_empty() {
-            ctx.log.details = "via_upstream".to_owned();
+    ctx: Option<Ctx>,
+}
+
+impl Pending {
+    /// Wraps the response body so metrics and the access log are written when it ends.
+    fn finish(mut self, resp: Response<ProxyBody>) -> Response<ProxyBody> {
+        let Some(ctx) = self.ctx.take() else {
+            return resp;
+        };
+        let state = self.state.clone();
+        let (parts, body) = resp.into_parts();
+        let code = parts.status.as_u16();
+        let done = move |bytes: u64| record(&state, ctx, code, bytes);
+        Response::from_parts(parts, body::boxed(Observed::new(body, done)))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut ctx) = self.ctx.take() {
+            ctx.flags.set(Flag::DownstreamConnectionTermination);
+            ctx.log.details = "downstream_remote_disconnect".to_owned();
+            record(&self.state, ctx, 0, 0);
         }
-        state.metrics.record_request(&RequestRecord {
-            reporter,
-            source: &state.me,
-            destination: &ctx.destination,
-            service: &ctx.service,
-            code,
-            flags: ctx.log.flags.clone(),
-            security: Security::Unknown,
-            duration_ms: elapsed.as_secs_f64() * 1000.0,
-            request_bytes: ctx.log.bytes_received,
-            response_bytes: bytes,
-        });
-        if state.access_log {
-            println!("{}", ctx.log);
-        }
-    };
-    Response::from_parts(parts, body::boxed(Observed::new(body, done)))
+    }
+}
+
+/// Writes the metrics and the access log line of a finished request.
+fn record(state: &ProxyState, mut ctx: Ctx, code: u16, bytes: u64) {
+    let elapsed = ctx.start.elapsed();
+    ctx.log.code = code;
+    ctx.log.flags = ctx.flags.to_string();
+    ctx.log.bytes_sent = bytes;
+    ctx.log.duration_ms = elapsed.as_millis() as u64;
+    if ctx.log.details.is_empty() {
+        ctx.log.details = "via_upstream".to_owned();
+    }
+    state.metrics.record_request(&RequestRecord {
+        reporter: Reporter::Source,
+        source: &state.me,
+        destination: &ctx.destination,
+        service: &ctx.service,
+        code,
+        flags: ctx.log.flags.clone(),
+        security: Security::Unknown,
+        duration_ms: elapsed.as_secs_f64() * 1000.0,
+        request_bytes: ctx.log.bytes_received,
+        response_bytes: bytes,
+    });
+    if state.access_log {
+        println!("{}", ctx.log);
+    }
 }
 
 /// The authority a request is addressed to: absolute-form URI first (an `HTTP_PROXY`

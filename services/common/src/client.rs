@@ -6,23 +6,30 @@
 
 use std::time::Duration;
 
+/// Which proxy outbound calls go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proxy {
+    /// `HTTP_PROXY` / `NO_PROXY` from the environment: in the mesh, the local sidecar.
+    FromEnvironment,
+    /// No proxy. Tests use it so a proxy set on the machine cannot capture their calls.
+    Direct,
+    /// This proxy URL for every call (tests that put a sidecar in front of a service).
+    Via(String),
+}
+
 /// How the client is built.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Reuse connections between calls. productpage turns this off, as the original
     /// does, so that every page is routed independently even without a mesh.
     pub keep_alive: bool,
-    /// Read `HTTP_PROXY` / `NO_PROXY` from the environment. Tests turn this off so a
-    /// proxy set on the machine cannot hijack calls to their loopback fakes.
-    pub env_proxy: bool,
+    /// Which proxy to use.
+    pub proxy: Proxy,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        Self {
-            keep_alive: true,
-            env_proxy: true,
-        }
+        Self { keep_alive: true, proxy: Proxy::FromEnvironment }
     }
 }
 
@@ -42,8 +49,10 @@ pub fn build(opts: ClientOptions) -> Result<reqwest::Client, reqwest::Error> {
     } else {
         b = b.pool_idle_timeout(Duration::from_secs(30));
     }
-    if !opts.env_proxy {
-        b = b.no_proxy();
+    match opts.proxy {
+        Proxy::FromEnvironment => {}
+        Proxy::Direct => b = b.no_proxy(),
+        Proxy::Via(url) => b = b.no_proxy().proxy(reqwest::Proxy::all(url)?),
     }
     b.build()
 }

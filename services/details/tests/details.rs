@@ -18,7 +18,7 @@ fn state(env: &[(&str, &str)]) -> Arc<AppState> {
     let config = Config::from_lookup(&env, None).unwrap();
     let client = bookinfo_common::client::build(bookinfo_common::client::ClientOptions {
         keep_alive: true,
-        env_proxy: false,
+        proxy: bookinfo_common::client::Proxy::Direct,
     })
     .unwrap();
     Arc::new(AppState { config, client })

@@ -10,14 +10,7 @@ use crate::config::Config;
 use crate::session::{SessionKey, SessionKeyError};
 use crate::upstream::{Backends, ResultLabels};
 
-/// Whether outbound calls honour `HTTP_PROXY` / `NO_PROXY`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proxy {
-    /// Honour the environment: in the mesh, `HTTP_PROXY` points at the sidecar.
-    FromEnvironment,
-    /// Connect directly (tests, so a proxy set on the machine cannot capture them).
-    Direct,
-}
+pub use bookinfo_common::client::Proxy;
 
 /// The state could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +40,7 @@ impl AppState {
     pub fn new(config: &Config, proxy: Proxy) -> Result<Self, StateError> {
         let client = client::build(ClientOptions {
             keep_alive: config.keep_alive,
-            env_proxy: proxy == Proxy::FromEnvironment,
+            proxy,
         })?;
         let results = Family::<ResultLabels, _>::default();
         let mut metrics = Metrics::new();

@@ -38,7 +38,7 @@ async fn serves_ratings_health_and_posted_overrides() {
     let addr = spawn(Version::V1).await;
     let http = client::build(ClientOptions {
         keep_alive: true,
-        env_proxy: false,
+        proxy: bookinfo_common::client::Proxy::Direct,
     })
     .unwrap();
 

@@ -58,7 +58,7 @@ fn state(env: &[(&str, &str)], ratings: Option<std::net::SocketAddr>) -> Arc<App
 fn build(config: Config) -> Arc<AppState> {
     let client = bookinfo_common::client::build(bookinfo_common::client::ClientOptions {
         keep_alive: true,
-        env_proxy: false,
+        proxy: bookinfo_common::client::Proxy::Direct,
     })
     .unwrap();
     Arc::new(AppState { config, client })

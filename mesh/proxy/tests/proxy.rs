@@ -1,0 +1,286 @@
+//! One sidecar in front of small fake upstreams: retries, circuit breaking, outlier
+//! detection, and bad input on both sides.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use mesh_proxy::config::{Env, Mode};
+use mesh_proxy::run::{Running, start};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+static DIRS: AtomicU32 = AtomicU32::new(0);
+
+/// A sidecar whose registry has one service `svc` with `endpoints`, and `rules` (YAML).
+async fn sidecar(endpoints: &[(SocketAddr, &str)], rules: &str) -> (Running, reqwest::Client) {
+    bookinfo_common::client::install_crypto_provider();
+    let dir = std::env::temp_dir().join(format!(
+        "mesh-proxy-unit-{}-{}",
+        std::process::id(),
+        DIRS.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let eps: String = endpoints
+        .iter()
+        .map(|(a, v)| format!("    - address: {a}\n      labels: {{app: svc, version: {v}}}\n      workload: svc-{v}\n"))
+        .collect();
+    std::fs::write(dir.join("rules.yaml"), rules).unwrap();
+    std::fs::write(
+        dir.join("proxy.yaml"),
+        format!("workload:\n  name: client-v1\n  labels: {{app: client, version: v1}}\nregistry:\n  services:\n  - name: svc\n    ports: [80]\n    endpoints:\n{eps}resources: [rules.yaml]\n"),
+    )
+    .unwrap();
+    let lo = SocketAddr::from(([127, 0, 0, 1], 0));
+    let env = Env {
+        mode: Mode::Sidecar,
+        config: dir.join("proxy.yaml"),
+        outbound: lo,
+        inbound: lo,
+        app: lo,
+        admin: lo,
+        gateway_address: [127, 0, 0, 1].into(),
+        access_log: false,
+        drain: Duration::from_millis(50),
+    };
+    let running = start(&env).await.unwrap();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .proxy(reqwest::Proxy::http(format!("http://{}", running.outbound.unwrap())).unwrap())
+        .build()
+        .unwrap();
+    (running, client)
+}
+
+/// A fake upstream answering with `answer(n)` for its n-th request (0-based).
+async fn upstream(
+    answer: impl Fn(u32) -> (StatusCode, Duration) + Send + Sync + 'static,
+) -> (SocketAddr, Arc<AtomicU32>) {
+    let count = Arc::new(AtomicU32::new(0));
+    let c = count.clone();
+    let answer = Arc::new(answer);
+    let router = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let (c, answer) = (c.clone(), answer.clone());
+        async move {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            let (status, delay) = answer(n);
+            tokio::time::sleep(delay).await;
+            let attempt = headers
+                .get("x-envoy-attempt-count")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned();
+            (status, attempt)
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (addr, count)
+}
+
+const ROUTE_ALL: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: svc}\nspec:\n  hosts: [svc]\n  http:\n  - route:\n    - destination: {host: svc}\n";
+
+#[tokio::test]
+async fn default_retries_recover_from_a_503() {
+    let (addr, count) = upstream(|n| {
+        (
+            if n == 0 {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            },
+            Duration::ZERO,
+        )
+    })
+    .await;
+    let (_proxy, client) = sidecar(&[(addr, "v1")], ROUTE_ALL).await;
+    let resp = client.get("http://svc/x").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "2",
+        "the second attempt carries x-envoy-attempt-count: 2"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_500_is_not_retried_by_default_but_is_with_5xx() {
+    let (addr, count) = upstream(|_| (StatusCode::INTERNAL_SERVER_ERROR, Duration::ZERO)).await;
+    let (_proxy, client) = sidecar(&[(addr, "v1")], ROUTE_ALL).await;
+    assert_eq!(
+        client.get("http://svc/").send().await.unwrap().status(),
+        500
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    let (addr, count) = upstream(|_| (StatusCode::INTERNAL_SERVER_ERROR, Duration::ZERO)).await;
+    let rules = format!("{ROUTE_ALL}    retries: {{attempts: 3, retryOn: 5xx}}\n");
+    let (proxy, client) = sidecar(&[(addr, "v1")], &rules).await;
+    assert_eq!(
+        client.get("http://svc/").send().await.unwrap().status(),
+        500
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 4, "1 try + 3 retries");
+    let stats = reqwest::get(format!("http://{}/stats/prometheus", proxy.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        stats.contains(r#"response_code="500",response_flags="URX""#),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn connect_failures_are_503_uf_urx() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (_proxy, client) = sidecar(&[(closed, "v1")], ROUTE_ALL).await;
+    let resp = client.get("http://svc/").send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let diag = resp.headers()["x-mesh-error"].to_str().unwrap().to_owned();
+    assert!(diag.starts_with("UF "), "{diag}");
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("reset reason: connection failure")
+    );
+}
+
+#[tokio::test]
+async fn circuit_breaker_overflows_with_503_uo() {
+    let (addr, _) = upstream(|_| (StatusCode::OK, Duration::from_millis(200))).await;
+    let rules = format!(
+        "{ROUTE_ALL}---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: svc}}\nspec:\n  host: svc\n  trafficPolicy:\n    connectionPool:\n      tcp: {{maxConnections: 1}}\n      http: {{http1MaxPendingRequests: 1, maxRequestsPerConnection: 1}}\n"
+    );
+    let (_proxy, client) = sidecar(&[(addr, "v1")], &rules).await;
+    let calls = (0..6).map(|_| {
+        let c = client.clone();
+        tokio::spawn(async move {
+            let r = c.get("http://svc/").send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("x-mesh-error")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            )
+        })
+    });
+    let mut ok = 0;
+    let mut overflow = 0;
+    // Spawn all calls before awaiting any, so they really are concurrent.
+    let calls: Vec<_> = calls.collect();
+    for c in calls {
+        match c.await.unwrap() {
+            (200, _) => ok += 1,
+            (503, Some(d)) if d.starts_with("UO ") => overflow += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(ok >= 2 && overflow >= 1, "{ok} ok, {overflow} overflowed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn outlier_detection_ejects_a_failing_endpoint_and_readmits_it() {
+    let (bad, bad_count) = upstream(|_| (StatusCode::INTERNAL_SERVER_ERROR, Duration::ZERO)).await;
+    let (good, _) = upstream(|_| (StatusCode::OK, Duration::ZERO)).await;
+    let rules = format!(
+        "{ROUTE_ALL}    retries: {{attempts: 0}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: svc}}\nspec:\n  host: svc\n  trafficPolicy:\n    loadBalancer: {{simple: ROUND_ROBIN}}\n    outlierDetection: {{consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}}\n"
+    );
+    let (_proxy, client) = sidecar(&[(bad, "v1"), (good, "v2")], &rules).await;
+    for _ in 0..4 {
+        client.get("http://svc/").send().await.unwrap();
+    }
+    let after_ejection = bad_count.load(Ordering::SeqCst);
+    assert_eq!(after_ejection, 1, "one 500 ejects the bad endpoint");
+    for _ in 0..10 {
+        assert_eq!(
+            client.get("http://svc/").send().await.unwrap().status(),
+            200
+        );
+    }
+    assert_eq!(
+        bad_count.load(Ordering::SeqCst),
+        1,
+        "no traffic while ejected"
+    );
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    for _ in 0..4 {
+        client.get("http://svc/").send().await.unwrap();
+    }
+    assert!(
+        bad_count.load(Ordering::SeqCst) > 1,
+        "readmitted after the ejection time"
+    );
+}
+
+#[tokio::test]
+async fn no_route_is_404_nr_and_unknown_subset_is_503() {
+    let (addr, _) = upstream(|_| (StatusCode::OK, Duration::ZERO)).await;
+    let rules = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: svc}\nspec:\n  hosts: [svc]\n  http:\n  - match: [{uri: {prefix: /api}}]\n    route:\n    - destination: {host: svc, subset: v9}\n";
+    let (_proxy, client) = sidecar(&[(addr, "v1")], rules).await;
+    let r = client.get("http://svc/other").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.headers()["x-mesh-error"]
+            .to_str()
+            .unwrap()
+            .starts_with("NR ")
+    );
+    let r = client.get("http://svc/api").send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        503,
+        "deleting the DestinationRule breaks subset routes, as in Istio"
+    );
+}
+
+#[tokio::test]
+async fn garbage_from_clients_and_upstreams_never_stops_the_proxy() {
+    // An upstream that answers every connection with garbage.
+    let garbage = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let garbage_addr = garbage.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = garbage.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"\x00\x01garbage\r\n\r\n").await;
+            });
+        }
+    });
+    let (proxy, client) = sidecar(&[(garbage_addr, "v1")], ROUTE_ALL).await;
+    let r = client.get("http://svc/").send().await.unwrap();
+    assert!(r.status().is_server_error(), "{}", r.status());
+
+    // Clients sending garbage get an error or a closed connection, nothing more.
+    for junk in [
+        &b"\x16\x03\x01\x00\xff garbage"[..],
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"NOT HTTP AT ALL\r\n\r\n",
+        b"GET http://svc/ HTTP/1.1\r\nHost: svc\r\nContent-Length: x\r\n\r\n",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(proxy.outbound.unwrap())
+            .await
+            .unwrap();
+        s.write_all(junk).await.unwrap();
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
+    }
+    let health = reqwest::get(format!("http://{}/ready", proxy.admin))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let r = client.get("http://svc/").send().await.unwrap();
+    assert!(r.status().is_server_error(), "still serving after the junk");
+}
