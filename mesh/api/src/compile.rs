@@ -138,6 +138,11 @@ pub struct CompiledRoute {
     pub headers: Option<Headers>,
     /// CORS.
     pub cors: Option<CorsPolicy>,
+    /// For routes added by a fault lease: when the lease ends, in milliseconds since the
+    /// Unix epoch. Proxies skip the route from then on, so a fault cannot outlive its
+    /// lease even if the control plane that pushed it is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<u64>,
 }
 
 /// What a route does.
@@ -244,6 +249,7 @@ impl CompiledRoute {
             rewrite: None,
             headers: None,
             cors: None,
+            expires_at_ms: None,
         }
     }
 
@@ -290,6 +296,7 @@ impl CompiledRoute {
             rewrite: route.rewrite.clone(),
             headers: route.headers.clone(),
             cors: route.cors_policy.clone(),
+            expires_at_ms: None,
         }
     }
 }
@@ -328,7 +335,25 @@ pub fn select_route<'s>(
     service: &'s CompiledService,
     req: &RequestInfo<'_>,
 ) -> Option<&'s CompiledRoute> {
-    service.routes.iter().find(|r| matches_any(&r.matches, req))
+    let now = now_ms();
+    service
+        .routes
+        .iter()
+        .find(|r| r.is_live(now) && matches_any(&r.matches, req))
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl CompiledRoute {
+    /// Whether the route is in force at `now_ms` (routes without a lease always are).
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_none_or(|t| now_ms < t)
+    }
 }
 
 impl RouteTable {

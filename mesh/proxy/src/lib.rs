@@ -17,9 +17,11 @@ pub mod inbound;
 pub mod lb;
 pub mod outbound;
 pub mod outlier;
-pub mod registry;
 pub mod respond;
 pub mod retry;
+
+/// The registry types live in `mesh-api`, shared with the control plane.
+pub use mesh_api::registry;
 pub mod run;
 pub mod server;
 pub mod snapshot;

@@ -239,7 +239,11 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
         port: None,
         headers: &parts.headers,
     };
-    let Some(route) = routes.iter().find(|r| matches_any(&r.matches, &info)) else {
+    let now = mesh_api::compile::now_ms();
+    let Some(route) = routes
+        .iter()
+        .find(|r| r.is_live(now) && matches_any(&r.matches, &info))
+    else {
         return ctx.local(
             LocalReply::NoRoute,
             &format!("no route for {authority}{path}"),

@@ -1,6 +1,6 @@
-//! The service registry a proxy knows: services, their ports and their endpoints with
-//! labels. In a static setup it comes from the proxy's config file; the control plane
-//! pushes the same structure.
+//! The service registry: services, their ports and their endpoints with labels. In a
+//! static setup it comes from a proxy's config file; the control plane builds it from
+//! registered workloads and pushes it to every proxy with the routing table.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
