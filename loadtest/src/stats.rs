@@ -1,0 +1,554 @@
+//! Recording: whole-run HdrHistograms (corrected and raw), counters, status codes, errors by
+//! kind, a per-second time series and the rolling window the steady-state endpoint serves.
+//!
+//! Everything sits behind one mutex held for a few hundred nanoseconds per request; the
+//! network round trip dwarfs it, and a single lock keeps the per-second view consistent.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::time::Instant;
+
+/// Why a request failed without a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// TCP connect or HTTP handshake failed (refused, unreachable, connect timeout).
+    Connect,
+    /// No complete response within `--timeout`.
+    Timeout,
+    /// The connection was reset or closed mid-request, or another I/O error.
+    Io,
+    /// The peer spoke invalid HTTP.
+    Protocol,
+    /// Bookinfo `POST /login` did not yield a session cookie.
+    Login,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Io => "io",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Login => "login",
+        }
+    }
+}
+
+/// The result of one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    Status(u16),
+    Error(ErrorKind),
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub count: u64,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            count: h.len(),
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p99_9: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// One second of the run (by the time things happened, relative to the start).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SecondSummary {
+    /// Seconds since the start (this entry covers `[second, second + 1)`).
+    pub second: u64,
+    /// Requests the plan scheduled in this second.
+    pub intended: u64,
+    /// `intended` over the part of this second the run covered.
+    pub requested_rps: f64,
+    /// Requests actually sent in this second.
+    pub started: u64,
+    /// Responses received (any status) in this second.
+    pub completed: u64,
+    /// Responses per second: `completed` over the part of this second the run covered (the
+    /// last second of a run is usually partial).
+    pub achieved_rps: f64,
+    pub errors: u64,
+    /// Responses with status >= 500.
+    pub server_errors: u64,
+    pub dropped: u64,
+    pub corrected: SecondLatency,
+    pub raw: SecondLatency,
+}
+
+/// Per-second latency percentiles, milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct SecondLatency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+impl SecondLatency {
+    fn of(h: &Histogram<u64>) -> Self {
+        let p = Percentiles::of(h);
+        SecondLatency {
+            p50: p.p50,
+            p90: p.p90,
+            p99: p.p99,
+        }
+    }
+}
+
+/// Steady-state figures over the last window (what `GET /api/v1/window` returns).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WindowSummary {
+    /// Seconds covered (complete seconds only, once one has elapsed).
+    pub window_s: f64,
+    pub elapsed_s: f64,
+    pub count: u64,
+    pub requested_rps: f64,
+    pub achieved_rps: f64,
+    /// (transport errors + responses >= 500) / (responses + transport errors).
+    pub error_ratio: f64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub status: BTreeMap<String, u64>,
+}
+
+struct Bucket {
+    second: u64,
+    intended: u64,
+    started: u64,
+    completed: u64,
+    errors: u64,
+    server_errors: u64,
+    dropped: u64,
+    status: BTreeMap<u16, u64>,
+    corrected: Histogram<u64>,
+    raw: Histogram<u64>,
+}
+
+impl Bucket {
+    fn new(second: u64) -> Self {
+        Bucket {
+            second,
+            intended: 0,
+            started: 0,
+            completed: 0,
+            errors: 0,
+            server_errors: 0,
+            dropped: 0,
+            status: BTreeMap::new(),
+            corrected: histogram(),
+            raw: histogram(),
+        }
+    }
+
+    /// Summary of this second; `span` is how much of it the run covered, in seconds.
+    fn summary(&self, span: f64) -> SecondSummary {
+        SecondSummary {
+            second: self.second,
+            intended: self.intended,
+            requested_rps: per_second(self.intended, span),
+            started: self.started,
+            completed: self.completed,
+            achieved_rps: per_second(self.completed, span),
+            errors: self.errors,
+            server_errors: self.server_errors,
+            dropped: self.dropped,
+            corrected: SecondLatency::of(&self.corrected),
+            raw: SecondLatency::of(&self.raw),
+        }
+    }
+}
+
+fn per_second(n: u64, span: f64) -> f64 {
+    if span > 0.0 { n as f64 / span } else { 0.0 }
+}
+
+// 3 significant figures is always a valid setting, so this cannot fail.
+#[allow(clippy::unwrap_used)]
+fn histogram() -> Histogram<u64> {
+    // Auto-resizing, 3 significant digits, microsecond values: grows only as far as needed.
+    Histogram::new(3).unwrap()
+}
+
+/// Totals of a finished (or running) run.
+#[derive(Debug, Clone)]
+pub struct Totals {
+    pub intended: u64,
+    pub started: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub status: BTreeMap<u16, u64>,
+    pub error_kinds: BTreeMap<ErrorKind, u64>,
+    pub corrected: Percentiles,
+    pub raw: Percentiles,
+    pub series: Vec<SecondSummary>,
+}
+
+struct Inner {
+    start: Option<Instant>,
+    intended: u64,
+    started: u64,
+    completed: u64,
+    errors: u64,
+    dropped: u64,
+    status: BTreeMap<u16, u64>,
+    error_kinds: BTreeMap<ErrorKind, u64>,
+    corrected: Histogram<u64>,
+    raw: Histogram<u64>,
+    live: VecDeque<Bucket>,
+    done: Vec<SecondSummary>,
+}
+
+/// Thread-safe run recorder, shared by the workers, the progress bar and the window endpoint.
+pub struct Recorder {
+    inner: Mutex<Inner>,
+    window: Duration,
+}
+
+impl Recorder {
+    /// A recorder whose rolling window covers `window` (rounded up to whole seconds).
+    pub fn new(window: Duration) -> Self {
+        Recorder {
+            inner: Mutex::new(Inner {
+                start: None,
+                intended: 0,
+                started: 0,
+                completed: 0,
+                errors: 0,
+                dropped: 0,
+                status: BTreeMap::new(),
+                error_kinds: BTreeMap::new(),
+                corrected: histogram(),
+                raw: histogram(),
+                live: VecDeque::new(),
+                done: Vec::new(),
+            }),
+            window: window.max(Duration::from_secs(1)),
+        }
+    }
+
+    fn window_secs(&self) -> u64 {
+        self.window.as_secs_f64().ceil() as u64
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the counters half-updated in a way
+        // that matters for a report, so a poisoned lock is simply taken over.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the start of the run; seconds in the time series count from here.
+    pub fn start(&self, at: Instant) {
+        self.lock().start = Some(at);
+    }
+
+    /// Start instant, once the run has begun.
+    pub fn started_at(&self) -> Option<Instant> {
+        self.lock().start
+    }
+
+    fn bucket(inner: &mut Inner, keep: u64, at: Instant) -> &mut Bucket {
+        let start = *inner.start.get_or_insert(at);
+        let second = at.saturating_duration_since(start).as_secs();
+        let next = inner.live.back().map_or(0, |b| b.second + 1);
+        for s in next..=second {
+            inner.live.push_back(Bucket::new(s));
+        }
+        while inner.live.len() as u64 > keep {
+            if let Some(old) = inner.live.pop_front() {
+                inner.done.push(old.summary(1.0));
+            }
+        }
+        let first = inner.live.front().map_or(0, |b| b.second);
+        // Anything older than the live buckets (cannot normally happen: callers record
+        // "now") is attributed to the oldest live second.
+        let index = second.saturating_sub(first) as usize;
+        let last = inner.live.len() - 1;
+        &mut inner.live[index.min(last)]
+    }
+
+    fn keep(&self) -> u64 {
+        self.window_secs() + 2
+    }
+
+    /// The scheduler handed out a request due at `at`.
+    pub fn intended(&self, at: Instant) {
+        let keep = self.keep();
+        let mut inner = self.lock();
+        inner.intended += 1;
+        Self::bucket(&mut inner, keep, at).intended += 1;
+    }
+
+    /// A request went on the wire at `at`.
+    pub fn started(&self, at: Instant) {
+        let keep = self.keep();
+        let mut inner = self.lock();
+        inner.started += 1;
+        Self::bucket(&mut inner, keep, at).started += 1;
+    }
+
+    /// Closed model: a request due and sent at `at` (one lock instead of two).
+    pub fn sent_now(&self, at: Instant) {
+        let keep = self.keep();
+        let mut inner = self.lock();
+        inner.intended += 1;
+        inner.started += 1;
+        let bucket = Self::bucket(&mut inner, keep, at);
+        bucket.intended += 1;
+        bucket.started += 1;
+    }
+
+    /// A request was never sent because it was already too late when a connection freed up.
+    pub fn dropped(&self, at: Instant) {
+        let keep = self.keep();
+        let mut inner = self.lock();
+        inner.dropped += 1;
+        Self::bucket(&mut inner, keep, at).dropped += 1;
+    }
+
+    /// A request finished at `done`; it was due at `intended` and sent at `sent`.
+    pub fn finished(&self, intended: Instant, sent: Instant, done: Instant, outcome: Outcome) {
+        let keep = self.keep();
+        let mut inner = self.lock();
+        match outcome {
+            Outcome::Status(code) => {
+                let corrected = micros(done.saturating_duration_since(intended));
+                let raw = micros(done.saturating_duration_since(sent));
+                inner.completed += 1;
+                *inner.status.entry(code).or_default() += 1;
+                record(&mut inner.corrected, corrected);
+                record(&mut inner.raw, raw);
+                let bucket = Self::bucket(&mut inner, keep, done);
+                bucket.completed += 1;
+                if code >= 500 {
+                    bucket.server_errors += 1;
+                }
+                *bucket.status.entry(code).or_default() += 1;
+                record(&mut bucket.corrected, corrected);
+                record(&mut bucket.raw, raw);
+            }
+            Outcome::Error(kind) => {
+                inner.errors += 1;
+                *inner.error_kinds.entry(kind).or_default() += 1;
+                Self::bucket(&mut inner, keep, done).errors += 1;
+            }
+        }
+    }
+
+    /// Steady-state figures over the last window, as of `now`.
+    pub fn window(&self, now: Instant, requested_rate: impl Fn(Duration) -> f64) -> WindowSummary {
+        let window = self.window_secs();
+        let inner = self.lock();
+        let start = inner.start.unwrap_or(now);
+        let elapsed = now.saturating_duration_since(start);
+        let current = elapsed.as_secs();
+        // Complete seconds only, so a half-filled current second does not halve the rate;
+        // before the first second completes, use the partial one.
+        let (from, to, span) = if current == 0 {
+            (0, 0, elapsed.as_secs_f64())
+        } else {
+            let from = current.saturating_sub(window);
+            (from, current - 1, (current - from) as f64)
+        };
+        let mut merged = histogram();
+        let (mut count, mut intended, mut errors, mut server_errors, mut dropped) = (0, 0, 0, 0, 0);
+        let mut status: BTreeMap<String, u64> = BTreeMap::new();
+        for b in inner
+            .live
+            .iter()
+            .filter(|b| b.second >= from && b.second <= to)
+        {
+            count += b.completed;
+            intended += b.intended;
+            errors += b.errors;
+            server_errors += b.server_errors;
+            dropped += b.dropped;
+            for (code, n) in &b.status {
+                *status.entry(code.to_string()).or_default() += n;
+            }
+            // Same settings on both sides; addition cannot fail with auto-resize on.
+            let _ = merged.add(&b.corrected);
+        }
+        let p = Percentiles::of(&merged);
+        let per_second = |n: u64| if span > 0.0 { n as f64 / span } else { 0.0 };
+        let requested_rps = if span > 0.0 && intended > 0 {
+            per_second(intended)
+        } else {
+            requested_rate(elapsed)
+        };
+        let attempts = count + errors;
+        WindowSummary {
+            window_s: span,
+            elapsed_s: elapsed.as_secs_f64(),
+            count,
+            requested_rps,
+            achieved_rps: per_second(count),
+            error_ratio: if attempts == 0 {
+                0.0
+            } else {
+                (errors + server_errors) as f64 / attempts as f64
+            },
+            errors,
+            dropped,
+            p50_ms: p.p50,
+            p95_ms: p.p95,
+            p99_ms: p.p99,
+            status,
+        }
+    }
+
+    /// The last complete second, for the live progress line.
+    pub fn last_second(&self) -> Option<SecondSummary> {
+        let inner = self.lock();
+        let n = inner.live.len();
+        if n >= 2 {
+            Some(inner.live[n - 2].summary(1.0))
+        } else {
+            inner.done.last().cloned()
+        }
+    }
+
+    /// Running totals (cheap counters only).
+    pub fn counters(&self) -> (u64, u64, u64, u64) {
+        let inner = self.lock();
+        (inner.started, inner.completed, inner.errors, inner.dropped)
+    }
+
+    /// Everything, with the time series closed at `end` (which fixes the length of the last,
+    /// partial second).
+    pub fn totals(&self, end: Instant) -> Totals {
+        let inner = self.lock();
+        let elapsed = inner
+            .start
+            .map_or(0.0, |s| end.saturating_duration_since(s).as_secs_f64());
+        let mut series = inner.done.clone();
+        series.extend(
+            inner
+                .live
+                .iter()
+                .map(|b| b.summary((elapsed - b.second as f64).clamp(0.0, 1.0))),
+        );
+        Totals {
+            intended: inner.intended,
+            started: inner.started,
+            completed: inner.completed,
+            errors: inner.errors,
+            dropped: inner.dropped,
+            status: inner.status.clone(),
+            error_kinds: inner.error_kinds.clone(),
+            corrected: Percentiles::of(&inner.corrected),
+            raw: Percentiles::of(&inner.raw),
+            series,
+        }
+    }
+}
+
+/// Records a value; the histograms auto-resize, and values are capped at an hour, so the
+/// only possible failure (a value beyond `i64::MAX / 2`) cannot happen.
+fn record(h: &mut Histogram<u64>, micros: u64) {
+    let _ = h.record(micros.min(3_600_000_000));
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn corrected_counts_from_intended_time() {
+        let rec = Recorder::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        rec.start(t0);
+        rec.intended(t0);
+        rec.started(t0 + Duration::from_millis(100));
+        let done = t0 + Duration::from_millis(110);
+        rec.finished(
+            t0,
+            t0 + Duration::from_millis(100),
+            done,
+            Outcome::Status(200),
+        );
+        rec.finished(t0, t0, done, Outcome::Error(ErrorKind::Timeout));
+        let t = rec.totals(t0 + Duration::from_secs(10));
+        assert!((t.corrected.p50 - 110.0).abs() < 0.2, "{:?}", t.corrected);
+        assert!((t.raw.p50 - 10.0).abs() < 0.02, "{:?}", t.raw);
+        assert_eq!(t.status[&200], 1);
+        assert_eq!(t.error_kinds[&ErrorKind::Timeout], 1);
+        assert_eq!((t.intended, t.started, t.completed, t.errors), (1, 1, 1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn series_and_window() {
+        let rec = Recorder::new(Duration::from_secs(2));
+        let t0 = Instant::now();
+        rec.start(t0);
+        // 10 s of 10 requests per second, the last 3 s all failing with 503.
+        for s in 0..10u64 {
+            for k in 0..10u64 {
+                let at = t0 + Duration::from_millis(s * 1000 + k * 100);
+                rec.intended(at);
+                rec.started(at);
+                let code = if s >= 7 { 503 } else { 200 };
+                rec.finished(at, at, at + Duration::from_millis(5), Outcome::Status(code));
+            }
+        }
+        let now = t0 + Duration::from_millis(10_050);
+        let w = rec.window(now, |_| 0.0);
+        assert_eq!(w.window_s, 2.0);
+        assert_eq!(w.count, 20);
+        assert_eq!(w.achieved_rps, 10.0);
+        assert_eq!(w.requested_rps, 10.0);
+        assert_eq!(w.error_ratio, 1.0);
+        assert_eq!(w.status["503"], 20);
+        let t = rec.totals(t0 + Duration::from_secs(10));
+        assert_eq!(t.series.len(), 10);
+        assert!(
+            t.series
+                .iter()
+                .enumerate()
+                .all(|(i, s)| s.second == i as u64 && s.completed == 10)
+        );
+        assert!(
+            t.series.iter().all(|s| s.achieved_rps == 10.0),
+            "{:?}",
+            t.series
+        );
+        assert_eq!(t.series[8].server_errors, 10);
+        assert!((t.series[0].corrected.p99 - 5.0).abs() < 0.01);
+    }
+}
