@@ -21,7 +21,14 @@ pub fn handle(
     shutdown: &watch::Sender<bool>,
 ) -> Response<ProxyBody> {
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/ready" | "/healthz/ready") => text(StatusCode::OK, "LIVE\n", "text/plain"),
+        (&Method::GET, "/ready" | "/healthz/ready") if state.is_ready() => {
+            text(StatusCode::OK, "LIVE\n", "text/plain")
+        }
+        (&Method::GET, "/ready" | "/healthz/ready") => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: waiting for configuration\n",
+            "text/plain",
+        ),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n", "text/plain"),
         (&Method::POST, "/quitquitquit") => {
             let _ = shutdown.send(true);

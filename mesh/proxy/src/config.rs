@@ -23,13 +23,28 @@ pub enum Mode {
     Gateway,
 }
 
+/// Where the proxy's configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `MESH_PROXY_CONFIG`: a YAML file (workload, registry, resource files), watched.
+    File(PathBuf),
+    /// `MESH_PROXY_CONTROL`: the control plane at this URL, with the workload described
+    /// by `MESH_PROXY_WORKLOAD`, `_NAMESPACE`, `_SERVICE`, `_SERVICE_ACCOUNT`, `_LABELS`.
+    Control {
+        /// Base URL, e.g. `http://127.0.0.1:15010`.
+        url: String,
+        /// Who we are.
+        workload: WorkloadSpec,
+    },
+}
+
 /// Process settings from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Env {
     /// `MESH_PROXY_MODE`: `sidecar` (default) or `gateway`.
     pub mode: Mode,
-    /// `MESH_PROXY_CONFIG`: the YAML file (required).
-    pub config: PathBuf,
+    /// Where the configuration comes from.
+    pub source: Source,
     /// `MESH_PROXY_OUTBOUND` (default 127.0.0.1:15001): where the app's `HTTP_PROXY` points.
     pub outbound: SocketAddr,
     /// `MESH_PROXY_INBOUND` (default 0.0.0.0:15006): traffic for the app arrives here.
@@ -40,6 +55,9 @@ pub struct Env {
     pub admin: SocketAddr,
     /// `MESH_PROXY_GATEWAY_ADDRESS` (default 0.0.0.0): address gateway listeners bind.
     pub gateway_address: std::net::IpAddr,
+    /// `MESH_PROXY_GATEWAY_PORTS` (`8080:18080,...`): a Gateway server port → the local
+    /// port actually bound (for laptops where the declared port is taken).
+    pub gateway_ports: BTreeMap<u16, u16>,
     /// `MESH_PROXY_ACCESS_LOG` (default true).
     pub access_log: bool,
     /// `MESH_PROXY_DRAIN` (default 5s): how long to let connections finish on shutdown.
@@ -56,64 +74,139 @@ pub struct EnvError {
 }
 
 impl Env {
+    /// Defaults for a file-configured sidecar (tests start from this).
+    pub fn with_file(path: PathBuf) -> Self {
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        Self {
+            mode: Mode::Sidecar,
+            source: Source::File(path),
+            outbound: loopback(15001),
+            inbound: SocketAddr::from(([0, 0, 0, 0], 15006)),
+            app: loopback(9080),
+            admin: loopback(15000),
+            gateway_address: [0, 0, 0, 0].into(),
+            gateway_ports: BTreeMap::new(),
+            access_log: true,
+            drain: Duration::from_secs(5),
+        }
+    }
+
     /// Reads the environment through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
+        let bad = |var: &'static str, value: &str, reason: &'static str| EnvError {
+            var,
+            value: value.to_owned(),
+            reason,
+        };
         let addr = |var: &'static str, default: &str| -> Result<SocketAddr, EnvError> {
             let v = get(var).unwrap_or_else(|| default.to_owned());
-            v.parse().map_err(|_| EnvError {
-                var,
-                value: v,
-                reason: "expected an address such as 127.0.0.1:15001",
-            })
+            v.parse()
+                .map_err(|_| bad(var, &v, "expected an address such as 127.0.0.1:15001"))
         };
         let mode = match get("MESH_PROXY_MODE").as_deref().unwrap_or("sidecar") {
             "sidecar" => Mode::Sidecar,
             "gateway" => Mode::Gateway,
-            other => {
-                return Err(EnvError {
-                    var: "MESH_PROXY_MODE",
-                    value: other.to_owned(),
-                    reason: "expected sidecar or gateway",
-                });
+            other => return Err(bad("MESH_PROXY_MODE", other, "expected sidecar or gateway")),
+        };
+        let source = match (
+            get("MESH_PROXY_CONTROL").filter(|c| !c.is_empty()),
+            get("MESH_PROXY_CONFIG").filter(|c| !c.is_empty()),
+        ) {
+            (Some(url), _) => {
+                if !url.starts_with("http://") {
+                    return Err(bad(
+                        "MESH_PROXY_CONTROL",
+                        &url,
+                        "expected an http:// URL such as http://127.0.0.1:15010",
+                    ));
+                }
+                let name = get("MESH_PROXY_WORKLOAD")
+                    .filter(|n| !n.is_empty())
+                    .ok_or(bad(
+                        "MESH_PROXY_WORKLOAD",
+                        "",
+                        "required with MESH_PROXY_CONTROL: the workload name, e.g. reviews-v2",
+                    ))?;
+                let labels_text = get("MESH_PROXY_LABELS").unwrap_or_default();
+                let mut labels = BTreeMap::new();
+                for pair in labels_text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                {
+                    let (k, v) = pair.split_once('=').ok_or(bad(
+                        "MESH_PROXY_LABELS",
+                        &labels_text,
+                        "expected key=value pairs separated by commas",
+                    ))?;
+                    labels.insert(k.trim().to_owned(), v.trim().to_owned());
+                }
+                Source::Control {
+                    url,
+                    workload: WorkloadSpec {
+                        name,
+                        namespace: get("MESH_PROXY_NAMESPACE")
+                            .filter(|n| !n.is_empty())
+                            .unwrap_or_else(default_namespace),
+                        service_account: get("MESH_PROXY_SERVICE_ACCOUNT")
+                            .filter(|s| !s.is_empty()),
+                        labels,
+                        service: get("MESH_PROXY_SERVICE").filter(|s| !s.is_empty()),
+                    },
+                }
+            }
+            (None, Some(path)) => Source::File(PathBuf::from(path)),
+            (None, None) => {
+                return Err(bad(
+                    "MESH_PROXY_CONFIG",
+                    "",
+                    "required: set MESH_PROXY_CONFIG to a YAML file, or MESH_PROXY_CONTROL to a control plane URL",
+                ));
             }
         };
-        let config = get("MESH_PROXY_CONFIG")
-            .filter(|c| !c.is_empty())
-            .ok_or(EnvError {
-                var: "MESH_PROXY_CONFIG",
-                value: String::new(),
-                reason: "required: the proxy's YAML configuration file",
-            })?;
         let access_log = match get("MESH_PROXY_ACCESS_LOG").as_deref().unwrap_or("true") {
             "true" | "1" => true,
             "false" | "0" => false,
             other => {
-                return Err(EnvError {
-                    var: "MESH_PROXY_ACCESS_LOG",
-                    value: other.to_owned(),
-                    reason: "expected true or false",
-                });
+                return Err(bad(
+                    "MESH_PROXY_ACCESS_LOG",
+                    other,
+                    "expected true or false",
+                ));
             }
         };
         let drain = get("MESH_PROXY_DRAIN").unwrap_or_else(|| "5s".to_owned());
-        let drain = mesh_api::parse_duration(&drain).map_err(|_| EnvError {
-            var: "MESH_PROXY_DRAIN",
-            value: drain.clone(),
-            reason: "expected a duration such as 5s",
-        })?;
+        let drain = mesh_api::parse_duration(&drain)
+            .map_err(|_| bad("MESH_PROXY_DRAIN", &drain, "expected a duration such as 5s"))?;
         let gw = get("MESH_PROXY_GATEWAY_ADDRESS").unwrap_or_else(|| "0.0.0.0".to_owned());
+        let ports_text = get("MESH_PROXY_GATEWAY_PORTS").unwrap_or_default();
+        let mut gateway_ports = BTreeMap::new();
+        for pair in ports_text
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let parsed = pair.split_once(':').and_then(|(a, b)| {
+                Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+            });
+            let (from, to) = parsed.ok_or(bad(
+                "MESH_PROXY_GATEWAY_PORTS",
+                &ports_text,
+                "expected GATEWAY_PORT:LOCAL_PORT pairs, e.g. 8080:18080",
+            ))?;
+            gateway_ports.insert(from, to);
+        }
         Ok(Self {
             mode,
-            config: PathBuf::from(config),
+            source,
             outbound: addr("MESH_PROXY_OUTBOUND", "127.0.0.1:15001")?,
             inbound: addr("MESH_PROXY_INBOUND", "0.0.0.0:15006")?,
             app: addr("MESH_PROXY_APP", "127.0.0.1:9080")?,
             admin: addr("MESH_PROXY_ADMIN", "127.0.0.1:15000")?,
-            gateway_address: gw.parse().map_err(|_| EnvError {
-                var: "MESH_PROXY_GATEWAY_ADDRESS",
-                value: gw.clone(),
-                reason: "expected an IP address",
-            })?,
+            gateway_address: gw
+                .parse()
+                .map_err(|_| bad("MESH_PROXY_GATEWAY_ADDRESS", &gw, "expected an IP address"))?,
+            gateway_ports,
             access_log,
             drain,
         })
@@ -271,4 +364,67 @@ pub fn load(path: &Path, mode: Mode) -> Result<Loaded, LoadError> {
     };
     let table = compile(&outcome.config, &scope);
     Ok(Loaded { file, table, files })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<Env, EnvError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Env::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn control_plane_mode_reads_the_workload() {
+        let e = env(&[
+            ("MESH_PROXY_CONTROL", "http://127.0.0.1:15010"),
+            ("MESH_PROXY_WORKLOAD", "reviews-v2"),
+            ("MESH_PROXY_SERVICE", "reviews"),
+            ("MESH_PROXY_LABELS", "app=reviews, version=v2"),
+            ("MESH_PROXY_GATEWAY_PORTS", "8080:18080"),
+        ])
+        .unwrap();
+        let Source::Control { workload, .. } = e.source else {
+            panic!("control mode expected")
+        };
+        assert_eq!(workload.labels["version"], "v2");
+        assert_eq!(workload.namespace, "default");
+        assert_eq!(e.gateway_ports[&8080], 18080);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let msg = |pairs: &[(&str, &str)]| env(pairs).unwrap_err().to_string();
+        assert!(msg(&[]).starts_with("invalid MESH_PROXY_CONFIG="));
+        assert!(
+            msg(&[("MESH_PROXY_CONTROL", "http://x:1")])
+                .starts_with("invalid MESH_PROXY_WORKLOAD=")
+        );
+        assert!(
+            msg(&[
+                ("MESH_PROXY_CONFIG", "p.yaml"),
+                ("MESH_PROXY_GATEWAY_PORTS", "8080")
+            ])
+            .starts_with("invalid MESH_PROXY_GATEWAY_PORTS=")
+        );
+        assert!(
+            msg(&[
+                ("MESH_PROXY_CONFIG", "p.yaml"),
+                ("MESH_PROXY_OUTBOUND", "nowhere")
+            ])
+            .starts_with("invalid MESH_PROXY_OUTBOUND=")
+        );
+        assert!(
+            msg(&[
+                ("MESH_PROXY_CONFIG", "p.yaml"),
+                ("MESH_PROXY_MODE", "ambient")
+            ])
+            .starts_with("invalid MESH_PROXY_MODE=")
+        );
+    }
 }

@@ -10,6 +10,7 @@ pub mod body;
 pub mod breaker;
 pub mod cluster;
 pub mod config;
+pub mod control;
 pub mod fault;
 pub mod flags;
 pub mod headers;

@@ -23,7 +23,11 @@ async fn main() -> ExitCode {
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
-    let running = match start(&env).await {
+    let started = tokio::select! {
+        r = start(&env) => r,
+        () = signal() => return ExitCode::SUCCESS,
+    };
+    let running = match started {
         Ok(r) => r,
         Err(e @ StartError::Config(_)) => {
             eprintln!("mesh-proxy: {}", e.to_string().replace('\n', "; "));

@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cluster::client;
-use crate::config::{self, Env, LoadError, Mode};
+use crate::config::{self, Env, LoadError, Mode, Source, WorkloadSpec};
+use crate::control::{self, ControlClient, Registration};
 use crate::inbound::{AllowAll, Inbound};
 use crate::snapshot::{Snapshot, Store};
 use crate::state::ProxyState;
@@ -28,6 +29,9 @@ pub enum StartError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] LoadError),
+    /// Asked to stop before the first configuration arrived.
+    #[error("stopped before the first configuration arrived")]
+    Stopped,
     /// A listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -79,19 +83,36 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         .map_err(|source| StartError::Bind { addr, source })
 }
 
-/// Loads the configuration and starts every listener.
+/// A listener's local address, with an unspecified IP (0.0.0.0, ::) replaced by
+/// loopback: the address other proxies on this machine should use.
+fn reachable(l: &TcpListener) -> Option<SocketAddr> {
+    let mut addr = l.local_addr().ok()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip([127, 0, 0, 1].into());
+    }
+    Some(addr)
+}
+
+/// Loads the configuration and starts every listener. In control-plane mode this waits
+/// (retrying) for the first configuration; `/ready` answers 503 until then.
 pub async fn start(env: &Env) -> Result<Running, StartError> {
-    let loaded = config::load(&env.config, env.mode)?;
-    let listeners = loaded.table.listeners.clone();
-    let workload = loaded.file.workload.clone();
-    let snapshot = Snapshot::new("1", loaded.table, loaded.file.registry);
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    // What we know before any listener exists.
+    let (workload, initial, files) = match &env.source {
+        Source::File(path) => {
+            let loaded = config::load(path, env.mode)?;
+            let snapshot = Snapshot::new("1", loaded.table, loaded.file.registry);
+            (loaded.file.workload, snapshot, loaded.files)
+        }
+        Source::Control { workload, .. } => (workload.clone(), Snapshot::empty(), Vec::new()),
+    };
     let state = Arc::new(ProxyState::new(
-        Store::new(snapshot),
+        Store::new(initial),
         workload.workload(),
         env.access_log,
     ));
-    let (tx, rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
 
     let admin_listener = bind(env.admin).await?;
     let admin = admin_listener
@@ -114,27 +135,69 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
         ));
     }
 
-    let (mut outbound_addr, mut inbound_addr, mut gateways) = (None, None, Vec::new());
-    match env.mode {
-        Mode::Sidecar => {
-            let l = bind(env.outbound).await?;
-            outbound_addr = l.local_addr().ok();
+    // Sidecar listeners are bound now (their addresses go into the registration) and
+    // served once the configuration is there.
+    let sidecar = match env.mode {
+        Mode::Sidecar => Some((bind(env.outbound).await?, bind(env.inbound).await?)),
+        Mode::Gateway => None,
+    };
+    let inbound_addr = sidecar.as_ref().and_then(|(_, i)| reachable(i));
+
+    match &env.source {
+        Source::File(path) => {
+            state.set_ready();
+            tasks.spawn(watch_files(
+                path.clone(),
+                env.mode,
+                files,
+                state.clone(),
+                rx.clone(),
+            ));
+        }
+        Source::Control { url, workload } => {
+            let registration = Registration {
+                name: workload.name.clone(),
+                namespace: workload.namespace.clone(),
+                service: workload
+                    .service
+                    .clone()
+                    .or_else(|| (env.mode == Mode::Sidecar).then(|| service_of(workload))),
+                service_account: workload.service_account.clone(),
+                labels: workload.labels.clone(),
+                address: inbound_addr,
+                sidecar: true,
+                mode: match env.mode {
+                    Mode::Sidecar => "sidecar",
+                    Mode::Gateway => "gateway",
+                },
+            };
+            let control = Arc::new(ControlClient::new(url, registration));
+            let mut stop = rx.clone();
+            let Some(first) = control.first_config(&mut stop).await else {
+                return Err(StartError::Stopped);
+            };
+            state
+                .store
+                .store(Snapshot::new(first.version, first.table, first.registry));
+            state.set_ready();
+            tasks.spawn(control::sync(control, state.clone(), rx.clone()));
+        }
+    }
+
+    let (mut outbound_addr, mut inbound, mut gateways) = (None, None, Vec::new());
+    match sidecar {
+        Some((out_l, in_l)) => {
+            outbound_addr = out_l.local_addr().ok();
+            inbound = in_l.local_addr().ok();
             let st = state.clone();
             tasks.spawn(server::serve(
-                l,
+                out_l,
                 move |req, conn| outbound::handle(st.clone(), req, conn),
                 rx.clone(),
                 env.drain,
             ));
-
-            let l = bind(env.inbound).await?;
-            inbound_addr = l.local_addr().ok();
-            let service = workload
-                .service
-                .clone()
-                .or_else(|| workload.labels.get("app").cloned())
-                .unwrap_or_else(|| workload.name.clone());
-            let inbound = Arc::new(Inbound {
+            let service = service_of(&workload);
+            let handler = Arc::new(Inbound {
                 state: state.clone(),
                 app: env.app,
                 client: client(mesh_api::defaults::DEFAULT_CONNECT_TIMEOUT, true, None),
@@ -146,21 +209,29 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
                 },
             });
             tasks.spawn(server::serve(
-                l,
-                move |req, conn| inbound.clone().handle(req, conn),
+                in_l,
+                move |req, conn| handler.clone().handle(req, conn),
                 rx.clone(),
                 env.drain,
             ));
         }
-        Mode::Gateway => {
-            let mut ports: Vec<u32> = listeners.iter().map(|l| l.port).collect();
+        None => {
+            let mut ports: Vec<u32> = state
+                .store
+                .load()
+                .table
+                .listeners
+                .iter()
+                .map(|l| l.port)
+                .collect();
             ports.sort_unstable();
             ports.dedup();
             for port in ports {
                 let Ok(port) = u16::try_from(port) else {
                     continue;
                 };
-                let l = bind(SocketAddr::new(env.gateway_address, port)).await?;
+                let local = env.gateway_ports.get(&port).copied().unwrap_or(port);
+                let l = bind(SocketAddr::new(env.gateway_address, local)).await?;
                 gateways.extend(l.local_addr().ok());
                 let st = state.clone();
                 tasks.spawn(server::serve(
@@ -175,23 +246,23 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
             }
         }
     }
-
-    tasks.spawn(watch_files(
-        env.config.clone(),
-        env.mode,
-        loaded.files,
-        state.clone(),
-        rx,
-    ));
     Ok(Running {
         outbound: outbound_addr,
-        inbound: inbound_addr,
+        inbound,
         gateways,
         admin,
         state,
         shutdown: tx,
         tasks,
     })
+}
+
+/// The service a workload serves: its `service`, else its `app` label, else its name.
+fn service_of(w: &WorkloadSpec) -> String {
+    w.service
+        .clone()
+        .or_else(|| w.labels.get("app").cloned())
+        .unwrap_or_else(|| w.name.clone())
 }
 
 fn mtimes(files: &[PathBuf]) -> Vec<Option<SystemTime>> {

@@ -54,6 +54,11 @@ impl Snapshot {
         }
     }
 
+    /// An empty snapshot (before the first configuration arrives).
+    pub fn empty() -> Self {
+        Self::new("", RouteTable::default(), Registry::default())
+    }
+
     /// The cluster for `key`, built on first use.
     pub fn cluster(&self, key: &ClusterKey) -> Result<Arc<Cluster>, ClusterError> {
         if let Ok(clusters) = self.clusters.lock()

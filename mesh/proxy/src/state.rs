@@ -1,6 +1,8 @@
 //! State shared by the proxy's listeners: the current configuration, who we are, and
 //! the telemetry sinks.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use prometheus_client::registry::Registry;
 
 use crate::cluster::{UpstreamClient, client};
@@ -22,6 +24,8 @@ pub struct ProxyState {
     pub access_log: bool,
     /// Client for hosts outside the registry (Istio's `ALLOW_ANY` passthrough).
     pub passthrough: UpstreamClient,
+    /// Whether a configuration has arrived (readiness probes wait for it).
+    ready: AtomicBool,
 }
 
 impl ProxyState {
@@ -36,6 +40,17 @@ impl ProxyState {
             registry,
             access_log,
             passthrough: client(mesh_api::defaults::DEFAULT_CONNECT_TIMEOUT, true, None),
+            ready: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the proxy has its configuration and serves.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the proxy ready.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
     }
 }

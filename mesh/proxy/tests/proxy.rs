@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use mesh_proxy::config::{Env, Mode};
+use mesh_proxy::config::Env;
 use mesh_proxy::run::{Running, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -36,15 +36,13 @@ async fn sidecar(endpoints: &[(SocketAddr, &str)], rules: &str) -> (Running, req
     .unwrap();
     let lo = SocketAddr::from(([127, 0, 0, 1], 0));
     let env = Env {
-        mode: Mode::Sidecar,
-        config: dir.join("proxy.yaml"),
         outbound: lo,
         inbound: lo,
         app: lo,
         admin: lo,
-        gateway_address: [127, 0, 0, 1].into(),
         access_log: false,
         drain: Duration::from_millis(50),
+        ..Env::with_file(dir.join("proxy.yaml"))
     };
     let running = start(&env).await.unwrap();
     let client = reqwest::Client::builder()

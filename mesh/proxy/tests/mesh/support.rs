@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bookinfo_common::client::{self, ClientOptions, Proxy};
-use mesh_proxy::config::{Env, Mode};
+use mesh_proxy::config::Env;
 use mesh_proxy::run::{Running, start};
 
 fn loopback(port: u16) -> SocketAddr {
@@ -199,15 +199,13 @@ impl Mesh {
             let app_listener = std::net::TcpListener::bind(loopback(0)).unwrap();
             let app_addr = app_listener.local_addr().unwrap();
             let env = Env {
-                mode: Mode::Sidecar,
-                config,
                 outbound: loopback(0),
                 inbound: loopback(0),
                 app: app_addr,
                 admin: loopback(0),
-                gateway_address: [127, 0, 0, 1].into(),
                 access_log: false,
                 drain: Duration::from_millis(100),
+                ..Env::with_file(config)
             };
             let running = start(&env).await.unwrap();
             w.outbound = running.outbound.unwrap().port();
