@@ -1,13 +1,14 @@
 //! A tiny, fast loopback HTTP server for benchmarking `loadgen` against `wrk`.
 //!
 //! `cargo run --release --example echo -p bookinfo-loadtest -- 127.0.0.1:18080` answers every
-//! request with `200 hello\n`, over HTTP/1.1 or h2c (auto-detected), on one thread.
+//! request with `200` and the request's body (`hello\n` when it has none), like fortio's
+//! echo server, over HTTP/1.1 or h2c (auto-detected), on one thread.
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
 use http::Response;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -26,8 +27,19 @@ fn main() -> anyhow::Result<()> {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;
             tokio::spawn(async move {
-                let service = service_fn(|_req| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello\n"))))
+                let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async {
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let body = if body.is_empty() {
+                        Bytes::from_static(b"hello\n")
+                    } else {
+                        body
+                    };
+                    Ok::<_, Infallible>(Response::new(Full::new(body)))
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)

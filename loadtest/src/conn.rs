@@ -129,7 +129,13 @@ impl Conn {
             map.insert(HOST, self.authority.clone());
         }
         for (name, value) in headers {
-            map.append(name, value.clone());
+            // A user-given Host replaces ours (as with curl and wrk): that is how a run
+            // addresses a virtual host, e.g. a service name through a sidecar.
+            if name == HOST {
+                map.insert(HOST, value.clone());
+            } else {
+                map.append(name, value.clone());
+            }
         }
         Ok(req)
     }

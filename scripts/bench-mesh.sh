@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# What a sidecar pair costs, measured side by side in one run: a fixed-rate load
+# (coordinated-omission corrected) against a small echo upstream
+#   1. directly,
+#   2. through our client + server sidecars (mesh-proxy, Istio stats on, access log off),
+#   3. through the same path with nginx as the proxy pair (one worker each, keep-alive),
+# at several connection counts. Prints p50/p90/p99 latency and what each pair adds,
+# CPU seconds per 1000 requests and peak RSS per proxy, and the ratios ours/nginx.
+#
+#   scripts/bench-mesh.sh                               # 1000 rps, 10 s per row, 2/4/16/64 connections
+#   BENCH_RATE=500 BENCH_SECONDS=5 BENCH_CONNS="4 16" scripts/bench-mesh.sh
+#
+# The load generator and all proxies share CPU 0 (as in Istio's harness, so the tails are
+# repeatable); the upstream runs on CPU 1. The body is 1 KB each way (the echo answers
+# with the request body, like fortio's server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rate=${BENCH_RATE:-1000}
+secs=${BENCH_SECONDS:-10}
+conns=${BENCH_CONNS:-"2 4 16 64"}
+run=${BENCH_DIR:-.run/bench-mesh}
+mkdir -p "$run"
+if (( $(nproc) >= 2 )); then up_cpu=1; else up_cpu=0; fi
+
+need() { command -v "$1" >/dev/null || { echo "Installing $2 (Debian package)..." >&2; if [ "$(id -u)" = 0 ]; then apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; else sudo apt-get install -y -qq "$2" >/dev/null; fi; }; }
+need nginx nginx
+nginx_bin=$(command -v nginx)
+
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+    echo "Building release binaries (mesh-proxy, loadgen, echo)..." >&2
+    cargo build --release --quiet -p mesh-proxy --bin mesh-proxy -p bookinfo-loadtest --bin loadgen --example echo
+fi
+bin=target/release
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on port $1" >&2; exit 1; }
+ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+hz=$(getconf CLK_TCK)
+
+# The upstream.
+echo_port=$(free_port)
+taskset -c "$up_cpu" "$bin/examples/echo" "127.0.0.1:$echo_port" 2>/dev/null & pids+=($!)
+wait_port "$echo_port"
+
+# Our pair: the server sidecar in front of echo, the client sidecar routing `echo` to it.
+srv_in=$(free_port) srv_out=$(free_port) srv_admin=$(free_port)
+cli_in=$(free_port) cli_out=$(free_port) cli_admin=$(free_port)
+cat > "$run/server.yaml" <<YAML
+workload: {name: echo-v1, labels: {app: echo, version: v1}, serviceAccount: echo}
+YAML
+cat > "$run/client.yaml" <<YAML
+workload: {name: loadgen, labels: {app: loadgen, version: v1}, serviceAccount: loadgen}
+registry:
+  services:
+  - name: echo
+    ports: [80]
+    endpoints:
+    - {address: "127.0.0.1:$srv_in", labels: {app: echo, version: v1}, workload: echo-v1, sidecar: true}
+YAML
+proxy() { # CONFIG IN OUT ADMIN APP
+    env MESH_PROXY_CONFIG="$1" MESH_PROXY_INBOUND="127.0.0.1:$2" MESH_PROXY_OUTBOUND="127.0.0.1:$3" \
+        MESH_PROXY_ADMIN="127.0.0.1:$4" MESH_PROXY_APP="127.0.0.1:$5" MESH_PROXY_ACCESS_LOG=false RUST_LOG=warn \
+        taskset -c 0 "$bin/mesh-proxy" >"$run/$(basename "$1" .yaml).log" 2>&1 &
+    pids+=($!)
+}
+proxy "$run/server.yaml" "$srv_in" "$srv_out" "$srv_admin" "$echo_port"; ours_server=$!
+proxy "$run/client.yaml" "$cli_in" "$cli_out" "$cli_admin" "$echo_port"; ours_client=$!
+wait_port "$srv_in"; wait_port "$cli_out"
+
+# The nginx pair, one worker each, keep-alive to the next hop.
+ngx_s=$(free_port) ngx_c=$(free_port)
+nginx_conf() { # NAME LISTEN UPSTREAM_PORT
+    mkdir -p "$run/$1"
+    cat > "$run/$1/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $PWD/$run/$1/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $PWD/$run/$1/body;
+    proxy_temp_path $PWD/$run/$1/proxy;
+    fastcgi_temp_path $PWD/$run/$1/fastcgi;
+    uwsgi_temp_path $PWD/$run/$1/uwsgi;
+    scgi_temp_path $PWD/$run/$1/scgi;
+    upstream next { server 127.0.0.1:$3; keepalive 128; }
+    server {
+        listen 127.0.0.1:$2;
+        location / {
+            proxy_pass http://next;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+CONF
+    taskset -c 0 "$nginx_bin" -p "$PWD/$run/$1" -c "$PWD/$run/$1/nginx.conf" >"$run/$1.log" 2>&1 &
+    pids+=($!)
+}
+nginx_conf nginx-server "$ngx_s" "$echo_port"; ngx_server_master=$!
+nginx_conf nginx-client "$ngx_c" "$ngx_s"; ngx_client_master=$!
+wait_port "$ngx_s"; wait_port "$ngx_c"
+ngx_server=$(pgrep -P "$ngx_server_master" | head -1)
+ngx_client=$(pgrep -P "$ngx_client_master" | head -1)
+
+body=$(head -c 1024 /dev/zero | tr '\0' 'x')
+load() { # NAME URL CONNS [HOST]
+    local extra=()
+    [ -n "${4:-}" ] && extra=(-H "Host: $4")
+    taskset -c 0 "$bin/loadgen" -q --rate "$rate" -d 2s -c "$3" -X POST --body "$body" "${extra[@]}" "$2" >/dev/null 2>&1 || true
+    taskset -c 0 "$bin/loadgen" -q --rate "$rate" -d "${secs}s" -c "$3" -X POST --body "$body" "${extra[@]}" \
+        --json "$run/$1-$3.json" "$2" >/dev/null
+}
+field() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); l=r['latency_ms']['corrected']; print(l['p50'], l['p90'], l['p99'], r['requests']['completed'], r['requests']['errors'] + r['requests']['dropped'])" "$1"; }
+
+printf '\n%-6s %-8s %9s %9s %9s | %9s %9s %9s | %13s %13s | %s\n' conns path p50 p90 p99 "+p50" "+p90" "+p99" "cpu s/1k cli" "cpu s/1k srv" "errors"
+declare -A add_p99 cpu_sum
+for c in $conns; do
+    load direct "http://127.0.0.1:$echo_port/echo" "$c"
+    read -r d50 d90 d99 dn derr < <(field "$run/direct-$c.json")
+    printf '%-6s %-8s %9.3f %9.3f %9.3f | %9s %9s %9s | %13s %13s | %s\n' "$c" direct "$d50" "$d90" "$d99" - - - - - "$derr"
+    for path in ours nginx; do
+        if [ "$path" = ours ]; then cli=$ours_client srv=$ours_server url="http://127.0.0.1:$cli_out/echo" host=echo
+        else cli=$ngx_client srv=$ngx_server url="http://127.0.0.1:$ngx_c/echo" host=""; fi
+        c0=$(ticks "$cli"); s0=$(ticks "$srv")
+        load "$path" "$url" "$c" "$host"
+        c1=$(ticks "$cli"); s1=$(ticks "$srv")
+        read -r p50 p90 p99 n err < <(field "$run/$path-$c.json")
+        cpu_c=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.4f", t / hz / n * 1000 }')
+        cpu_s=$(awk -v t=$((s1 - s0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.4f", t / hz / n * 1000 }')
+        a50=$(awk -v a="$p50" -v b="$d50" 'BEGIN { printf "%.3f", a - b }')
+        a90=$(awk -v a="$p90" -v b="$d90" 'BEGIN { printf "%.3f", a - b }')
+        a99=$(awk -v a="$p99" -v b="$d99" 'BEGIN { printf "%.3f", a - b }')
+        printf '%-6s %-8s %9.3f %9.3f %9.3f | %9s %9s %9s | %13s %13s | %s\n' "$c" "$path" "$p50" "$p90" "$p99" "$a50" "$a90" "$a99" "$cpu_c" "$cpu_s" "$err"
+        add_p99["$path-$c"]=$a99
+        cpu_sum["$path-$c"]=$(awk -v a="$cpu_c" -v b="$cpu_s" 'BEGIN { print (a + b) / 2 }')
+    done
+done
+
+echo
+echo "Ratios ours/nginx (lower is better; targets: added p99 <= 0.9, CPU per request <= 0.9):"
+for c in $conns; do
+    awk -v c="$c" -v ao="${add_p99[ours-$c]}" -v an="${add_p99[nginx-$c]}" -v co="${cpu_sum[ours-$c]}" -v cn="${cpu_sum[nginx-$c]}" \
+        'BEGIN { printf "  %3s connections: added p99 %s, CPU per request %s\n", c, (an > 0 ? sprintf("%.2f", ao / an) : "n/a (nginx added nothing measurable)"), (cn > 0 ? sprintf("%.2f", co / cn) : "n/a") }'
+done
+echo
+echo "Peak RSS (MB): ours client $(hwm_mb "$ours_client"), ours server $(hwm_mb "$ours_server"); nginx client worker $(hwm_mb "$ngx_client"), nginx server worker $(hwm_mb "$ngx_server") (target: <= 12 MB per proxy)"
+echo "($rate rps, ${secs} s per row after a 2 s warm-up, 1 KB bodies, load and proxies on CPU 0, upstream on CPU $up_cpu)"
