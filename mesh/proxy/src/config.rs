@@ -282,6 +282,8 @@ pub struct Loaded {
     pub file: ProxyFile,
     /// The compiled routing table.
     pub table: RouteTable,
+    /// Security resources that may apply to this workload.
+    pub security: mesh_api::security::WorkloadSecurity,
     /// Files read (watched for changes).
     pub files: Vec<PathBuf>,
 }
@@ -363,7 +365,18 @@ pub fn load(path: &Path, mode: Mode) -> Result<Loaded, LoadError> {
         Mode::Gateway => ProxyScope::gateway(&file.workload.namespace, &labels),
     };
     let table = compile(&outcome.config, &scope);
-    Ok(Loaded { file, table, files })
+    let security = mesh_api::security::WorkloadSecurity::for_workload(
+        outcome.config.peer_authentications(),
+        outcome.config.authorization_policies(),
+        &file.workload.namespace,
+        &file.workload.labels,
+    );
+    Ok(Loaded {
+        file,
+        table,
+        security,
+        files,
+    })
 }
 
 #[cfg(test)]

@@ -86,6 +86,9 @@ pub struct ProxyConfig {
     pub table: RouteTable,
     /// Services and endpoints.
     pub registry: Registry,
+    /// Security resources that may apply to this workload (absent = none).
+    #[serde(default)]
+    pub security: mesh_api::security::WorkloadSecurity,
 }
 
 /// A client of one control plane.
@@ -245,9 +248,10 @@ pub async fn sync(
                 failures = 0;
                 if config.version != version {
                     let v = config.version.clone();
-                    state
-                        .store
-                        .store(Snapshot::new(config.version, config.table, config.registry));
+                    state.store.store(
+                        Snapshot::new(config.version, config.table, config.registry)
+                            .with_security(config.security),
+                    );
                     tracing::info!(version = %v, "Configuration updated.");
                 }
                 continue;

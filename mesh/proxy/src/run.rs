@@ -103,7 +103,8 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
     let (workload, initial, files) = match &env.source {
         Source::File(path) => {
             let loaded = config::load(path, env.mode)?;
-            let snapshot = Snapshot::new("1", loaded.table, loaded.file.registry);
+            let snapshot = Snapshot::new("1", loaded.table, loaded.file.registry)
+                .with_security(loaded.security);
             (loaded.file.workload, snapshot, loaded.files)
         }
         Source::Control { workload, .. } => (workload.clone(), Snapshot::empty(), Vec::new()),
@@ -176,9 +177,10 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
             let Some(first) = control.first_config(&mut stop).await else {
                 return Err(StartError::Stopped);
             };
-            state
-                .store
-                .store(Snapshot::new(first.version, first.table, first.registry));
+            state.store.store(
+                Snapshot::new(first.version, first.table, first.registry)
+                    .with_security(first.security),
+            );
             state.set_ready();
             tasks.spawn(control::sync(control, state.clone(), rx.clone()));
         }
@@ -298,11 +300,10 @@ async fn watch_files(
                 version += 1;
                 files = loaded.files;
                 seen = mtimes(&files);
-                state.store.store(Snapshot::new(
-                    version.to_string(),
-                    loaded.table,
-                    loaded.file.registry,
-                ));
+                state.store.store(
+                    Snapshot::new(version.to_string(), loaded.table, loaded.file.registry)
+                        .with_security(loaded.security),
+                );
                 tracing::info!(version, "Configuration reloaded.");
             }
             Err(error) => {

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
+use mesh_api::security::WorkloadSecurity;
 use mesh_api::{EffectivePolicy, RouteTable};
 use serde::Serialize;
 
@@ -39,6 +40,8 @@ pub struct Snapshot {
     pub table: RouteTable,
     /// Services and endpoints.
     pub registry: Registry,
+    /// PeerAuthentications and AuthorizationPolicies that may apply to this workload.
+    pub security: WorkloadSecurity,
     #[serde(skip)]
     clusters: Mutex<HashMap<ClusterKey, Arc<Cluster>>>,
 }
@@ -50,8 +53,15 @@ impl Snapshot {
             version: version.into(),
             table,
             registry,
+            security: WorkloadSecurity::default(),
             clusters: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same snapshot with `security`.
+    pub fn with_security(mut self, security: WorkloadSecurity) -> Self {
+        self.security = security;
+        self
     }
 
     /// An empty snapshot (before the first configuration arrives).

@@ -1,0 +1,617 @@
+//! The control plane's state and the operations the API exposes.
+//!
+//! Each part sits behind its own short-lived mutex (never held across an await); every
+//! change that proxies must see bumps the global version, which wakes the long polls.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use mesh_api::host::qualify;
+use mesh_api::{Kind, ProxyScope, Resource};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::ca::{Ca, CaError, Issued, RootSource};
+use crate::error::AppError;
+use crate::faults::{FaultRequest, Faults, LeaseView};
+use crate::metrics::{Gauges, Metrics};
+use crate::push::{Hub, ProxyConfig, compile_for};
+use crate::registry::{ProxyStatus, WorkloadSpec, WorkloadView, Workloads};
+use crate::source::ConfigSource;
+use crate::store::{Applied, Deleted, Entry, Rejected, Store};
+
+/// Longest long poll a caller may ask for with `?wait=`.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// Namespace whose selector-less security policies apply mesh-wide (Istio's root namespace).
+const ROOT_NAMESPACE: &str = "istio-system";
+
+/// Startup settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// SPIFFE trust domain.
+    pub trust_domain: String,
+    /// Default lifetime of workload certificates.
+    pub cert_ttl: Duration,
+    /// Where the CA root comes from.
+    pub root: RootSource,
+    /// Default long-poll wait.
+    pub poll_wait: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            trust_domain: "cluster.local".to_owned(),
+            cert_ttl: Duration::from_secs(24 * 3600),
+            root: RootSource::Generate,
+            poll_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Locks a mutex; a panic elsewhere while holding it does not make the data unusable
+/// (every update is a single assignment or a validated swap).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The control plane.
+#[derive(Debug)]
+pub struct Control {
+    store: Mutex<Store>,
+    workloads: Mutex<Workloads>,
+    faults: Mutex<Faults>,
+    /// Wakes the fault expiry task when a lease is added (its deadline may be earlier).
+    faults_changed: Arc<Notify>,
+    hub: Hub,
+    ca: Ca,
+    metrics: Metrics,
+    settings: Settings,
+}
+
+impl Control {
+    /// A control plane with an empty configuration.
+    pub fn new(settings: Settings) -> Result<Arc<Self>, CaError> {
+        let ca = Ca::start(&settings.root, &settings.trust_domain)?;
+        Ok(Arc::new(Self {
+            store: Mutex::new(Store::new()),
+            workloads: Mutex::new(Workloads::new()),
+            faults: Mutex::new(Faults::new()),
+            faults_changed: Arc::new(Notify::new()),
+            hub: Hub::new(),
+            ca,
+            metrics: Metrics::new(),
+            settings,
+        }))
+    }
+
+    /// The version in force.
+    pub fn version(&self) -> u64 {
+        self.hub.current()
+    }
+
+    /// Starts the expiry tasks (workloads, fault leases). They stop when the control
+    /// plane is dropped. Needs a tokio runtime.
+    pub fn start_background(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(expire_workloads(weak.clone()));
+        tokio::spawn(expire_faults(weak));
+    }
+
+    /// Loads a source once (at start); an invalid set is an error.
+    pub fn load_source(&self, source: &mut dyn ConfigSource) -> Result<Vec<String>, String> {
+        match source.poll() {
+            Err(e) => Err(e.to_string()),
+            Ok(None) => Ok(Vec::new()),
+            Ok(Some(files)) => {
+                let result = lock(&self.store).replace_source(source.name(), &files);
+                match result {
+                    Ok(warnings) => {
+                        self.hub.bump();
+                        Ok(warnings)
+                    }
+                    Err(rejected) => {
+                        self.metrics.config_error();
+                        Err(rejected.summary)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Polls `source` every `interval` on a thread of its own (file reads block), applying
+    /// each change; stops when the control plane is dropped.
+    pub fn watch_source(self: &Arc<Self>, mut source: Box<dyn ConfigSource>, interval: Duration) {
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("config-source".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(interval);
+                    let Some(control) = weak.upgrade() else {
+                        return;
+                    };
+                    control.poll_source(source.as_mut());
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the configuration watcher");
+        }
+    }
+
+    fn poll_source(&self, source: &mut dyn ConfigSource) {
+        match source.poll() {
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "configuration source unreadable; keeping the last good configuration")
+            }
+            Ok(Some(files)) => {
+                let result = lock(&self.store).replace_source(source.name(), &files);
+                match result {
+                    Ok(warnings) => {
+                        let version = self.hub.bump();
+                        for warning in warnings {
+                            tracing::warn!("{warning}");
+                        }
+                        tracing::info!(version, files = files.len(), "configuration reloaded");
+                    }
+                    Err(rejected) => {
+                        self.metrics.config_error();
+                        for error in &rejected.errors {
+                            tracing::error!("{error}");
+                        }
+                        tracing::error!(
+                            "{}; the last good configuration stays in force",
+                            rejected.summary
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn rejected(&self, rejected: Rejected) -> AppError {
+        self.metrics.config_error();
+        AppError::InvalidConfig {
+            error: rejected.summary,
+            errors: rejected.errors,
+        }
+    }
+
+    /// Applies a YAML text; returns what was applied and the new version.
+    pub fn apply(&self, file: &str, text: &str) -> Result<(Applied, u64), AppError> {
+        let result = lock(&self.store).apply(file, text);
+        let applied = result.map_err(|r| self.rejected(r))?;
+        Ok((applied, self.hub.bump()))
+    }
+
+    /// Deletes the resources named in a YAML text.
+    pub fn delete(&self, file: &str, text: &str) -> Result<(Deleted, u64), AppError> {
+        let result = lock(&self.store).delete(file, text);
+        let deleted = result.map_err(|r| self.rejected(r))?;
+        let version = if deleted.deleted.is_empty() {
+            self.hub.current()
+        } else {
+            self.hub.bump()
+        };
+        Ok((deleted, version))
+    }
+
+    /// Resources in force.
+    pub fn resources(&self, kind: Option<Kind>) -> Vec<Entry> {
+        lock(&self.store).entries(kind)
+    }
+
+    /// Recent rejected changes.
+    pub fn config_errors(&self) -> Vec<crate::store::ErrorRecord> {
+        lock(&self.store).errors().cloned().collect()
+    }
+
+    /// Registers a workload.
+    pub fn register(&self, spec: WorkloadSpec) -> Result<String, AppError> {
+        spec.validate().map_err(AppError::BadRequest)?;
+        let name = spec.name.clone();
+        let changed = lock(&self.workloads).register(spec, Instant::now());
+        if changed {
+            self.hub.bump();
+            tracing::info!(workload = %name, "workload registered");
+        }
+        Ok(name)
+    }
+
+    /// Deregisters a workload.
+    pub fn deregister(&self, name: &str) -> Result<(), AppError> {
+        if !lock(&self.workloads).deregister(name) {
+            return Err(AppError::NotFound(format!(
+                "workload {name:?} is not registered"
+            )));
+        }
+        self.hub.bump();
+        tracing::info!(workload = %name, "workload deregistered");
+        Ok(())
+    }
+
+    /// Registered workloads.
+    pub fn workloads(&self) -> Vec<WorkloadView> {
+        lock(&self.workloads).list(Instant::now())
+    }
+
+    /// Sync state of every proxy.
+    pub fn proxy_status(&self) -> Vec<ProxyStatus> {
+        let latest = self.version().to_string();
+        lock(&self.workloads).status(&latest)
+    }
+
+    /// The long poll: answers at once when the proxy's `held` version is not current
+    /// (or absent), else waits up to `wait` for a change.
+    pub async fn poll(
+        &self,
+        workload: &str,
+        held: Option<&str>,
+        wait: Option<Duration>,
+    ) -> Result<ProxyConfig, AppError> {
+        let _poll = PollGuard::start(self, workload, held)?;
+        let mut versions = self.hub.subscribe();
+        if let Some(held) = held {
+            let current = versions.borrow_and_update().to_string();
+            if current == held {
+                let wait = wait.unwrap_or(self.settings.poll_wait).min(MAX_WAIT);
+                let changed = async {
+                    // `wait_for` holds a borrow only inside this expression.
+                    versions
+                        .wait_for(|v| v.to_string() != held)
+                        .await
+                        .map(|_| ())
+                };
+                let _ = tokio::time::timeout(wait, changed).await;
+            }
+        }
+        self.proxy_config(workload)
+    }
+
+    /// The configuration of one workload at the current version.
+    pub fn proxy_config(&self, workload: &str) -> Result<ProxyConfig, AppError> {
+        let started = std::time::Instant::now();
+        // Read the version before the inputs: a change racing with us bumps it again, so
+        // the proxy never holds a version older than what it got.
+        let version = self.version();
+        let (scope, registry) = {
+            let workloads = lock(&self.workloads);
+            let spec = workloads
+                .get(workload)
+                .ok_or_else(|| unknown_workload(workload))?;
+            (spec.scope(), workloads.registry())
+        };
+        let config = lock(&self.store).config();
+        let table = compile_for(&config, &lock(&self.faults), &scope);
+        let security = mesh_api::security::WorkloadSecurity::for_workload(
+            config.peer_authentications(),
+            config.authorization_policies(),
+            &scope.namespace,
+            &scope.labels,
+        );
+        self.metrics.pushed(started.elapsed().as_secs_f64());
+        Ok(ProxyConfig {
+            version: version.to_string(),
+            table,
+            registry,
+            security,
+        })
+    }
+
+    /// Creates a fault lease; returns its view plus warnings.
+    pub fn add_fault(&self, request: FaultRequest) -> Result<(LeaseView, Vec<String>), AppError> {
+        let spec = request
+            .validate()
+            .map_err(|e| AppError::BadRequest(format!("invalid fault: {e}")))?;
+        let mut warnings = Vec::new();
+        let known = lock(&self.workloads)
+            .registry()
+            .service(&spec.host)
+            .is_some();
+        let config = lock(&self.store).config();
+        let routed = config.virtual_services().any(|vs| {
+            vs.spec
+                .hosts
+                .iter()
+                .any(|h| qualify(h, vs.namespace()) == spec.host)
+        });
+        if !known && !routed {
+            warnings.push(format!(
+                "service {} has no registered workload and no VirtualService; the fault applies once it appears",
+                spec.host
+            ));
+        }
+        let now = Instant::now();
+        let view = lock(&self.faults).add(spec, now).view(now);
+        if let Some(subset) = &view.subset {
+            let table = compile_for(
+                &config,
+                &lock(&self.faults),
+                &ProxyScope::sidecar(&view.namespace, &[]),
+            );
+            let used = table.services.get(&view.host).is_some_and(|s| {
+                s.routes.iter().any(|r| {
+                    r.name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with(&format!("{}-", view.id)))
+                })
+            });
+            if !used {
+                warnings.push(format!(
+                    "no route of {} goes to subset {subset}; the fault matches no request until one does",
+                    view.host
+                ));
+            }
+        }
+        self.faults_changed.notify_one();
+        self.hub.bump();
+        tracing::info!(id = %view.id, host = %view.host, ttl = view.ttl_seconds, "fault lease created");
+        Ok((view, warnings))
+    }
+
+    /// Active faults.
+    pub fn faults(&self) -> Vec<LeaseView> {
+        let now = Instant::now();
+        lock(&self.faults).leases().map(|l| l.view(now)).collect()
+    }
+
+    /// Ends one fault lease.
+    pub fn remove_fault(&self, id: &str) -> Result<(), AppError> {
+        if !lock(&self.faults).remove(id) {
+            return Err(AppError::NotFound(format!("no fault with id {id:?}")));
+        }
+        self.hub.bump();
+        tracing::info!(%id, "fault lease deleted");
+        Ok(())
+    }
+
+    /// Ends every fault lease.
+    pub fn clear_faults(&self) -> Vec<String> {
+        let ids = lock(&self.faults).clear();
+        if !ids.is_empty() {
+            self.hub.bump();
+            tracing::info!(count = ids.len(), "all fault leases deleted");
+        }
+        ids
+    }
+
+    /// The root certificate.
+    pub fn root_pem(&self) -> &str {
+        self.ca.root_pem()
+    }
+
+    /// Issues a certificate to a registered workload.
+    pub fn issue(
+        &self,
+        workload: &str,
+        csr: &str,
+        ttl: Option<Duration>,
+    ) -> Result<Issued, AppError> {
+        let (namespace, account) = {
+            let workloads = lock(&self.workloads);
+            let spec = workloads.get(workload).ok_or_else(|| {
+                AppError::Forbidden(format!(
+                    "workload {workload:?} is not registered; only registered workloads get certificates"
+                ))
+            })?;
+            (spec.namespace.clone(), spec.service_account.clone())
+        };
+        let ttl = ttl.unwrap_or(self.settings.cert_ttl);
+        self.ca
+            .sign(csr, &namespace, &account, ttl)
+            .map_err(|e| match e {
+                CaError::BadCsr(_) => AppError::BadRequest(e.to_string()),
+                other => AppError::Internal(other.to_string()),
+            })
+    }
+
+    /// Everything about one service, for `meshctl describe`; not found when no route,
+    /// endpoint or fault mentions it (most likely a typo).
+    pub fn describe(&self, service: &str, namespace: &str) -> Result<Value, AppError> {
+        let host = qualify(service, namespace);
+        let short = host.split('.').next().unwrap_or(service).to_owned();
+        let service_ns = host.split('.').nth(1).unwrap_or(namespace).to_owned();
+        let config = lock(&self.store).config();
+        let table = compile_for(
+            &config,
+            &lock(&self.faults),
+            &ProxyScope::sidecar(namespace, &[]),
+        );
+        let compiled = table.services.get(&host);
+        let endpoints = lock(&self.workloads)
+            .registry()
+            .service(&host)
+            .map(|s| s.endpoints.clone())
+            .unwrap_or_default();
+        let faults: Vec<LeaseView> = self
+            .faults()
+            .into_iter()
+            .filter(|f| f.host == host)
+            .collect();
+        if compiled.is_none() && endpoints.is_empty() {
+            return Err(AppError::NotFound(format!(
+                "service {host} is unknown: no route, endpoint or fault mentions it"
+            )));
+        }
+        // Security policies selecting the service's workloads (`app=<service>`), those of
+        // its namespace without a selector, and mesh-wide ones from the root namespace.
+        let labels = [("app".to_owned(), short.clone())].into_iter().collect();
+        let applies = |ns: &str, selector: Option<&mesh_api::security::WorkloadSelector>| {
+            (ns == service_ns && selector.is_none_or(|s| s.matches(&labels)))
+                || (ns == ROOT_NAMESPACE && selector.is_none())
+        };
+        let mut authorization = Vec::new();
+        let mut peer_authentication = Vec::new();
+        for loaded in config.resources() {
+            match &loaded.resource {
+                Resource::AuthorizationPolicy(p)
+                    if applies(p.namespace(), p.spec.selector.as_ref()) =>
+                {
+                    authorization.push(serde_json::to_value(p).unwrap_or_default());
+                }
+                Resource::PeerAuthentication(p)
+                    if applies(p.namespace(), p.spec.selector.as_ref()) =>
+                {
+                    peer_authentication.push(serde_json::to_value(p).unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+        Ok(json!({
+            "host": host,
+            "routes": compiled.map(|s| serde_json::to_value(&s.routes).unwrap_or_default()).unwrap_or_else(|| json!([])),
+            "subsets": compiled.map(|s| serde_json::to_value(&s.subsets).unwrap_or_default()).unwrap_or_else(|| json!({})),
+            "policy": compiled.map(|s| serde_json::to_value(&s.policy).unwrap_or_default()),
+            "endpoints": endpoints,
+            "faults": faults,
+            "authorization": authorization,
+            "peer_authentication": peer_authentication,
+            "virtual_services": compiled.map(|s| s.virtual_services.clone()).unwrap_or_default(),
+            "destination_rule": compiled.and_then(|s| s.destination_rule.clone()),
+            "version": self.version().to_string(),
+        }))
+    }
+
+    /// The routing of a sidecar in the default namespace, per service, for the dashboard.
+    pub fn overview(&self) -> Value {
+        let config = lock(&self.store).config();
+        let mut table = compile_for(
+            &config,
+            &lock(&self.faults),
+            &ProxyScope::sidecar("default", &[]),
+        );
+        // Services known only from the registry route with their default route.
+        for record in lock(&self.workloads).registry().services {
+            let host = record.host();
+            table
+                .services
+                .entry(host.clone())
+                .or_insert_with(|| mesh_api::CompiledService {
+                    host: host.clone(),
+                    virtual_services: Vec::new(),
+                    routes: vec![mesh_api::CompiledRoute::default_to(&host)],
+                    destination_rule: None,
+                    policy: mesh_api::EffectivePolicy::default(),
+                    port_policies: std::collections::BTreeMap::new(),
+                    subsets: std::collections::BTreeMap::new(),
+                });
+        }
+        let services: Vec<Value> = table
+            .services
+            .values()
+            .map(|s| {
+                json!({
+                    "host": s.host,
+                    "virtual_services": s.virtual_services,
+                    "destination_rule": s.destination_rule,
+                    "routes": s.routes.iter().map(crate::dashboard::describe_route).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({
+            "version": self.version().to_string(),
+            "resources": config.len(),
+            "services": services,
+            "errors": self.config_errors(),
+        })
+    }
+
+    /// Metrics exposition.
+    pub fn metrics_text(&self) -> Result<String, std::fmt::Error> {
+        let gauges = Gauges {
+            connected_proxies: i64::try_from(lock(&self.workloads).connected(Instant::now()))
+                .unwrap_or(i64::MAX),
+            config_version: i64::try_from(self.version()).unwrap_or(i64::MAX),
+            active_faults: i64::try_from(lock(&self.faults).len()).unwrap_or(i64::MAX),
+        };
+        self.metrics.encode(gauges)
+    }
+}
+
+fn unknown_workload(name: &str) -> AppError {
+    AppError::NotFound(format!(
+        "workload {name:?} is not registered (POST /api/v1/workloads first)"
+    ))
+}
+
+/// Marks a poll in flight for its whole life, including when the client goes away and
+/// the request future is dropped mid-wait.
+struct PollGuard<'a> {
+    control: &'a Control,
+    workload: String,
+}
+
+impl<'a> PollGuard<'a> {
+    fn start(control: &'a Control, workload: &str, held: Option<&str>) -> Result<Self, AppError> {
+        if !lock(&control.workloads).poll_started(workload, held, Instant::now()) {
+            return Err(unknown_workload(workload));
+        }
+        Ok(Self {
+            control,
+            workload: workload.to_owned(),
+        })
+    }
+}
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.control.workloads).poll_ended(&self.workload, Instant::now());
+    }
+}
+
+/// Drops silent workloads once a second.
+async fn expire_workloads(control: Weak<Control>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(control) = control.upgrade() else {
+            return;
+        };
+        let expired = lock(&control.workloads).expire(Instant::now());
+        if !expired.is_empty() {
+            control.hub.bump();
+            for name in expired {
+                tracing::info!(workload = %name, "workload expired (not seen for 15 s)");
+            }
+        }
+    }
+}
+
+/// Ends fault leases exactly when their TTL is over.
+async fn expire_faults(control: Weak<Control>) {
+    loop {
+        let (next, changed) = {
+            let Some(strong) = control.upgrade() else {
+                return;
+            };
+            let next = lock(&strong.faults).next_deadline();
+            (next, Arc::clone(&strong.faults_changed))
+        };
+        // Wait for the earliest lease to end or for a new lease (maybe ending earlier),
+        // without keeping the control plane alive meanwhile.
+        let notified = changed.notified();
+        match next {
+            Some(deadline) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => {}
+                    () = notified => {}
+                }
+            }
+            None => notified.await,
+        }
+        let Some(strong) = control.upgrade() else {
+            return;
+        };
+        let ended = lock(&strong.faults).expire(Instant::now());
+        if !ended.is_empty() {
+            strong.hub.bump();
+            for id in ended {
+                tracing::info!(%id, "fault lease ended (TTL over)");
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The one error type of the HTTP API: every failure becomes a JSON body
+//! `{"error": "..."}` (plus `"errors": [...]` for rejected configuration) with a 4xx/5xx
+//! status, so scripts and chaos tools can always decode the answer.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An API failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed or names something invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A configuration change failed validation; nothing of it was applied.
+    #[error("{error}")]
+    InvalidConfig {
+        /// One-line summary.
+        error: String,
+        /// Every problem, each naming file, document, resource and field.
+        errors: Vec<String>,
+    },
+    /// The caller may not have what it asked for (unknown workload asking for a certificate).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such thing.
+    #[error("{0}")]
+    NotFound(String),
+    /// Our fault.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AppError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::InvalidConfig { .. } => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            Self::InvalidConfig { error, errors } => json!({"error": error, "errors": errors}),
+            other => json!({"error": other.to_string()}),
+        };
+        (status, Json(body)).into_response()
+    }
+}

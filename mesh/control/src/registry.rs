@@ -1,0 +1,417 @@
+//! Registered workloads: who they are, where their traffic goes, when they were last seen.
+//!
+//! Proxies register when they start and then poll for configuration; every poll is a
+//! heartbeat. A workload neither polling nor seen for [`WORKLOAD_TTL`] is dropped, so the
+//! endpoints pushed to the other proxies follow workloads coming and going. Time is
+//! tokio's clock, which tests can pause and advance.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mesh_api::compile::now_ms;
+use mesh_api::{EndpointRecord, ProxyScope, Registry, ServiceRecord};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+/// A workload not seen for this long is dropped from the registry.
+pub const WORKLOAD_TTL: Duration = Duration::from_secs(15);
+
+/// Port services listen on when a workload does not say (Bookinfo's 9080).
+pub const DEFAULT_SERVICE_PORT: u16 = 9080;
+
+/// What a proxy runs as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Next to an application.
+    #[default]
+    Sidecar,
+    /// An ingress gateway.
+    Gateway,
+}
+
+impl Mode {
+    /// `sidecar` or `gateway`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sidecar => "sidecar",
+            Self::Gateway => "gateway",
+        }
+    }
+}
+
+/// The registration body of `POST /api/v1/workloads`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSpec {
+    /// Unique name, e.g. `reviews-v2`.
+    pub name: String,
+    /// Namespace (default `default`).
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Service the workload serves (`reviews`); none for gateways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Service account, the identity in its certificate (default `default`).
+    #[serde(default = "default_service_account", alias = "service_account")]
+    pub service_account: String,
+    /// Labels (`app`, `version`, `istio`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Where the service's traffic for this workload goes (its sidecar's inbound listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<SocketAddr>,
+    /// Whether a sidecar of ours fronts the address (auto mTLS).
+    #[serde(default = "yes")]
+    pub sidecar: bool,
+    /// Sidecar or gateway.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Service ports (default 9080).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+}
+
+fn default_namespace() -> String {
+    "default".to_owned()
+}
+
+fn default_service_account() -> String {
+    "default".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Kubernetes-style names: lowercase letters, digits, `-` and `.`, 1 to 253 characters.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && !name.starts_with(['-', '.'])
+}
+
+impl WorkloadSpec {
+    /// Checks the fields; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if !valid_name(&self.name) {
+            return Err(format!(
+                "name: {:?} is not a valid workload name (lowercase letters, digits, '-' and '.')",
+                self.name
+            ));
+        }
+        if !valid_name(&self.namespace) {
+            return Err(format!(
+                "namespace: {:?} is not a valid namespace",
+                self.namespace
+            ));
+        }
+        if let Some(service) = &self.service
+            && !valid_name(service)
+        {
+            return Err(format!("service: {service:?} is not a valid service name"));
+        }
+        if !valid_name(&self.service_account) {
+            return Err(format!(
+                "serviceAccount: {:?} is not a valid service account name",
+                self.service_account
+            ));
+        }
+        if self.ports.contains(&0) {
+            return Err("ports: 0 is not a port".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The scope the workload's routing table is compiled for.
+    pub fn scope(&self) -> ProxyScope {
+        ProxyScope {
+            namespace: self.namespace.clone(),
+            labels: self.labels.clone(),
+            gateway: self.mode == Mode::Gateway,
+        }
+    }
+}
+
+/// A registered workload.
+#[derive(Debug, Clone)]
+struct Entry {
+    spec: WorkloadSpec,
+    last_seen: Instant,
+    last_seen_ms: u64,
+    registered_at_ms: u64,
+    /// The configuration version the proxy said it holds on its last poll.
+    acked: Option<String>,
+    /// Long polls in flight: a proxy waiting on us is alive.
+    polls: usize,
+}
+
+/// A workload as the API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadView {
+    /// The registration.
+    #[serde(flatten)]
+    pub spec: WorkloadSpec,
+    /// Last registration, poll or heartbeat, in milliseconds since the Unix epoch.
+    pub last_seen_ms: u64,
+    /// Milliseconds since then.
+    pub age_ms: u64,
+    /// Registration time, in milliseconds since the Unix epoch.
+    pub registered_at_ms: u64,
+}
+
+/// One line of `proxy-status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyStatus {
+    /// Workload name.
+    pub workload: String,
+    /// `sidecar` or `gateway`.
+    pub mode: &'static str,
+    /// Version the proxy holds (empty before its first poll).
+    pub version: String,
+    /// Version in force.
+    pub latest: String,
+    /// `SYNCED` when it holds the latest version, else `STALE`.
+    pub status: &'static str,
+    /// Last contact, in milliseconds since the Unix epoch.
+    pub last_seen_ms: u64,
+}
+
+/// All registered workloads.
+#[derive(Debug, Default)]
+pub struct Workloads {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Workloads {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers or refreshes a workload; true when what others see changed.
+    pub fn register(&mut self, spec: WorkloadSpec, now: Instant) -> bool {
+        let now_wall = now_ms();
+        match self.entries.get_mut(&spec.name) {
+            Some(entry) => {
+                entry.last_seen = now;
+                entry.last_seen_ms = now_wall;
+                if entry.spec == spec {
+                    return false;
+                }
+                entry.spec = spec;
+                true
+            }
+            None => {
+                self.entries.insert(
+                    spec.name.clone(),
+                    Entry {
+                        spec,
+                        last_seen: now,
+                        last_seen_ms: now_wall,
+                        registered_at_ms: now_wall,
+                        acked: None,
+                        polls: 0,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Removes a workload; true when it existed.
+    pub fn deregister(&mut self, name: &str) -> bool {
+        self.entries.remove(name).is_some()
+    }
+
+    /// The registration of `name`.
+    pub fn get(&self, name: &str) -> Option<&WorkloadSpec> {
+        self.entries.get(name).map(|e| &e.spec)
+    }
+
+    /// A poll starts: heartbeat, record the version the proxy holds, count it in flight.
+    /// False when the workload is unknown.
+    pub fn poll_started(&mut self, name: &str, held: Option<&str>, now: Instant) -> bool {
+        let Some(entry) = self.entries.get_mut(name) else {
+            return false;
+        };
+        entry.last_seen = now;
+        entry.last_seen_ms = now_ms();
+        entry.acked = held.map(str::to_owned);
+        entry.polls += 1;
+        true
+    }
+
+    /// A poll ended (answered or abandoned): heartbeat.
+    pub fn poll_ended(&mut self, name: &str, now: Instant) {
+        if let Some(entry) = self.entries.get_mut(name) {
+            entry.polls = entry.polls.saturating_sub(1);
+            entry.last_seen = now;
+            entry.last_seen_ms = now_ms();
+        }
+    }
+
+    /// Drops workloads silent for [`WORKLOAD_TTL`]; returns their names.
+    pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        let expired: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.polls == 0 && now.duration_since(e.last_seen) >= WORKLOAD_TTL)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &expired {
+            self.entries.remove(name);
+        }
+        expired
+    }
+
+    /// Workloads seen within [`WORKLOAD_TTL`] (or polling now).
+    pub fn connected(&self, now: Instant) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.polls > 0 || now.duration_since(e.last_seen) < WORKLOAD_TTL)
+            .count()
+    }
+
+    /// Number of registered workloads.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when none is registered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every workload, by name.
+    pub fn list(&self, now: Instant) -> Vec<WorkloadView> {
+        self.entries
+            .values()
+            .map(|e| WorkloadView {
+                spec: e.spec.clone(),
+                last_seen_ms: e.last_seen_ms,
+                age_ms: u64::try_from(now.duration_since(e.last_seen).as_millis())
+                    .unwrap_or(u64::MAX),
+                registered_at_ms: e.registered_at_ms,
+            })
+            .collect()
+    }
+
+    /// Sync state of every proxy against version `latest`.
+    pub fn status(&self, latest: &str) -> Vec<ProxyStatus> {
+        self.entries
+            .values()
+            .map(|e| {
+                let version = e.acked.clone().unwrap_or_default();
+                ProxyStatus {
+                    workload: e.spec.name.clone(),
+                    mode: e.spec.mode.as_str(),
+                    status: if version == latest { "SYNCED" } else { "STALE" },
+                    version,
+                    latest: latest.to_owned(),
+                    last_seen_ms: e.last_seen_ms,
+                }
+            })
+            .collect()
+    }
+
+    /// The service registry proxies route with: one record per service with the
+    /// addresses and labels of its workloads.
+    pub fn registry(&self) -> Registry {
+        let mut services: BTreeMap<(String, String), ServiceRecord> = BTreeMap::new();
+        for entry in self.entries.values() {
+            let spec = &entry.spec;
+            let Some(service) = &spec.service else {
+                continue;
+            };
+            let record = services
+                .entry((spec.namespace.clone(), service.clone()))
+                .or_insert_with(|| ServiceRecord {
+                    name: service.clone(),
+                    namespace: spec.namespace.clone(),
+                    ports: Vec::new(),
+                    endpoints: Vec::new(),
+                });
+            let ports = if spec.ports.is_empty() {
+                vec![DEFAULT_SERVICE_PORT]
+            } else {
+                spec.ports.clone()
+            };
+            for port in ports {
+                if !record.ports.contains(&port) {
+                    record.ports.push(port);
+                }
+            }
+            if let Some(address) = spec.address {
+                record.endpoints.push(EndpointRecord {
+                    address,
+                    labels: spec.labels.clone(),
+                    workload: Some(spec.name.clone()),
+                    sidecar: spec.sidecar,
+                });
+            }
+        }
+        Registry {
+            services: services.into_values().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, version: &str, port: u16) -> WorkloadSpec {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "service": "reviews", "serviceAccount": "bookinfo-reviews",
+            "labels": {"app": "reviews", "version": version},
+            "address": format!("127.0.0.1:{port}"),
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_workloads_expire_but_polling_ones_stay() {
+        let mut w = Workloads::new();
+        let t0 = Instant::now();
+        assert!(w.register(spec("reviews-v1", "v1", 1), t0));
+        assert!(!w.register(spec("reviews-v1", "v1", 1), t0));
+        assert!(w.register(spec("reviews-v2", "v2", 2), t0));
+        assert!(w.poll_started("reviews-v2", Some("3"), t0));
+        let later = t0 + Duration::from_secs(16);
+        assert_eq!(w.expire(t0 + Duration::from_secs(14)), Vec::<String>::new());
+        assert_eq!(w.expire(later), ["reviews-v1"]);
+        assert_eq!(w.connected(later), 1);
+        w.poll_ended("reviews-v2", later);
+        assert!(w.expire(later + Duration::from_secs(14)).is_empty());
+        assert_eq!(w.expire(later + Duration::from_secs(15)), ["reviews-v2"]);
+    }
+
+    #[test]
+    fn registry_groups_endpoints_by_service() {
+        let mut w = Workloads::new();
+        let now = Instant::now();
+        w.register(spec("reviews-v1", "v1", 1), now);
+        w.register(spec("reviews-v2", "v2", 2), now);
+        let r = w.registry();
+        assert_eq!(r.services.len(), 1);
+        let s = r.service("reviews.default.svc.cluster.local").unwrap();
+        assert_eq!(s.ports, [9080]);
+        assert_eq!(s.endpoints.len(), 2);
+        assert_eq!(s.endpoints[1].labels["version"], "v2");
+        assert_eq!(s.endpoints[1].workload.as_deref(), Some("reviews-v2"));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let mut bad = spec("Reviews V1", "v1", 1);
+        assert!(bad.validate().unwrap_err().starts_with("name:"));
+        bad.name = "ok".into();
+        bad.service_account = String::new();
+        assert!(bad.validate().unwrap_err().starts_with("serviceAccount:"));
+    }
+}

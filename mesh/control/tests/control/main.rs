@@ -1,0 +1,10 @@
+//! The control plane's HTTP API end to end, over real sockets on 127.0.0.1.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod ca;
+mod config;
+mod faults;
+mod misc;
+mod registry;
+mod support;
