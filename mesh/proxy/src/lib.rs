@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod authz;
 pub mod body;
 pub mod breaker;
 pub mod cluster;
@@ -28,3 +29,4 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod telemetry;
+pub mod tls;

@@ -11,18 +11,29 @@ fn main() -> ExitCode {
     // One thread by default: a sidecar shares its machine with the app and a dozen other
     // processes in a laptop demo, and a single-threaded runtime spends nothing on
     // cross-thread wake-ups (Linkerd's proxy does the same for one core).
-    let workers = match std::env::var("MESH_PROXY_WORKERS").ok().as_deref().map(str::parse::<usize>) {
+    let workers = match std::env::var("MESH_PROXY_WORKERS")
+        .ok()
+        .as_deref()
+        .map(str::parse::<usize>)
+    {
         None => 1,
         Some(Ok(n)) if n >= 1 => n,
         Some(_) => {
-            eprintln!("mesh-proxy: invalid MESH_PROXY_WORKERS: expected a number of threads, 1 or more");
+            eprintln!(
+                "mesh-proxy: invalid MESH_PROXY_WORKERS: expected a number of threads, 1 or more"
+            );
             return ExitCode::from(64);
         }
     };
     let runtime = if workers == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
     };
     match runtime {
         Ok(rt) => rt.block_on(run()),
