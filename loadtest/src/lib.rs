@@ -8,6 +8,7 @@
 //! HdrHistograms, plus a per-second time series and a rolling steady-state window that can be
 //! served over HTTP while the run is in progress.
 
+pub mod chaos;
 pub mod conn;
 pub mod duration;
 pub mod engine;

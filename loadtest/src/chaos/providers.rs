@@ -1,0 +1,749 @@
+//! Executing providers: `http`, `process` and the native ones (fault leases, kill, mesh
+//! configuration, load). Each returns the activity's output as JSON, or an error message
+//! that the journal records as the activity's exception.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value, json};
+
+use super::experiment::{FaultSpec, LoadSpec, MixSpec, Provider};
+use crate::engine::{Model, RunConfig};
+use crate::plan::Schedule;
+use crate::stats::SecondSummary;
+use crate::{Mix, Recorder, Target, window};
+
+/// A fault lease this run created, and when it was in force (seconds since the run start).
+#[derive(Debug, Clone)]
+pub struct FaultWindow {
+    pub id: String,
+    pub activity: String,
+    pub service: String,
+    pub description: String,
+    pub ttl_s: u64,
+    pub start_s: f64,
+    /// When it was removed, or when its lease ran out.
+    pub end_s: f64,
+    pub removed: bool,
+}
+
+/// A background load started by a `load` action.
+pub struct LoadRun {
+    pub activity: String,
+    pub target: String,
+    pub recorder: Arc<Recorder>,
+    pub schedule: Schedule,
+    pub handle: tokio::task::JoinHandle<()>,
+    pub server: Option<tokio::task::JoinHandle<()>>,
+    pub serve_addr: Option<String>,
+    pub stopped_s: Option<f64>,
+}
+
+/// A finished load's figures for the journal.
+#[derive(Debug, Clone)]
+pub struct LoadSeries {
+    pub activity: String,
+    pub target: String,
+    pub start_s: f64,
+    pub series: Vec<SecondSummary>,
+}
+
+/// Shared state of one run that providers read and update.
+pub struct Context {
+    pub http: reqwest::Client,
+    pub control: String,
+    pub meshctl: Option<PathBuf>,
+    pub base_dir: PathBuf,
+    pub start: Instant,
+    /// Lease length for faults without an explicit `ttl`.
+    pub default_ttl: Duration,
+    rng: Mutex<StdRng>,
+    faults: Mutex<Vec<FaultWindow>>,
+    loads: Mutex<Vec<LoadRun>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded lists stay consistent even if a holder panicked mid-way.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Context {
+    pub fn new(
+        http: reqwest::Client,
+        control: String,
+        meshctl: Option<PathBuf>,
+        base_dir: PathBuf,
+        seed: u64,
+        default_ttl: Duration,
+    ) -> Self {
+        Context {
+            http,
+            control: control.trim_end_matches('/').to_string(),
+            meshctl,
+            base_dir,
+            start: Instant::now(),
+            default_ttl,
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            faults: Mutex::new(Vec::new()),
+            loads: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn offset(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    pub fn faults(&self) -> Vec<FaultWindow> {
+        lock(&self.faults).clone()
+    }
+
+    pub fn is_load_running(&self) -> bool {
+        lock(&self.loads).iter().any(|l| l.stopped_s.is_none())
+    }
+
+    /// Stops every load and returns their per-second series.
+    pub fn finish_loads(&self) -> Vec<LoadSeries> {
+        let now = tokio::time::Instant::now();
+        let mut loads = lock(&self.loads);
+        loads
+            .iter_mut()
+            .map(|l| {
+                stop(l, self.offset());
+                let start_s = l.recorder.started_at().map_or(0.0, |s| {
+                    s.into_std()
+                        .saturating_duration_since(self.start)
+                        .as_secs_f64()
+                });
+                LoadSeries {
+                    activity: l.activity.clone(),
+                    target: l.target.clone(),
+                    start_s,
+                    series: l.recorder.totals(now).series,
+                }
+            })
+            .collect()
+    }
+
+    /// Executes one provider.
+    pub async fn execute(&self, name: &str, provider: &Provider) -> Result<Value, String> {
+        match provider {
+            Provider::Http {
+                url,
+                method,
+                headers,
+                arguments,
+                timeout,
+            } => {
+                self.http_call(url, method, headers, arguments.as_ref(), *timeout)
+                    .await
+            }
+            Provider::Process {
+                path,
+                arguments,
+                timeout,
+            } => process(Path::new(path), arguments, *timeout).await,
+            Provider::MeshFault(spec) => self.fault(name, spec).await,
+            Provider::MeshFaultClear { all } => self.clear_faults(*all).await,
+            Provider::Kill {
+                workloads,
+                meshctl,
+                args,
+                timeout,
+            } => {
+                self.kill(workloads, meshctl.as_deref(), args, *timeout)
+                    .await
+            }
+            Provider::MeshApply { file, delete } => self.apply(file, *delete).await,
+            Provider::Load(spec) => self.start_load(name, spec).await,
+            Provider::LoadStop => {
+                let mut stopped = 0;
+                for l in lock(&self.loads)
+                    .iter_mut()
+                    .filter(|l| l.stopped_s.is_none())
+                {
+                    stop(l, self.offset());
+                    stopped += 1;
+                }
+                Ok(json!({"stopped": stopped}))
+            }
+            Provider::LoadWindow => self.window(),
+        }
+    }
+
+    async fn http_call(
+        &self,
+        url: &str,
+        method: &str,
+        headers: &[(String, String)],
+        arguments: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<Value, String> {
+        let m = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| format!("invalid HTTP method {method:?}"))?;
+        let mut full = reqwest::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+        if let (Some(args), true) = (arguments, m == reqwest::Method::GET) {
+            full.query_pairs_mut().extend_pairs(flat_pairs(args));
+        }
+        let mut req = self.http.request(m.clone(), full).timeout(timeout);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let json_body = headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v == "application/json");
+        if let Some(args) = arguments {
+            if m == reqwest::Method::GET {
+                // Already in the query string.
+            } else if json_body {
+                req = req.body(args.to_string());
+            } else {
+                // Chaos Toolkit sends form fields unless the request says JSON.
+                req = req
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form_encode(&flat_pairs(args)));
+            }
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("{method} {url}: {}", error_chain(&e)))?;
+        response_value(resp).await
+    }
+
+    async fn control_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(String, &str)>,
+    ) -> Result<(u16, Value), String> {
+        let url = format!("{}{path}", self.control);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .timeout(Duration::from_secs(10));
+        if let Some((body, content_type)) = body {
+            req = req.header("content-type", content_type).body(body);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("control plane {method} {url}: {}", error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| format!("control plane {url}: {e}"))?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, value))
+    }
+
+    /// The body of a fault lease request; `ttl_seconds` is always present.
+    pub fn fault_body(&self, spec: &FaultSpec) -> Value {
+        let ttl = spec
+            .ttl
+            .unwrap_or(self.default_ttl)
+            .as_secs()
+            .clamp(1, 3600);
+        let mut body = Map::new();
+        body.insert("service".into(), json!(spec.service));
+        if let Some(s) = &spec.subset {
+            body.insert("subset".into(), json!(s));
+        }
+        if let Some(d) = &spec.delay {
+            body.insert(
+                "delay".into(),
+                json!({"fixed_delay": d, "percentage": spec.percentage}),
+            );
+        }
+        if let Some(code) = spec.abort {
+            body.insert(
+                "abort".into(),
+                json!({"http_status": code, "percentage": spec.percentage}),
+            );
+        }
+        if !spec.headers.is_empty() {
+            body.insert("headers".into(), Value::Object(spec.headers.clone()));
+        }
+        body.insert("ttl_seconds".into(), json!(ttl));
+        Value::Object(body)
+    }
+
+    async fn fault(&self, name: &str, spec: &FaultSpec) -> Result<Value, String> {
+        let body = self.fault_body(spec);
+        let ttl = body["ttl_seconds"].as_u64().unwrap_or(1);
+        let (status, answer) = self
+            .control_call(
+                reqwest::Method::POST,
+                "/api/v1/faults",
+                Some((body.to_string(), "application/json")),
+            )
+            .await?;
+        if !(200..300).contains(&status) {
+            return Err(format!(
+                "the control plane refused the fault ({status}): {}",
+                error_text(&answer)
+            ));
+        }
+        let id = answer
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("the control plane answered without a fault id: {answer}"))?;
+        let start_s = self.offset();
+        let mut what = Vec::new();
+        if let Some(d) = &spec.delay {
+            what.push(format!("delay {d}"));
+        }
+        if let Some(c) = spec.abort {
+            what.push(format!("abort {c}"));
+        }
+        let mut description = format!(
+            "{} {}% on {}",
+            what.join(" + "),
+            spec.percentage,
+            spec.service
+        );
+        if let Some(s) = &spec.subset {
+            description.push_str(&format!(" {s}"));
+        }
+        for (k, v) in &spec.headers {
+            description.push_str(&format!(" when {k}={}", v.as_str().unwrap_or_default()));
+        }
+        lock(&self.faults).push(FaultWindow {
+            id: id.to_string(),
+            activity: name.to_string(),
+            service: spec.service.clone(),
+            description,
+            ttl_s: ttl,
+            start_s,
+            end_s: start_s + ttl as f64,
+            removed: false,
+        });
+        Ok(json!({"request": body, "response": answer}))
+    }
+
+    async fn clear_faults(&self, all: bool) -> Result<Value, String> {
+        let now = self.offset();
+        let mark = |id: Option<&str>| {
+            for f in lock(&self.faults).iter_mut() {
+                if !f.removed && id.is_none_or(|id| id == f.id) && f.end_s > now {
+                    f.removed = true;
+                    f.end_s = now;
+                }
+            }
+        };
+        if all {
+            let (status, answer) = self
+                .control_call(reqwest::Method::DELETE, "/api/v1/faults", None)
+                .await?;
+            if !(200..300).contains(&status) {
+                return Err(format!(
+                    "halting faults failed ({status}): {}",
+                    error_text(&answer)
+                ));
+            }
+            mark(None);
+            return Ok(answer);
+        }
+        let ids: Vec<String> = lock(&self.faults)
+            .iter()
+            .filter(|f| !f.removed)
+            .map(|f| f.id.clone())
+            .collect();
+        let mut deleted = Vec::new();
+        let mut expired = Vec::new();
+        for id in ids {
+            let (status, answer) = self
+                .control_call(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/faults/{id}"),
+                    None,
+                )
+                .await?;
+            match status {
+                200..=299 => deleted.push(id.clone()),
+                // The lease already ran out: nothing left to undo.
+                404 => expired.push(id.clone()),
+                _ => {
+                    return Err(format!(
+                        "removing fault {id} failed ({status}): {}",
+                        error_text(&answer)
+                    ));
+                }
+            }
+            mark(Some(&id));
+        }
+        Ok(json!({"deleted": deleted, "expired": expired}))
+    }
+
+    fn meshctl_path(&self, explicit: Option<&str>) -> PathBuf {
+        if let Some(p) = explicit {
+            return PathBuf::from(p);
+        }
+        if let Some(p) = &self.meshctl {
+            return p.clone();
+        }
+        let sibling = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|d| d.join("meshctl")));
+        match sibling {
+            Some(p) if p.is_file() => p,
+            _ => PathBuf::from("meshctl"),
+        }
+    }
+
+    /// Picks one of `workloads` with the run's seeded generator.
+    pub fn pick<'a>(&self, workloads: &'a [String]) -> Option<&'a String> {
+        if workloads.len() <= 1 {
+            return workloads.first();
+        }
+        let i = lock(&self.rng).random_range(0..workloads.len());
+        workloads.get(i)
+    }
+
+    async fn kill(
+        &self,
+        workloads: &[String],
+        meshctl: Option<&str>,
+        args: &[String],
+        timeout: Duration,
+    ) -> Result<Value, String> {
+        let workload = self.pick(workloads).ok_or("no workload to kill")?;
+        let program = self.meshctl_path(meshctl);
+        let mut argv = vec![
+            "--control".to_string(),
+            self.control.clone(),
+            "kill".to_string(),
+        ];
+        argv.extend(args.iter().cloned());
+        argv.push(workload.clone());
+        let mut out = process(&program, &argv, timeout).await?;
+        if out["status"] != json!(0) {
+            return Err(format!(
+                "{} kill {workload} exited with {}: {}",
+                program.display(),
+                out["status"],
+                out["stderr"].as_str().unwrap_or_default().trim()
+            ));
+        }
+        out["workload"] = json!(workload);
+        Ok(out)
+    }
+
+    fn resolve_file(&self, file: &str) -> PathBuf {
+        let p = PathBuf::from(file);
+        if p.is_absolute() || p.exists() {
+            return p;
+        }
+        self.base_dir.join(p)
+    }
+
+    async fn apply(&self, file: &str, delete: bool) -> Result<Value, String> {
+        let path = self.resolve_file(file);
+        let text = tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("chaos.yaml");
+        let verb = if delete { "delete" } else { "apply" };
+        let (status, answer) = self
+            .control_call(
+                reqwest::Method::POST,
+                &format!("/api/v1/{verb}?file={name}"),
+                Some((text, "application/yaml")),
+            )
+            .await?;
+        if !(200..300).contains(&status) {
+            let details = answer
+                .get("errors")
+                .and_then(Value::as_array)
+                .map(|e| {
+                    e.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default();
+            return Err(format!(
+                "{verb} {} refused ({status}): {} {details}",
+                path.display(),
+                error_text(&answer)
+            ));
+        }
+        Ok(answer)
+    }
+
+    async fn start_load(&self, name: &str, spec: &LoadSpec) -> Result<Value, String> {
+        let target = Target::resolve(&spec.target)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mix = match &spec.mix {
+            MixSpec::Bookinfo => Mix::bookinfo(&target),
+            MixSpec::Url => Mix::single(
+                http::Method::GET,
+                &target.path_and_query,
+                http::HeaderMap::new(),
+                bytes::Bytes::new(),
+            ),
+            MixSpec::File(f) => {
+                Mix::from_file(&self.resolve_file(f), &target).map_err(|e| e.to_string())?
+            }
+        };
+        let schedule = Schedule::constant(spec.rate, spec.duration);
+        let cfg = RunConfig {
+            target,
+            mix,
+            model: Model::Open {
+                schedule: schedule.clone(),
+                max_lateness: Duration::from_secs(1),
+            },
+            connections: spec.connections,
+            http2: false,
+            timeout: spec.timeout,
+        };
+        let recorder = Arc::new(Recorder::new(spec.window));
+        let (mut server, mut serve_addr) = (None, None);
+        if let Some(addr) = &spec.serve {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot serve the load window on {addr}: {e}"))?;
+            serve_addr = listener.local_addr().ok().map(|a| a.to_string());
+            let rate = schedule.clone();
+            let rate_fn: window::RateFn = Arc::new(move |t| rate.rate_at(t));
+            server = Some(tokio::spawn(window::serve(
+                listener,
+                Arc::clone(&recorder),
+                rate_fn,
+            )));
+        }
+        let rec = Arc::clone(&recorder);
+        let handle = tokio::spawn(async move {
+            // The configuration was checked when the experiment was validated.
+            let _ = crate::engine::run(cfg, rec).await;
+        });
+        lock(&self.loads).push(LoadRun {
+            activity: name.to_string(),
+            target: spec.target.clone(),
+            recorder,
+            schedule,
+            handle,
+            server,
+            serve_addr: serve_addr.clone(),
+            stopped_s: None,
+        });
+        Ok(
+            json!({"target": spec.target, "rate": spec.rate, "duration_s": spec.duration.as_secs_f64(), "window": serve_addr}),
+        )
+    }
+
+    fn window(&self) -> Result<Value, String> {
+        let loads = lock(&self.loads);
+        let load = loads
+            .iter()
+            .rev()
+            .find(|l| l.recorder.started_at().is_some())
+            .or_else(|| loads.last())
+            .ok_or("no load has been started (add a background `load` action before this probe)")?;
+        let schedule = load.schedule.clone();
+        let summary = load
+            .recorder
+            .window(tokio::time::Instant::now(), |t| schedule.rate_at(t));
+        serde_json::to_value(summary).map_err(|e| e.to_string())
+    }
+}
+
+fn stop(l: &mut LoadRun, now: f64) {
+    if l.stopped_s.is_none() {
+        // Aborting drops the workers and with them the queue, which ends the scheduler.
+        l.handle.abort();
+        if let Some(s) = &l.server {
+            s.abort();
+        }
+        l.stopped_s = Some(now);
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+fn error_text(answer: &Value) -> String {
+    answer
+        .get("error")
+        .and_then(Value::as_str)
+        .map_or_else(|| answer.to_string(), str::to_string)
+}
+
+fn flat_pairs(args: &Value) -> Vec<(String, String)> {
+    match args {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn form_encode(pairs: &[(String, String)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".to_string(),
+                other => format!("%{other:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn response_value(resp: reqwest::Response) -> Result<Value, String> {
+    let status = resp.status().as_u16();
+    let mut headers = Map::new();
+    for (k, v) in resp.headers() {
+        headers.insert(k.to_string(), json!(v.to_str().unwrap_or_default()));
+    }
+    // Like Chaos Toolkit: decode JSON only when the server says exactly application/json.
+    let is_json = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| format!("reading the response: {e}"))?;
+    let body = if is_json {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    } else {
+        Value::String(text)
+    };
+    Ok(json!({"status": status, "headers": headers, "body": body}))
+}
+
+/// Runs a program; the output is `{status, stdout, stderr}` (status -1 when killed by a
+/// signal). A program that outlives `timeout` is killed and the activity fails.
+pub async fn process(
+    path: &Path,
+    arguments: &[String],
+    timeout: Duration,
+) -> Result<Value, String> {
+    let child = tokio::process::Command::new(path)
+        .args(arguments)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(timeout, child)
+        .await
+        .map_err(|_| format!("{} did not finish within {timeout:?}", path.display()))?
+        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+    Ok(json!({
+        "status": out.status.code().unwrap_or(-1),
+        "stdout": String::from_utf8_lossy(&out.stdout),
+        "stderr": String::from_utf8_lossy(&out.stderr),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(seed: u64) -> Context {
+        bookinfo_common::client::install_crypto_provider();
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        Context::new(
+            http,
+            "http://127.0.0.1:1".into(),
+            None,
+            PathBuf::from("."),
+            seed,
+            Duration::from_secs(90),
+        )
+    }
+
+    #[test]
+    fn picks_are_replayed_by_the_seed() {
+        let w: Vec<String> = (1..=5).map(|i| format!("reviews-v{i}")).collect();
+        let run = |seed| {
+            let c = ctx(seed);
+            (0..8)
+                .map(|_| c.pick(&w).unwrap().clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn fault_bodies_always_carry_a_bounded_ttl() {
+        let c = ctx(1);
+        let spec = FaultSpec {
+            service: "ratings".into(),
+            subset: Some("v1".into()),
+            delay: Some("7s".into()),
+            abort: None,
+            percentage: 100.0,
+            headers: serde_json::from_value(json!({"end-user": "jason"})).unwrap(),
+            ttl: None,
+        };
+        let body = c.fault_body(&spec);
+        assert_eq!(body["ttl_seconds"], json!(90));
+        assert_eq!(
+            body["delay"],
+            json!({"fixed_delay": "7s", "percentage": 100.0})
+        );
+        assert_eq!(body["headers"]["end-user"], "jason");
+        let long = FaultSpec {
+            ttl: Some(Duration::from_secs(20)),
+            ..spec
+        };
+        assert_eq!(c.fault_body(&long)["ttl_seconds"], json!(20));
+    }
+
+    #[test]
+    fn form_encoding() {
+        assert_eq!(
+            form_encode(&[("a b".into(), "x&y=1".into())]),
+            "a+b=x%26y%3D1"
+        );
+    }
+
+    #[tokio::test]
+    async fn processes_report_status_and_output() {
+        let out = process(
+            Path::new("/bin/sh"),
+            &["-c".into(), "echo hi; exit 3".into()],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["status"], json!(3));
+        assert_eq!(out["stdout"], json!("hi\n"));
+        let missing = process(Path::new("/no/such/program"), &[], Duration::from_secs(1)).await;
+        assert!(
+            missing
+                .unwrap_err()
+                .starts_with("cannot run /no/such/program")
+        );
+    }
+}
