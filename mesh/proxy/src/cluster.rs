@@ -12,10 +12,12 @@ use http_body_util::combinators::BoxBody;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use mesh_api::defaults::{EffectivePolicy, LoadBalancer};
+use mesh_api::defaults::{EffectivePolicy, LoadBalancer, UpstreamTls};
+use mesh_api::networking::destination_rule::TlsMode;
 use tokio::time::Instant;
 
 use crate::breaker::{Breaker, Limits};
+use crate::connector::MeshConnector;
 use crate::lb::{Algorithm, Balancer, Endpoint, EndpointMeta};
 use crate::outlier::{self, Outcome, OutlierPolicy};
 use crate::registry::ServiceRecord;
@@ -27,7 +29,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type UpstreamBody = BoxBody<Bytes, BoxError>;
 
 /// HTTP client of one cluster (pooled connections per endpoint address).
-pub type UpstreamClient = Client<HttpConnector, UpstreamBody>;
+pub type UpstreamClient = Client<MeshConnector, UpstreamBody>;
 
 /// Identifies a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,6 +82,7 @@ impl Cluster {
         service: &ServiceRecord,
         subset_labels: &BTreeMap<String, String>,
         policy: &EffectivePolicy,
+        mesh_tls: Option<&Arc<rustls::ClientConfig>>,
     ) -> Self {
         let endpoints = service
             .endpoints
@@ -101,7 +104,20 @@ impl Cluster {
                     },
                 )
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // Auto mTLS: with no TLS setting in the DestinationRule, talk mTLS to endpoints
+        // that have a sidecar; `ISTIO_MUTUAL` forces it, `DISABLE` turns it off. SIMPLE and
+        // MUTUAL (TLS to servers outside the mesh) are not originated by this proxy yet.
+        let wants_mtls = match &policy.tls {
+            UpstreamTls::Auto => !endpoints.is_empty() && endpoints.iter().all(|e| e.meta.sidecar),
+            UpstreamTls::Explicit(t) => t.mode == TlsMode::IstioMutual,
+        };
+        if let UpstreamTls::Explicit(t) = &policy.tls
+            && matches!(t.mode, TlsMode::Simple | TlsMode::Mutual)
+        {
+            tracing::warn!(cluster = %key, "TLS origination (SIMPLE/MUTUAL) is not supported; connecting in plaintext.");
+        }
+        let tls = if wants_mtls { mesh_tls.cloned() } else { None };
         let algorithm = match policy.load_balancer {
             LoadBalancer::RoundRobin => Algorithm::RoundRobin,
             LoadBalancer::Random => Algorithm::Random,
@@ -125,7 +141,7 @@ impl Cluster {
                 max_pending: pool.http1_max_pending_requests,
             }),
             outlier,
-            client: client(pool.connect_timeout, keep_alive, pool.idle_timeout),
+            client: client(pool.connect_timeout, keep_alive, pool.idle_timeout, tls),
             keep_alive,
         }
     }
@@ -152,15 +168,18 @@ impl Cluster {
     }
 }
 
-/// A pooled HTTP/1.1 + h2c client with the pool's connect and idle timeouts.
+/// A pooled HTTP/1.1 client with the pool's connect and idle timeouts, mTLS when `tls`
+/// is set.
 pub fn client(
     connect_timeout: Duration,
     keep_alive: bool,
     idle: Option<Duration>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 ) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let connector = MeshConnector::new(http, tls);
     let mut b = Client::builder(TokioExecutor::new());
     b.pool_idle_timeout(idle.unwrap_or(Duration::from_secs(3600)));
     if !keep_alive {
@@ -198,7 +217,7 @@ mod tests {
             port: Some(9080),
         };
         let labels = [("version".to_owned(), "v2".to_owned())].into();
-        let c = Cluster::build(&key, &svc, &labels, &EffectivePolicy::default());
+        let c = Cluster::build(&key, &svc, &labels, &EffectivePolicy::default(), None);
         assert_eq!(c.endpoints.len(), 2);
         assert_eq!(c.endpoints[0].meta.workload, "reviews-v2");
         assert_eq!(c.name, "outbound|9080|v2|reviews.default.svc.cluster.local");
@@ -211,6 +230,7 @@ mod tests {
             &svc,
             &BTreeMap::new(),
             &EffectivePolicy::default(),
+            None,
         );
         assert_eq!(all.endpoints.len(), 3);
     }

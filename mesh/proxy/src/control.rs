@@ -104,7 +104,12 @@ impl ControlClient {
     pub fn new(base: &str, registration: Registration) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
-            http: client(Duration::from_secs(2), true, Some(Duration::from_secs(60))),
+            http: client(
+                Duration::from_secs(2),
+                true,
+                Some(Duration::from_secs(60)),
+                None,
+            ),
             registration,
         }
     }
@@ -161,6 +166,47 @@ impl ControlClient {
         } else {
             Err(rejected(status, &bytes))
         }
+    }
+
+    /// Has the CA sign `csr_pem`; returns the chain (leaf first, root last) as PEM.
+    pub async fn certificate(&self, csr_pem: &str) -> Result<Vec<String>, ControlError> {
+        #[derive(Deserialize)]
+        struct Issued {
+            chain: Vec<String>,
+        }
+        let body = serde_json::json!({ "workload": self.registration.name, "csr": csr_pem });
+        let body = serde_json::to_vec(&body).map_err(|e| ControlError::Rejected {
+            status: 0,
+            body: e.to_string(),
+        })?;
+        let (status, bytes) = self
+            .call(
+                Method::POST,
+                "/api/v1/certificates",
+                Some(body),
+                Duration::from_secs(5),
+            )
+            .await?;
+        if !status.is_success() {
+            return Err(rejected(status, &bytes));
+        }
+        let issued: Issued =
+            serde_json::from_slice(&bytes).map_err(|e| ControlError::Rejected {
+                status: status.as_u16(),
+                body: format!("unusable certificate answer: {e}"),
+            })?;
+        if issued.chain.is_empty() {
+            return Err(ControlError::Rejected {
+                status: status.as_u16(),
+                body: "empty certificate chain".to_owned(),
+            });
+        }
+        Ok(issued.chain)
+    }
+
+    /// The registration this client was made with.
+    pub fn registration(&self) -> &Registration {
+        &self.registration
     }
 
     /// Deregisters the workload (best effort, on shutdown).

@@ -1,7 +1,8 @@
 //! The inbound listener of a sidecar: traffic for the local app arrives here (from other
-//! sidecars or plain clients) and is forwarded to the app on localhost. The server-side
-//! policy (mTLS termination, PeerAuthentication, AuthorizationPolicy) plugs in at
-//! [`InboundPolicy`] before forwarding.
+//! sidecars over mTLS, or plain clients where PeerAuthentication allows it), is checked
+//! against the AuthorizationPolicies selecting this workload (CUSTOM, then DENY, then
+//! ALLOW; a denial is `403 RBAC: access denied`), and is forwarded to the app on
+//! localhost.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,44 +13,23 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access_log::Entry;
+use crate::authz::{DENIED_BODY, Decision, RequestAttributes};
 use crate::body::{self, Observed, ProxyBody};
 use crate::cluster::UpstreamClient;
 use crate::headers;
-use crate::outbound::ConnInfo;
+use crate::server::ConnInfo;
 use crate::state::ProxyState;
 use crate::telemetry::{Reporter, RequestRecord, Security, ServiceName, Workload};
-
-/// Decides whether an inbound request may reach the app.
-pub trait InboundPolicy: Send + Sync + std::fmt::Debug {
-    /// `Err(status, body)` refuses the request.
-    fn check(
-        &self,
-        req: &Request<Incoming>,
-        conn: &ConnInfo,
-    ) -> Result<(), (StatusCode, &'static str)>;
-}
-
-/// Lets everything through (no AuthorizationPolicy applies).
-#[derive(Debug, Default)]
-pub struct AllowAll;
-
-impl InboundPolicy for AllowAll {
-    fn check(&self, _: &Request<Incoming>, _: &ConnInfo) -> Result<(), (StatusCode, &'static str)> {
-        Ok(())
-    }
-}
 
 /// The inbound side of one sidecar.
 #[derive(Debug)]
 pub struct Inbound {
-    /// Shared proxy state (metrics, identity).
+    /// Shared proxy state (metrics, identity, policies).
     pub state: Arc<ProxyState>,
     /// Where the app listens.
     pub app: SocketAddr,
     /// Pooled client to the app.
     pub client: UpstreamClient,
-    /// Server-side policy.
-    pub policy: Box<dyn InboundPolicy>,
     /// The service this workload serves, for metrics.
     pub service: ServiceName,
 }
@@ -80,14 +60,16 @@ impl Inbound {
             downstream_remote: conn.remote.to_string(),
             ..Entry::default()
         };
-        let resp = match self.policy.check(&req, &conn) {
-            Err((status, text)) => {
-                log.details = "rbac_access_denied".to_owned();
-                let mut r = Response::new(body::full(text));
-                *r.status_mut() = status;
+        let resp = match self.authorize(&req, &conn) {
+            Decision::Deny { policy } => {
+                log.details = format!("rbac_access_denied_matched_policy[{policy}]");
+                let mut r = Response::new(body::full(DENIED_BODY));
+                *r.status_mut() = StatusCode::FORBIDDEN;
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 r
             }
-            Ok(()) => self.forward(req, &mut log).await,
+            Decision::Allow => self.forward(req, &mut log).await,
         };
         let (parts, body) = resp.into_parts();
         let code = parts.status.as_u16();
@@ -96,18 +78,35 @@ impl Inbound {
             log.code = code;
             log.bytes_sent = bytes;
             log.duration_ms = start.elapsed().as_millis() as u64;
+            if log.flags.is_empty() {
+                log.flags = "-".to_owned();
+            }
+            // The caller's identity is its SPIFFE ID; its workload name is not known here.
+            let source = Workload {
+                principal: conn
+                    .peer
+                    .as_deref()
+                    .map_or_else(|| "unknown".to_owned(), str::to_owned),
+                namespace: conn
+                    .peer
+                    .as_deref()
+                    .and_then(|p| p.split("/ns/").nth(1))
+                    .and_then(|rest| rest.split('/').next())
+                    .map_or_else(|| "unknown".to_owned(), str::to_owned),
+                ..Workload::unknown()
+            };
             me.state.metrics.record_request(&RequestRecord {
                 reporter: Reporter::Destination,
-                source: &Workload::unknown(),
+                source: &source,
                 destination: &me.state.me,
                 service: &me.service,
                 code,
-                flags: if log.flags.is_empty() {
-                    "-".to_owned()
+                flags: log.flags.clone(),
+                security: if conn.peer.is_some() {
+                    Security::MutualTls
                 } else {
-                    log.flags.clone()
+                    Security::None
                 },
-                security: Security::None,
                 duration_ms: start.elapsed().as_secs_f64() * 1000.0,
                 request_bytes: 0,
                 response_bytes: bytes,
@@ -117,6 +116,25 @@ impl Inbound {
             }
         };
         Response::from_parts(parts, body::boxed(Observed::new(body, done)))
+    }
+
+    /// Evaluates the AuthorizationPolicies of the current configuration.
+    fn authorize(&self, req: &Request<Incoming>, conn: &ConnInfo) -> Decision {
+        let snap = self.state.store.load();
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        snap.authorizer().authorize(&RequestAttributes {
+            peer: conn.peer.as_deref(),
+            source_ip: conn.remote.ip(),
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            host,
+            port: self.app.port(),
+            headers: req.headers(),
+        })
     }
 
     async fn forward(&self, req: Request<Incoming>, log: &mut Entry) -> Response<ProxyBody> {

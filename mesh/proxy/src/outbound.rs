@@ -25,6 +25,7 @@ use mesh_api::{CompiledRoute, RequestInfo, RouteAction};
 use tokio::time::Instant;
 
 use crate::access_log::Entry;
+use crate::authz::{DENIED_BODY, Decision, RequestAttributes};
 use crate::body::{self, Observed, ProxyBody};
 use crate::breaker::Slot;
 use crate::cluster::{Cluster, ClusterKey};
@@ -35,6 +36,7 @@ use crate::lb::ActiveGuard;
 use crate::outlier::Outcome;
 use crate::respond::{self, LocalReply};
 use crate::retry::{self, Attempt};
+pub use crate::server::ConnInfo;
 use crate::snapshot::{ClusterError, Snapshot};
 use crate::state::ProxyState;
 use crate::telemetry::{Reporter, RequestRecord, Security, ServiceName, Workload};
@@ -42,15 +44,6 @@ use crate::telemetry::{Reporter, RequestRecord, Security, ServiceName, Workload}
 /// Request bodies up to this size are buffered so a retry can resend them; larger or
 /// unsized bodies are streamed and get a single attempt (Linkerd does the same).
 pub const RETRY_BUFFER_LIMIT: usize = 64 * 1024;
-
-/// The two ends of the downstream connection.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
-    /// The client.
-    pub remote: SocketAddr,
-    /// Our listener.
-    pub local: SocketAddr,
-}
 
 /// What we learn about a request on its way through, for telemetry.
 #[derive(Debug)]
@@ -60,6 +53,7 @@ struct Ctx {
     flags: Flags,
     service: ServiceName,
     destination: Workload,
+    remote_ip: std::net::IpAddr,
 }
 
 impl Ctx {
@@ -92,6 +86,7 @@ impl Ctx {
             flags: Flags::none(),
             service: unknown,
             destination: Workload::unknown(),
+            remote_ip: conn.remote.ip(),
         }
     }
 
@@ -214,6 +209,11 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
     }
 
     let snap = state.store.load();
+    if state.gateway
+        && let Some(denied) = authorize(&snap, &parts, &authority, ctx)
+    {
+        return denied;
+    }
     let path = parts
         .uri
         .path_and_query()
@@ -303,7 +303,7 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
         &mut parts.headers,
     );
 
-    let cluster = match snap.cluster(&key) {
+    let cluster = match snap.cluster(&key, state.mtls().map(|m| &m.client)) {
         Ok(c) => c,
         Err(e @ ClusterError::UnknownSubset { .. }) => {
             return ctx.local(LocalReply::NoCluster, &e.to_string());
@@ -322,7 +322,7 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
         }
     };
     ctx.log.bytes_received = body.len();
-    mirror(&snap, route, &parts, &body);
+    mirror(state, &snap, route, &parts, &body);
 
     let attempts = attempts(&cluster, route, &parts, body, ctx);
     let outcome = match route.timeout {
@@ -347,6 +347,37 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
         resp.headers_mut(),
     );
     resp
+}
+
+/// A gateway applies the AuthorizationPolicies selecting it to the requests it receives
+/// (Istio's `allow-nothing` in the gateway's namespace answers 403 at the front door).
+fn authorize(
+    snap: &Snapshot,
+    parts: &Parts,
+    authority: &str,
+    ctx: &mut Ctx,
+) -> Option<Response<ProxyBody>> {
+    let (_, port) = mesh_api::host::split_authority(authority);
+    let attrs = RequestAttributes {
+        peer: None,
+        source_ip: ctx.remote_ip,
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        host: authority,
+        port: port.unwrap_or(80),
+        headers: &parts.headers,
+    };
+    match snap.authorizer().authorize(&attrs) {
+        Decision::Allow => None,
+        Decision::Deny { policy } => {
+            ctx.log.details = format!("rbac_access_denied_matched_policy[{policy}]");
+            Some(respond::text(
+                StatusCode::FORBIDDEN,
+                DENIED_BODY,
+                &format!("- {}: {policy}", ctx.log.details),
+            ))
+        }
+    }
 }
 
 /// The request body: buffered (replayable) when small and sized, streamed otherwise.
@@ -692,7 +723,13 @@ fn rewrite(
 
 /// Fire-and-forget copies for the route's mirrors (buffered bodies only; the answers
 /// are discarded).
-fn mirror(snap: &Arc<Snapshot>, route: &CompiledRoute, parts: &Parts, body: &RequestBody) {
+fn mirror(
+    state: &ProxyState,
+    snap: &Arc<Snapshot>,
+    route: &CompiledRoute,
+    parts: &Parts,
+    body: &RequestBody,
+) {
     let RequestBody::Buffered(bytes) = body else {
         return;
     };
@@ -705,7 +742,7 @@ fn mirror(snap: &Arc<Snapshot>, route: &CompiledRoute, parts: &Parts, body: &Req
             subset: m.destination.subset.clone(),
             port: None,
         };
-        let Ok(cluster) = snap.cluster(&key) else {
+        let Ok(cluster) = snap.cluster(&key, state.mtls().map(|m| &m.client)) else {
             continue;
         };
         let Some(endpoint) = cluster

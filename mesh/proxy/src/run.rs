@@ -11,13 +11,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::authz;
 use crate::cluster::client;
 use crate::config::{self, Env, LoadError, Mode, Source, WorkloadSpec};
 use crate::control::{self, ControlClient, Registration};
-use crate::inbound::{AllowAll, Inbound};
+use crate::inbound::Inbound;
+use crate::mtls::{self, Mtls, TRUST_DOMAIN};
 use crate::snapshot::{Snapshot, Store};
 use crate::state::ProxyState;
 use crate::telemetry::ServiceName;
+use crate::tls::{self, MeshStream, MtlsMode, SpiffeId};
 use crate::{admin, outbound, server};
 
 /// How often the configuration files are checked for changes.
@@ -113,6 +116,7 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
         Store::new(initial),
         workload.workload(),
         env.access_log,
+        env.mode == Mode::Gateway,
     ));
 
     let admin_listener = bind(env.admin).await?;
@@ -130,6 +134,7 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
         };
         tasks.spawn(server::serve(
             admin_listener,
+            server::plain(),
             handler,
             rx.clone(),
             Duration::ZERO,
@@ -181,6 +186,29 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
                 Snapshot::new(first.version, first.table, first.registry)
                     .with_security(first.security),
             );
+            // The mesh identity: without it the proxy still serves, in plaintext.
+            let sa = workload
+                .service_account
+                .clone()
+                .unwrap_or_else(|| "default".to_owned());
+            match SpiffeId::new(TRUST_DOMAIN, &workload.namespace, &sa) {
+                Ok(spiffe_id) => match mtls::issue(&control, &spiffe_id)
+                    .await
+                    .and_then(|id| Ok(Mtls::new(id)?))
+                {
+                    Ok(m) => {
+                        let m = Arc::new(m);
+                        state.set_mtls(m.clone());
+                        tasks.spawn(mtls::rotate(control.clone(), m, spiffe_id, rx.clone()));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "No mesh certificate: serving without mTLS.")
+                    }
+                },
+                Err(error) => {
+                    tracing::warn!(%error, "Unusable service account for a SPIFFE identity.")
+                }
+            }
             state.set_ready();
             tasks.spawn(control::sync(control, state.clone(), rx.clone()));
         }
@@ -194,6 +222,7 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
             let st = state.clone();
             tasks.spawn(server::serve(
                 out_l,
+                server::plain(),
                 move |req, conn| outbound::handle(st.clone(), req, conn),
                 rx.clone(),
                 env.drain,
@@ -202,8 +231,12 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
             let handler = Arc::new(Inbound {
                 state: state.clone(),
                 app: env.app,
-                client: client(mesh_api::defaults::DEFAULT_CONNECT_TIMEOUT, true, None),
-                policy: Box::new(AllowAll),
+                client: client(
+                    mesh_api::defaults::DEFAULT_CONNECT_TIMEOUT,
+                    true,
+                    None,
+                    None,
+                ),
                 service: ServiceName {
                     host: format!("{service}.{}.svc.cluster.local", workload.namespace),
                     name: service,
@@ -212,6 +245,7 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
             });
             tasks.spawn(server::serve(
                 in_l,
+                inbound_transport(state.clone(), &workload, env.app.port()),
                 move |req, conn| handler.clone().handle(req, conn),
                 rx.clone(),
                 env.drain,
@@ -238,6 +272,7 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
                 let st = state.clone();
                 tasks.spawn(server::serve(
                     l,
+                    server::plain(),
                     move |req, conn| outbound::handle(st.clone(), req, conn),
                     rx.clone(),
                     env.drain,
@@ -256,6 +291,46 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
         state,
         shutdown: tx,
         tasks,
+    })
+}
+
+/// How long an inbound connection may take to show what it is and finish a handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The inbound transport: mesh mTLS terminated per the PeerAuthentication in force for
+/// the app's port (STRICT, PERMISSIVE, DISABLE), re-read for every connection so policy
+/// changes apply to new connections at once.
+fn inbound_transport(
+    state: Arc<ProxyState>,
+    workload: &WorkloadSpec,
+    port: u16,
+) -> server::Transport {
+    let (namespace, labels) = (workload.namespace.clone(), workload.labels.clone());
+    Arc::new(move |tcp| {
+        let (state, namespace, labels) = (state.clone(), namespace.clone(), labels.clone());
+        Box::pin(async move {
+            let snap = state.store.load();
+            let mode = authz::effective_mtls(
+                &snap.security.peer_authentications,
+                authz::ROOT_NAMESPACE,
+                &namespace,
+                &labels,
+                port,
+            );
+            let Some(m) = state.mtls() else {
+                // No identity (file mode): plaintext only, and STRICT admits nobody.
+                return (mode != MtlsMode::Strict).then(|| (MeshStream::Plain(tcp), None));
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls::accept(tcp, mode, &m.acceptor)).await
+            {
+                Ok(Ok(accepted)) => Some((accepted.stream, accepted.peer.map(Arc::from))),
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, mode = mode.as_str(), "Inbound connection refused.");
+                    None
+                }
+                Err(_) => None,
+            }
+        })
     })
 }
 

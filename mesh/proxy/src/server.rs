@@ -1,9 +1,16 @@
 //! Accept loop shared by every listener: HTTP/1.1 and h2c on one port, one task per
 //! connection, and a graceful drain: on shutdown we stop accepting, let open
 //! connections finish their requests, and give up after the drain period.
+//!
+//! Each connection first goes through a [`Transport`] step: plain for the outbound and
+//! admin listeners, mTLS termination per PeerAuthentication for the inbound one. It runs
+//! inside the connection's task, so a slow handshake never holds up the accept loop.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -12,16 +19,42 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::body::ProxyBody;
-use crate::outbound::ConnInfo;
+use crate::tls::MeshStream;
+
+/// The two ends of a downstream connection, and who the peer is.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client.
+    pub remote: SocketAddr,
+    /// Our listener.
+    pub local: SocketAddr,
+    /// The peer's SPIFFE ID when it connected over mesh mTLS.
+    pub peer: Option<Arc<str>>,
+}
+
+/// Turns an accepted socket into the stream to serve (or refuses it: `None` closes).
+pub type Transport = Arc<
+    dyn Fn(
+            TcpStream,
+        ) -> Pin<Box<dyn Future<Output = Option<(MeshStream, Option<Arc<str>>)>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The plain transport: no TLS.
+pub fn plain() -> Transport {
+    Arc::new(|tcp| Box::pin(async move { Some((MeshStream::Plain(tcp), None)) }))
+}
 
 /// Serves `handler` on `listener` until `shutdown` turns true, then drains for at most
 /// `drain`.
 pub async fn serve<H, F>(
     listener: TcpListener,
+    transport: Transport,
     handler: H,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
@@ -30,7 +63,6 @@ pub async fn serve<H, F>(
     F: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -45,16 +77,17 @@ pub async fn serve<H, F>(
                 };
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().unwrap_or(remote);
-                let conn = ConnInfo { remote, local };
-                let h = handler.clone();
-                let service = service_fn(move |req| {
-                    let h = h.clone();
-                    async move { Ok::<_, Infallible>(h(req, conn).await) }
-                });
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let watched = graceful.watch(connection);
+                let (h, transport, watcher) = (handler.clone(), transport.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    if let Err(error) = watched.await {
+                    let Some((io, peer)) = transport(stream).await else { return };
+                    let conn = ConnInfo { remote, local, peer };
+                    let service = service_fn(move |req| {
+                        let (h, conn) = (h.clone(), conn.clone());
+                        async move { Ok::<_, Infallible>(h(req, conn).await) }
+                    });
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    if let Err(error) = watcher.watch(connection.into_owned()).await {
                         tracing::debug!(%error, "Connection ended with an error.");
                     }
                 });

@@ -6,12 +6,13 @@
 //! requests see the new one, and nothing is dropped.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use mesh_api::security::WorkloadSecurity;
 use mesh_api::{EffectivePolicy, RouteTable};
 use serde::Serialize;
 
+use crate::authz::Authorizer;
 use crate::cluster::{Cluster, ClusterKey};
 use crate::registry::Registry;
 
@@ -44,6 +45,8 @@ pub struct Snapshot {
     pub security: WorkloadSecurity,
     #[serde(skip)]
     clusters: Mutex<HashMap<ClusterKey, Arc<Cluster>>>,
+    #[serde(skip)]
+    authorizer: OnceLock<Authorizer>,
 }
 
 impl Snapshot {
@@ -55,6 +58,7 @@ impl Snapshot {
             registry,
             security: WorkloadSecurity::default(),
             clusters: Mutex::new(HashMap::new()),
+            authorizer: OnceLock::new(),
         }
     }
 
@@ -64,13 +68,23 @@ impl Snapshot {
         self
     }
 
+    /// The AuthorizationPolicies of this snapshot, ready to evaluate.
+    pub fn authorizer(&self) -> &Authorizer {
+        self.authorizer
+            .get_or_init(|| Authorizer::new(&self.security.authorization_policies))
+    }
+
     /// An empty snapshot (before the first configuration arrives).
     pub fn empty() -> Self {
         Self::new("", RouteTable::default(), Registry::default())
     }
 
     /// The cluster for `key`, built on first use.
-    pub fn cluster(&self, key: &ClusterKey) -> Result<Arc<Cluster>, ClusterError> {
+    pub fn cluster(
+        &self,
+        key: &ClusterKey,
+        mesh_tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Arc<Cluster>, ClusterError> {
         if let Ok(clusters) = self.clusters.lock()
             && let Some(c) = clusters.get(key)
         {
@@ -101,7 +115,7 @@ impl Snapshot {
                 )
             }
         };
-        let cluster = Arc::new(Cluster::build(key, service, &labels, &policy));
+        let cluster = Arc::new(Cluster::build(key, service, &labels, &policy, mesh_tls));
         if let Ok(mut clusters) = self.clusters.lock() {
             return Ok(clusters.entry(key.clone()).or_insert(cluster).clone());
         }

@@ -2,10 +2,12 @@
 //! the telemetry sinks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::registry::Registry;
 
 use crate::cluster::{UpstreamClient, client};
+use crate::mtls::Mtls;
 use crate::snapshot::Store;
 use crate::telemetry::{IstioMetrics, Workload};
 
@@ -26,11 +28,15 @@ pub struct ProxyState {
     pub passthrough: UpstreamClient,
     /// Whether a configuration has arrived (readiness probes wait for it).
     ready: AtomicBool,
+    /// Gateway mode: requests arriving downstream are subject to authorization.
+    pub gateway: bool,
+    /// The mesh identity, once issued (control-plane mode).
+    mtls: OnceLock<Arc<Mtls>>,
 }
 
 impl ProxyState {
     /// State with fresh metrics.
-    pub fn new(store: Store, me: Workload, access_log: bool) -> Self {
+    pub fn new(store: Store, me: Workload, access_log: bool, gateway: bool) -> Self {
         let mut registry = Registry::default();
         let metrics = IstioMetrics::register(&mut registry);
         Self {
@@ -39,14 +45,31 @@ impl ProxyState {
             metrics,
             registry,
             access_log,
-            passthrough: client(mesh_api::defaults::DEFAULT_CONNECT_TIMEOUT, true, None),
+            passthrough: client(
+                mesh_api::defaults::DEFAULT_CONNECT_TIMEOUT,
+                true,
+                None,
+                None,
+            ),
             ready: AtomicBool::new(false),
+            gateway,
+            mtls: OnceLock::new(),
         }
     }
 
     /// Whether the proxy has its configuration and serves.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// The mesh identity, if the proxy has one.
+    pub fn mtls(&self) -> Option<&Arc<Mtls>> {
+        self.mtls.get()
+    }
+
+    /// Installs the mesh identity (once).
+    pub fn set_mtls(&self, mtls: Arc<Mtls>) {
+        let _ = self.mtls.set(mtls);
     }
 
     /// Marks the proxy ready.

@@ -1,0 +1,341 @@
+//! The command line: `meshctl up`, `apply`, `delete`, `get`, `describe`, `proxy-status`,
+//! `fault`, `kill`, `explain`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::duration;
+
+/// Run the Bookinfo mesh on this machine and drive its control plane.
+#[derive(Debug, Parser)]
+#[command(name = "meshctl", version, propagate_version = true)]
+pub struct Cli {
+    /// Control plane URL [default: from the running `meshctl up`, else http://127.0.0.1:15010].
+    #[arg(long, global = true, env = "MESHCTL_CONTROL", value_name = "URL")]
+    pub control: Option<String>,
+
+    /// Where `meshctl up` keeps its state file, logs and config directory.
+    #[arg(
+        long,
+        global = true,
+        env = "MESHCTL_RUN_DIR",
+        default_value = ".run/meshctl",
+        value_name = "DIR"
+    )]
+    pub run_dir: PathBuf,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the control plane, every Bookinfo workload with its sidecar and the ingress
+    /// gateway on 127.0.0.1, and supervise them until Ctrl-C.
+    Up(UpArgs),
+    /// Apply Istio resources from a YAML file or every *.yaml of a directory.
+    Apply(FileArgs),
+    /// Delete the Istio resources named in a YAML file or directory.
+    Delete(FileArgs),
+    /// List resources: virtualservices (vs), destinationrules (dr), gateways (gw),
+    /// serviceentries (se), peerauthentications (pa), authorizationpolicies (ap), faults,
+    /// workloads.
+    Get(GetArgs),
+    /// Show the routes, subsets, policies, endpoints and faults in force for a service.
+    Describe {
+        /// Service name, e.g. reviews.
+        service: String,
+    },
+    /// Show whether every proxy runs the latest configuration.
+    ProxyStatus,
+    /// Inject faults as leases that expire by themselves.
+    Fault {
+        /// What to do with faults.
+        #[command(subcommand)]
+        action: FaultCommand,
+    },
+    /// Chaos: kill a workload's process (SIGKILL); the supervisor of `meshctl up` restarts it.
+    Kill(KillArgs),
+    /// Explain an Envoy response flag seen in access logs or metrics (UF, UO, NR, ...).
+    Explain {
+        /// The flag, e.g. UF.
+        flag: String,
+    },
+}
+
+/// `meshctl up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Directory holding mesh-control, mesh-proxy and the Bookinfo binaries
+    /// [default: the directory of meshctl itself].
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+
+    /// First of the internal ports: workload i uses a block of 10 from base + 10*i.
+    #[arg(long, default_value_t = 15100, value_name = "PORT")]
+    pub base_port: u16,
+
+    /// Control plane API and dashboard port.
+    #[arg(long, default_value_t = 15010, value_name = "PORT")]
+    pub control_port: u16,
+
+    /// Port of the product page (the ingress gateway; productpage itself with --no-mesh).
+    #[arg(long, default_value_t = 8080, value_name = "PORT")]
+    pub gateway_port: u16,
+
+    /// The control plane's config directory (watched; edits apply live)
+    /// [default: <run-dir>/config, seeded from --mesh-config].
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    /// Where the shipped routing files are (destination-rule-all.yaml,
+    /// bookinfo-gateway.yaml) [default: mesh/config].
+    #[arg(long, value_name = "DIR")]
+    pub mesh_config: Option<PathBuf>,
+
+    /// Workloads to run, comma-separated: a service runs all its versions
+    /// (productpage,details,reviews-v1,reviews-v3,ratings) [default: all].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub workloads: Vec<String>,
+
+    /// Plain services wired directly to each other: no control plane, no sidecars.
+    #[arg(long)]
+    pub no_mesh: bool,
+
+    /// The reviews version to run with --no-mesh.
+    #[arg(long, default_value = "v2", value_name = "v1|v2|v3")]
+    pub reviews: String,
+
+    /// Interleave every process's output, prefixed with its name, instead of log files.
+    #[arg(long, short)]
+    pub verbose: bool,
+
+    /// How long to wait for everything to be ready and the first product page.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub ready_timeout: Duration,
+}
+
+/// `-f FILE|DIR`.
+#[derive(Debug, Clone, Args)]
+pub struct FileArgs {
+    /// A YAML file, or a directory whose *.yaml files are used in name order.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR",
+        required = true
+    )]
+    pub files: Vec<PathBuf>,
+}
+
+/// Output format of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A table.
+    Table,
+    /// YAML documents.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// `meshctl get`.
+#[derive(Debug, Clone, Args)]
+pub struct GetArgs {
+    /// What to list.
+    pub kind: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// `meshctl fault ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum FaultCommand {
+    /// Add a delay and/or abort on a service for a limited time.
+    Add(FaultAddArgs),
+    /// List the faults in force with their remaining time.
+    List,
+    /// Remove one fault by id, or every fault.
+    Clear {
+        /// Fault id (e.g. f-1); without it every fault is removed.
+        id: Option<String>,
+    },
+}
+
+/// `meshctl fault add`.
+#[derive(Debug, Clone, Args)]
+pub struct FaultAddArgs {
+    /// Target service, e.g. ratings.
+    pub service: String,
+    /// Only this subset (DestinationRule subset name, e.g. v1).
+    #[arg(long)]
+    pub subset: Option<String>,
+    /// Delay every affected request by this long (e.g. 7s).
+    #[arg(long, value_name = "DURATION")]
+    pub delay: Option<String>,
+    /// Answer affected requests with this HTTP status (e.g. 500).
+    #[arg(long, value_name = "STATUS")]
+    pub abort: Option<String>,
+    /// Share of requests affected, 0 to 100.
+    #[arg(long, value_name = "PERCENT")]
+    pub percent: Option<String>,
+    /// Only requests with this header (NAME=VALUE, repeatable), e.g. end-user=jason.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// How long the fault lasts (1s to 1h); it disappears by itself afterwards.
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: String,
+}
+
+/// `meshctl kill`.
+#[derive(Debug, Clone, Args)]
+pub struct KillArgs {
+    /// Workload name, e.g. reviews-v2 (or istio-ingressgateway, mesh-control).
+    pub workload: String,
+    /// Kill the app process (the default).
+    #[arg(long, conflicts_with = "sidecar")]
+    pub app: bool,
+    /// Kill the sidecar process instead of the app.
+    #[arg(long)]
+    pub sidecar: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    duration::parse(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("meshctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn up_defaults() {
+        let cli = parse(&["up"]).unwrap();
+        let Command::Up(up) = cli.command else {
+            panic!("not up")
+        };
+        assert_eq!(
+            (up.base_port, up.control_port, up.gateway_port),
+            (15100, 15010, 8080)
+        );
+        assert!(up.workloads.is_empty() && !up.no_mesh && !up.verbose);
+        assert_eq!(up.reviews, "v2");
+        assert_eq!(up.ready_timeout, Duration::from_secs(30));
+        assert_eq!(cli.run_dir, PathBuf::from(".run/meshctl"));
+    }
+
+    #[test]
+    fn up_options() {
+        let cli = parse(&[
+            "up",
+            "--workloads",
+            "productpage,reviews-v3",
+            "--base-port",
+            "20000",
+            "--gateway-port",
+            "9000",
+            "--no-mesh",
+            "--reviews",
+            "v3",
+            "--ready-timeout",
+            "5s",
+            "--run-dir",
+            "/tmp/x",
+        ])
+        .unwrap();
+        let Command::Up(up) = cli.command else {
+            panic!("not up")
+        };
+        assert_eq!(up.workloads, ["productpage", "reviews-v3"]);
+        assert_eq!((up.base_port, up.gateway_port), (20000, 9000));
+        assert!(up.no_mesh);
+        assert_eq!(up.ready_timeout, Duration::from_secs(5));
+        assert_eq!(cli.run_dir, PathBuf::from("/tmp/x"));
+        let e = parse(&["up", "--ready-timeout", "5"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid duration"), "{e}");
+        assert!(parse(&["up", "--base-port", "70000"]).is_err());
+    }
+
+    #[test]
+    fn fault_add_flags() {
+        let cli = parse(&[
+            "fault",
+            "add",
+            "ratings",
+            "--delay",
+            "7s",
+            "--header",
+            "end-user=jason",
+            "--header",
+            "x=y",
+            "--ttl",
+            "2m",
+            "--control",
+            "http://127.0.0.1:1",
+        ])
+        .unwrap();
+        assert_eq!(cli.control.as_deref(), Some("http://127.0.0.1:1"));
+        let Command::Fault {
+            action: FaultCommand::Add(a),
+        } = cli.command
+        else {
+            panic!("not fault add")
+        };
+        assert_eq!(a.service, "ratings");
+        assert_eq!(a.delay.as_deref(), Some("7s"));
+        assert_eq!(a.headers, ["end-user=jason", "x=y"]);
+        assert!(
+            parse(&["fault", "add", "ratings", "--delay", "7s"]).is_err(),
+            "ttl is required"
+        );
+    }
+
+    #[test]
+    fn other_subcommands() {
+        let cli = parse(&["apply", "-f", "a.yaml", "-f", "dir"]).unwrap();
+        let Command::Apply(f) = cli.command else {
+            panic!("not apply")
+        };
+        assert_eq!(f.files.len(), 2);
+        assert!(parse(&["apply"]).is_err());
+        let cli = parse(&["get", "vs", "-o", "yaml"]).unwrap();
+        let Command::Get(g) = cli.command else {
+            panic!("not get")
+        };
+        assert_eq!((g.kind.as_str(), g.output), ("vs", OutputFormat::Yaml));
+        assert!(parse(&["get", "vs", "-o", "xml"]).is_err());
+        assert!(parse(&["kill", "reviews-v2", "--app", "--sidecar"]).is_err());
+        let cli = parse(&["kill", "reviews-v2", "--sidecar"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Kill(KillArgs { sidecar: true, .. })
+        ));
+        assert!(matches!(
+            parse(&["fault", "clear"]).unwrap().command,
+            Command::Fault {
+                action: FaultCommand::Clear { id: None }
+            }
+        ));
+        assert!(matches!(
+            parse(&["proxy-status"]).unwrap().command,
+            Command::ProxyStatus
+        ));
+    }
+}

@@ -1,0 +1,44 @@
+//! meshctl's errors. Each one prints as a single line that says what is wrong and, when
+//! it can, what to do about it.
+
+use crate::control::ControlError;
+
+/// Everything that can make a meshctl command fail.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// Bad arguments or configuration (exit code 64).
+    #[error("{0}")]
+    Usage(String),
+    /// The control plane could not be reached or refused the request.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// A file or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What meshctl was doing.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Anything else, already worded for the user.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CtlError {
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The process exit code: 64 for usage errors, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 64,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! End-to-end `meshctl up` with the real binaries: the product page through the gateway,
+//! `--no-mesh`, `meshctl kill` and the supervisor's restart, and a clean stop on SIGTERM.
+//!
+//! The binaries must sit next to meshctl (`target/<profile>/`): run
+//! `cargo build --workspace --bins` first. Each test uses its own ports and run directory
+//! so they can run in parallel; the ports are below Linux's ephemeral range (32768+), so
+//! outgoing connections of other programs cannot take them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mesh_ctl::state::{Role, State};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::time::{Instant, sleep};
+
+const BINARIES: [&str; 6] = [
+    "productpage",
+    "details",
+    "reviews",
+    "ratings",
+    "mesh-proxy",
+    "mesh-control",
+];
+
+/// Where the workspace's binaries are: next to meshctl.
+fn bin_dir() -> PathBuf {
+    let meshctl = PathBuf::from(env!("CARGO_BIN_EXE_meshctl"));
+    let dir = meshctl.parent().map(Path::to_path_buf).unwrap_or_default();
+    let missing: Vec<&str> = BINARIES
+        .iter()
+        .copied()
+        .filter(|b| !dir.join(b).is_file())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing {} in {}: run `cargo build --workspace --bins` first",
+        missing.join(", "),
+        dir.display()
+    );
+    dir
+}
+
+/// A running `meshctl up`; stopped (and checked) on drop if the test did not stop it.
+struct Up {
+    child: Option<Child>,
+    run_dir: PathBuf,
+    out: PathBuf,
+    gateway: u16,
+}
+
+impl Up {
+    fn start(test: &str, base: u16, control: u16, gateway: u16, extra: &[&str]) -> Self {
+        let bins = bin_dir();
+        let run_dir =
+            std::env::temp_dir().join(format!("meshctl-e2e-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&run_dir);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let out = run_dir.join("meshctl.out");
+        let file = std::fs::File::create(&out).unwrap();
+        let mesh_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let child = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+            .arg("up")
+            .args(["--bin-dir", bins.to_str().unwrap()])
+            .args(["--run-dir", run_dir.to_str().unwrap()])
+            .args(["--mesh-config", mesh_config.to_str().unwrap()])
+            .args(["--base-port", &base.to_string()])
+            .args(["--control-port", &control.to_string()])
+            .args(["--gateway-port", &gateway.to_string()])
+            .args(["--ready-timeout", "40s"])
+            .args(extra)
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Self {
+            child: Some(child),
+            run_dir,
+            out,
+            gateway,
+        }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Waits for the banner; fails with meshctl's output if it gave up or exited.
+    async fn ready(&mut self) -> Duration {
+        let begun = Instant::now();
+        let deadline = begun + Duration::from_secs(60);
+        loop {
+            let out = self.output();
+            if out.contains("Bookinfo is ready") {
+                return begun.elapsed();
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            assert!(exited.is_none(), "meshctl up exited ({exited:?}):\n{out}");
+            assert!(
+                Instant::now() < deadline,
+                "meshctl up not ready within 60 s:\n{out}"
+            );
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn state(&self) -> State {
+        State::load(&self.run_dir).unwrap()
+    }
+
+    fn page_url(&self) -> String {
+        format!("http://127.0.0.1:{}/productpage", self.gateway)
+    }
+
+    /// SIGTERM, then checks meshctl exited, every child is gone and the state file too.
+    async fn stop(mut self) {
+        let pids: Vec<u32> = self
+            .state()
+            .processes
+            .iter()
+            .filter_map(|p| p.pid)
+            .collect();
+        assert!(!pids.is_empty());
+        let mut child = self.child.take().unwrap();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "meshctl did not stop within 15 s:\n{}",
+                self.output()
+            );
+            sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            status.success(),
+            "meshctl exited with {status}:\n{}",
+            self.output()
+        );
+        assert!(
+            self.output().trim_end().ends_with("stopped"),
+            "{}",
+            self.output()
+        );
+        for pid in pids {
+            assert!(!alive(pid), "process {pid} survived meshctl");
+        }
+        assert!(
+            !State::path(&self.run_dir).exists(),
+            "state file left behind"
+        );
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        // A failed test must not leave a whole mesh running: stop meshctl like Ctrl-C.
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            for _ in 0..200 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is not alive: only its exit status is left.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+    kill(Pid::from_raw(pid as i32), None).is_ok() && state != Some(Some('Z'))
+}
+
+fn http() -> reqwest::Client {
+    bookinfo_common::client::install_crypto_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// GETs `url` until it answers 200 with a body containing `want`, within `within`.
+async fn page_with(url: &str, want: &str, within: Duration) -> String {
+    let http = http();
+    let deadline = Instant::now() + within;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match http.get(url).send().await {
+            Ok(r) if r.status() == 200 => {
+                let body = r.text().await.unwrap_or_default();
+                if body.contains(want) {
+                    return body;
+                }
+                last = format!("200 without {want:?}");
+            }
+            Ok(r) => last = format!("status {}", r.status()),
+            Err(e) => last = e.to_string(),
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} never answered 200 with {want:?} within {within:?}; last: {last}");
+}
+
+/// Runs `meshctl kill` against the run directory.
+fn meshctl_kill(up: &Up, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .arg("kill")
+        .args(args)
+        .args(["--run-dir", up.run_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until the state file shows `name` running with a pid other than `old`.
+async fn restarted(up: &Up, name: &str, old: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pid = up
+            .state()
+            .processes
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.pid);
+        if let Some(pid) = pid.filter(|p| *p != old) {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} not restarted:\n{}",
+            up.output()
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn pid_of(state: &State, name: &str) -> u32 {
+    state
+        .processes
+        .iter()
+        .find(|p| p.name == name)
+        .and_then(|p| p.pid)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn up_serves_the_product_page_through_the_gateway_and_stops_cleanly() {
+    let mut up = Up::start("mesh", 27000, 27080, 27090, &[]);
+    let took = up.ready().await;
+    eprintln!("meshctl up ready in {took:?}");
+    let out = up.output();
+    for name in [
+        "mesh-control",
+        "productpage-v1-proxy",
+        "reviews-v3",
+        "istio-ingressgateway",
+    ] {
+        assert!(
+            out.contains(&format!("✔ {name}")),
+            "{name} not ticked:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("http://127.0.0.1:27080/"),
+        "no dashboard URL:\n{out}"
+    );
+    page_with(&up.page_url(), "Reviews served by", Duration::from_secs(10)).await;
+
+    let state = up.state();
+    assert!(state.mesh);
+    assert_eq!(state.control_url.as_deref(), Some("http://127.0.0.1:27080"));
+    // 6 apps, 6 sidecars, the gateway and the control plane.
+    assert_eq!(state.processes.len(), 14);
+    assert!(state.processes.iter().all(|p| p.pid.is_some()));
+    up.stop().await;
+}
+
+#[tokio::test]
+async fn killing_a_workload_restarts_it_and_the_page_recovers() {
+    let mut up = Up::start(
+        "kill",
+        27200,
+        27280,
+        27290,
+        &["--workloads", "productpage,details,reviews-v2,ratings"],
+    );
+    up.ready().await;
+    page_with(&up.page_url(), "reviews-v2-", Duration::from_secs(10)).await;
+    let old = pid_of(&up.state(), "reviews-v2");
+    let said = meshctl_kill(&up, &["reviews-v2"]);
+    assert!(
+        said.contains(&format!("killed reviews-v2 (pid {old})")),
+        "{said}"
+    );
+    let new = restarted(&up, "reviews-v2", old).await;
+    assert!(alive(new));
+    assert!(
+        up.output()
+            .contains("reviews-v2 exited (signal 9); restarting in 1 s"),
+        "{}",
+        up.output()
+    );
+    page_with(&up.page_url(), "reviews-v2-", Duration::from_secs(15)).await;
+
+    // The sidecar too.
+    let old = pid_of(&up.state(), "reviews-v2-proxy");
+    meshctl_kill(&up, &["reviews-v2", "--sidecar"]);
+    restarted(&up, "reviews-v2-proxy", old).await;
+    page_with(&up.page_url(), "reviews-v2-", Duration::from_secs(15)).await;
+    up.stop().await;
+}
+
+#[tokio::test]
+async fn no_mesh_wires_the_services_directly_and_stops_cleanly() {
+    let mut up = Up::start(
+        "nomesh",
+        27400,
+        27480,
+        27490,
+        &["--no-mesh", "--reviews", "v3"],
+    );
+    up.ready().await;
+    let body = page_with(&up.page_url(), "reviews-v3-", Duration::from_secs(10)).await;
+    // v3 shows red stars: productpage reached reviews, and reviews reached ratings.
+    assert!(
+        body.contains("class=\"stars text-red-500\""),
+        "no red stars in the page"
+    );
+    assert!(
+        !body.contains("currently unavailable"),
+        "a service was not reached"
+    );
+    let state = up.state();
+    assert!(!state.mesh && state.control_url.is_none());
+    assert_eq!(state.processes.len(), 4);
+    assert!(state.processes.iter().all(|p| p.role == Role::App));
+    assert!(!up.output().contains("mesh-control"));
+
+    // Chaos without the mesh: reviews restarts and the page has reviews again.
+    let old = pid_of(&state, "reviews-v3");
+    meshctl_kill(&up, &["reviews-v3"]);
+    restarted(&up, "reviews-v3", old).await;
+    page_with(&up.page_url(), "reviews-v3-", Duration::from_secs(15)).await;
+    up.stop().await;
+}
+
+#[tokio::test]
+async fn a_busy_port_is_refused_before_anything_starts() {
+    let _busy = std::net::TcpListener::bind("127.0.0.1:27690").unwrap();
+    let mut up = Up::start("busy", 27600, 27680, 27690, &["--no-mesh"]);
+    let mut child = up.child.take().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let out = up.output();
+    assert!(
+        out.contains("port 27690 for productpage-v1 (gateway) is already in use"),
+        "{out}"
+    );
+    assert!(out.contains("--gateway-port"), "{out}");
+    assert!(!State::path(&up.run_dir).exists());
+    let _ = std::fs::remove_dir_all(&up.run_dir);
+}

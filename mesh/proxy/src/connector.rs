@@ -1,0 +1,188 @@
+//! How a cluster connects to its endpoints: plain TCP, or mesh mTLS (our certificate,
+//! the server's verified against the mesh root) when the endpoints have sidecars (auto
+//! mTLS) or the DestinationRule says `ISTIO_MUTUAL`.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::Uri;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tower::Service;
+
+use crate::cluster::BoxError;
+use crate::tls;
+
+/// Connects to endpoints, with mTLS when configured.
+#[derive(Debug, Clone)]
+pub struct MeshConnector {
+    http: HttpConnector,
+    tls: Option<Arc<ClientConfig>>,
+}
+
+impl MeshConnector {
+    /// A connector; `tls` set means every connection is mesh mTLS.
+    pub fn new(http: HttpConnector, tls: Option<Arc<ClientConfig>>) -> Self {
+        Self { http, tls }
+    }
+
+    /// Whether connections are mTLS.
+    pub fn is_mtls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+/// An upstream connection.
+#[derive(Debug)]
+pub enum ClientIo {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// Mesh mTLS.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for ClientIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// An upstream connection as hyper sees it.
+#[derive(Debug)]
+pub struct MeshConn(TokioIo<ClientIo>);
+
+impl Read for MeshConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl Write for MeshConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl Connection for MeshConn {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl Service<Uri> for MeshConnector {
+    type Response = MeshConn;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<MeshConn, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.http.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let host = uri
+            .host()
+            .unwrap_or("mesh.local")
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let connecting = self.http.call(uri);
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let tcp = connecting.await?.into_inner();
+            match tls {
+                None => Ok(MeshConn(TokioIo::new(ClientIo::Plain(tcp)))),
+                Some(config) => {
+                    // The server is verified by its SPIFFE identity, not by this name.
+                    let (stream, _peer) = tls::connect(tcp, config, &host).await?;
+                    Ok(MeshConn(TokioIo::new(ClientIo::Tls(Box::new(stream)))))
+                }
+            }
+        })
+    }
+}
