@@ -203,6 +203,21 @@ pub struct KillArgs {
     /// Kill the sidecar process instead of the app.
     #[arg(long)]
     pub sidecar: bool,
+    /// The signal: KILL (a crash, the default), TERM (a graceful stop, as Kubernetes
+    /// does on a rollout), INT or HUP.
+    #[arg(long, default_value = "KILL", value_parser = parse_signal)]
+    pub signal: nix::sys::signal::Signal,
+}
+
+fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, String> {
+    use nix::sys::signal::Signal;
+    match s.trim_start_matches("SIG").to_ascii_uppercase().as_str() {
+        "KILL" | "9" => Ok(Signal::SIGKILL),
+        "TERM" | "15" => Ok(Signal::SIGTERM),
+        "INT" | "2" => Ok(Signal::SIGINT),
+        "HUP" | "1" => Ok(Signal::SIGHUP),
+        _ => Err(format!("{s:?} is not one of KILL, TERM, INT, HUP")),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -1,5 +1,6 @@
-//! `meshctl kill <workload>`: a chaos action. SIGKILL the workload's app (or sidecar)
-//! process found in the state file; the supervisor of `meshctl up` restarts it.
+//! `meshctl kill <workload>`: a chaos action. SIGKILL (or `--signal TERM` for a graceful
+//! stop) the workload's app (or sidecar) process found in the state file; the
+//! supervisor of `meshctl up` restarts it.
 
 use std::path::Path;
 
@@ -31,12 +32,20 @@ pub(super) fn run(args: &KillArgs, run_dir: &Path) -> Result<u8, CtlError> {
             target.name
         ))
     })?;
-    kill(Pid::from_raw(pid as i32), Signal::SIGKILL)
-        .map_err(|e| CtlError::Failed(format!("cannot kill {} (pid {pid}): {e}", target.name)))?;
-    println!(
-        "killed {} (pid {pid}); the supervisor of `meshctl up` restarts it after its backoff",
-        target.name
-    );
+    kill(Pid::from_raw(pid as i32), args.signal)
+        .map_err(|e| CtlError::Failed(format!("cannot signal {} (pid {pid}): {e}", target.name)))?;
+    if args.signal == Signal::SIGKILL {
+        println!(
+            "killed {} (pid {pid}); the supervisor of `meshctl up` restarts it after its backoff",
+            target.name
+        );
+    } else {
+        println!(
+            "sent {} to {} (pid {pid}); the supervisor of `meshctl up` restarts it when it exits",
+            args.signal.as_str(),
+            target.name
+        );
+    }
     Ok(0)
 }
 

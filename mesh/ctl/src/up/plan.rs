@@ -240,7 +240,11 @@ pub(crate) fn build(input: &PlanInput) -> Plan {
     if input.mesh {
         let block = p.gateway_block();
         let mut env = mesh_env(input);
+        // Like Istio's ingress gateway, ours lives in the root namespace, so policies of
+        // the app namespace (allow-nothing in `default`) do not close the front door.
+        env.retain(|(k, _)| k != "MESH_PROXY_NAMESPACE");
         env.extend([
+            ("MESH_PROXY_NAMESPACE".to_owned(), "istio-system".to_owned()),
             ("MESH_PROXY_MODE".to_owned(), "gateway".to_owned()),
             ("MESH_PROXY_WORKLOAD".to_owned(), GATEWAY.to_owned()),
             ("MESH_PROXY_SERVICE_ACCOUNT".to_owned(), GATEWAY.to_owned()),
@@ -482,6 +486,7 @@ mod tests {
         let gw = by_name(&p, GATEWAY);
         for (k, v) in [
             ("MESH_PROXY_MODE", "gateway"),
+            ("MESH_PROXY_NAMESPACE", "istio-system"),
             ("MESH_PROXY_WORKLOAD", "istio-ingressgateway"),
             ("MESH_PROXY_SERVICE_ACCOUNT", "istio-ingressgateway"),
             (

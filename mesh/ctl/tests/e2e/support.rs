@@ -1,23 +1,20 @@
-//! End-to-end `meshctl up` with the real binaries: the product page through the gateway,
-//! `--no-mesh`, `meshctl kill` and the supervisor's restart, and a clean stop on SIGTERM.
+//! The harness of the end-to-end tests: a real `meshctl up` with the real binaries.
 //!
 //! The binaries must sit next to meshctl (`target/<profile>/`): run
 //! `cargo build --workspace --bins` first. Each test uses its own ports and run directory
 //! so they can run in parallel; the ports are below Linux's ephemeral range (32768+), so
 //! outgoing connections of other programs cannot take them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mesh_ctl::state::{Role, State};
+use mesh_ctl::state::State;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::time::{Instant, sleep};
 
-const BINARIES: [&str; 6] = [
+pub(crate) const BINARIES: [&str; 6] = [
     "productpage",
     "details",
     "reviews",
@@ -27,7 +24,7 @@ const BINARIES: [&str; 6] = [
 ];
 
 /// Where the workspace's binaries are: next to meshctl.
-fn bin_dir() -> PathBuf {
+pub(crate) fn bin_dir() -> PathBuf {
     let meshctl = PathBuf::from(env!("CARGO_BIN_EXE_meshctl"));
     let dir = meshctl.parent().map(Path::to_path_buf).unwrap_or_default();
     let missing: Vec<&str> = BINARIES
@@ -45,15 +42,28 @@ fn bin_dir() -> PathBuf {
 }
 
 /// A running `meshctl up`; stopped (and checked) on drop if the test did not stop it.
-struct Up {
-    child: Option<Child>,
-    run_dir: PathBuf,
+pub(crate) struct Up {
+    pub(crate) child: Option<Child>,
+    pub(crate) run_dir: PathBuf,
     out: PathBuf,
-    gateway: u16,
+    pub(crate) gateway: u16,
 }
 
 impl Up {
-    fn start(test: &str, base: u16, control: u16, gateway: u16, extra: &[&str]) -> Self {
+    pub(crate) fn start(test: &str, base: u16, control: u16, gateway: u16, extra: &[&str]) -> Self {
+        Self::start_with_env(test, base, control, gateway, extra, &[])
+    }
+
+    /// [`Up::start`] with extra environment for meshctl and its children (e.g.
+    /// `MESH_CONTROL_CERT_TTL`).
+    pub(crate) fn start_with_env(
+        test: &str,
+        base: u16,
+        control: u16,
+        gateway: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let bins = bin_dir();
         let run_dir =
             std::env::temp_dir().join(format!("meshctl-e2e-{test}-{}", std::process::id()));
@@ -75,6 +85,7 @@ impl Up {
             .env_remove("HTTP_PROXY")
             .env_remove("http_proxy")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
@@ -88,12 +99,12 @@ impl Up {
         }
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 
     /// Waits for the banner; fails with meshctl's output if it gave up or exited.
-    async fn ready(&mut self) -> Duration {
+    pub(crate) async fn ready(&mut self) -> Duration {
         let begun = Instant::now();
         let deadline = begun + Duration::from_secs(60);
         loop {
@@ -114,16 +125,42 @@ impl Up {
         }
     }
 
-    fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         State::load(&self.run_dir).unwrap()
     }
 
-    fn page_url(&self) -> String {
+    /// The control plane's base URL.
+    pub(crate) fn control_url(&self) -> String {
+        self.state().control_url.unwrap()
+    }
+
+    /// A port of a process from the state file (`inbound`, `admin`, ...).
+    pub(crate) fn port(&self, process: &str, which: &str) -> u16 {
+        let state = self.state();
+        let p = state
+            .processes
+            .iter()
+            .find(|p| p.name == process)
+            .unwrap_or_else(|| panic!("no process {process}"));
+        p.ports[which]
+    }
+
+    /// The log of a process.
+    pub(crate) fn log(&self, process: &str) -> String {
+        let state = self.state();
+        let p = state.processes.iter().find(|p| p.name == process).unwrap();
+        p.log
+            .as_ref()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn page_url(&self) -> String {
         format!("http://127.0.0.1:{}/productpage", self.gateway)
     }
 
     /// SIGTERM, then checks meshctl exited, every child is gone and the state file too.
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let pids: Vec<u32> = self
             .state()
             .processes
@@ -183,14 +220,14 @@ impl Drop for Up {
     }
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     // A zombie is not alive: only its exit status is left.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
     kill(Pid::from_raw(pid as i32), None).is_ok() && state != Some(Some('Z'))
 }
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     bookinfo_common::client::install_crypto_provider();
     reqwest::Client::builder()
         .no_proxy()
@@ -200,7 +237,7 @@ fn http() -> reqwest::Client {
 }
 
 /// GETs `url` until it answers 200 with a body containing `want`, within `within`.
-async fn page_with(url: &str, want: &str, within: Duration) -> String {
+pub(crate) async fn page_with(url: &str, want: &str, within: Duration) -> String {
     let http = http();
     let deadline = Instant::now() + within;
     let mut last = String::new();
@@ -222,7 +259,7 @@ async fn page_with(url: &str, want: &str, within: Duration) -> String {
 }
 
 /// Runs `meshctl kill` against the run directory.
-fn meshctl_kill(up: &Up, args: &[&str]) -> String {
+pub(crate) fn meshctl_kill(up: &Up, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_meshctl"))
         .arg("kill")
         .args(args)
@@ -238,7 +275,7 @@ fn meshctl_kill(up: &Up, args: &[&str]) -> String {
 }
 
 /// Waits until the state file shows `name` running with a pid other than `old`.
-async fn restarted(up: &Up, name: &str, old: u32) -> u32 {
+pub(crate) async fn restarted(up: &Up, name: &str, old: u32) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let pid = up
@@ -259,129 +296,11 @@ async fn restarted(up: &Up, name: &str, old: u32) -> u32 {
     }
 }
 
-fn pid_of(state: &State, name: &str) -> u32 {
+pub(crate) fn pid_of(state: &State, name: &str) -> u32 {
     state
         .processes
         .iter()
         .find(|p| p.name == name)
         .and_then(|p| p.pid)
         .unwrap()
-}
-
-#[tokio::test]
-async fn up_serves_the_product_page_through_the_gateway_and_stops_cleanly() {
-    let mut up = Up::start("mesh", 27000, 27080, 27090, &[]);
-    let took = up.ready().await;
-    eprintln!("meshctl up ready in {took:?}");
-    let out = up.output();
-    for name in [
-        "mesh-control",
-        "productpage-v1-proxy",
-        "reviews-v3",
-        "istio-ingressgateway",
-    ] {
-        assert!(
-            out.contains(&format!("✔ {name}")),
-            "{name} not ticked:\n{out}"
-        );
-    }
-    assert!(
-        out.contains("http://127.0.0.1:27080/"),
-        "no dashboard URL:\n{out}"
-    );
-    page_with(&up.page_url(), "Reviews served by", Duration::from_secs(10)).await;
-
-    let state = up.state();
-    assert!(state.mesh);
-    assert_eq!(state.control_url.as_deref(), Some("http://127.0.0.1:27080"));
-    // 6 apps, 6 sidecars, the gateway and the control plane.
-    assert_eq!(state.processes.len(), 14);
-    assert!(state.processes.iter().all(|p| p.pid.is_some()));
-    up.stop().await;
-}
-
-#[tokio::test]
-async fn killing_a_workload_restarts_it_and_the_page_recovers() {
-    let mut up = Up::start(
-        "kill",
-        27200,
-        27280,
-        27290,
-        &["--workloads", "productpage,details,reviews-v2,ratings"],
-    );
-    up.ready().await;
-    page_with(&up.page_url(), "reviews-v2-", Duration::from_secs(10)).await;
-    let old = pid_of(&up.state(), "reviews-v2");
-    let said = meshctl_kill(&up, &["reviews-v2"]);
-    assert!(
-        said.contains(&format!("killed reviews-v2 (pid {old})")),
-        "{said}"
-    );
-    let new = restarted(&up, "reviews-v2", old).await;
-    assert!(alive(new));
-    assert!(
-        up.output()
-            .contains("reviews-v2 exited (signal 9); restarting in 1 s"),
-        "{}",
-        up.output()
-    );
-    page_with(&up.page_url(), "reviews-v2-", Duration::from_secs(15)).await;
-
-    // The sidecar too.
-    let old = pid_of(&up.state(), "reviews-v2-proxy");
-    meshctl_kill(&up, &["reviews-v2", "--sidecar"]);
-    restarted(&up, "reviews-v2-proxy", old).await;
-    page_with(&up.page_url(), "reviews-v2-", Duration::from_secs(15)).await;
-    up.stop().await;
-}
-
-#[tokio::test]
-async fn no_mesh_wires_the_services_directly_and_stops_cleanly() {
-    let mut up = Up::start(
-        "nomesh",
-        27400,
-        27480,
-        27490,
-        &["--no-mesh", "--reviews", "v3"],
-    );
-    up.ready().await;
-    let body = page_with(&up.page_url(), "reviews-v3-", Duration::from_secs(10)).await;
-    // v3 shows red stars: productpage reached reviews, and reviews reached ratings.
-    assert!(
-        body.contains("class=\"stars text-red-500\""),
-        "no red stars in the page"
-    );
-    assert!(
-        !body.contains("currently unavailable"),
-        "a service was not reached"
-    );
-    let state = up.state();
-    assert!(!state.mesh && state.control_url.is_none());
-    assert_eq!(state.processes.len(), 4);
-    assert!(state.processes.iter().all(|p| p.role == Role::App));
-    assert!(!up.output().contains("mesh-control"));
-
-    // Chaos without the mesh: reviews restarts and the page has reviews again.
-    let old = pid_of(&state, "reviews-v3");
-    meshctl_kill(&up, &["reviews-v3"]);
-    restarted(&up, "reviews-v3", old).await;
-    page_with(&up.page_url(), "reviews-v3-", Duration::from_secs(15)).await;
-    up.stop().await;
-}
-
-#[tokio::test]
-async fn a_busy_port_is_refused_before_anything_starts() {
-    let _busy = std::net::TcpListener::bind("127.0.0.1:27690").unwrap();
-    let mut up = Up::start("busy", 27600, 27680, 27690, &["--no-mesh"]);
-    let mut child = up.child.take().unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1));
-    let out = up.output();
-    assert!(
-        out.contains("port 27690 for productpage-v1 (gateway) is already in use"),
-        "{out}"
-    );
-    assert!(out.contains("--gateway-port"), "{out}");
-    assert!(!State::path(&up.run_dir).exists());
-    let _ = std::fs::remove_dir_all(&up.run_dir);
 }
