@@ -31,6 +31,9 @@ cargo fmt --all -- --check
 step "Linting (cargo clippy --all-targets -- -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "Building every binary (the end-to-end tests run the real programs)"
+cargo build --workspace --bins --locked
+
 step "Running the test suite"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast "$@"

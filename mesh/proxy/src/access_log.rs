@@ -10,7 +10,10 @@
 //! (on one line; `-` stands for an empty value).
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use time::OffsetDateTime;
+use time::macros::format_description;
 
 /// One finished request, as the access log shows it.
 #[derive(Debug, Clone, Default)]
@@ -63,6 +66,36 @@ pub struct Entry {
     pub route_name: String,
 }
 
+impl Entry {
+    /// The fields a request and its connection give, before anything is decided.
+    pub fn for_request<B>(req: &http::Request<B>, conn: &crate::server::ConnInfo) -> Self {
+        let h = req.headers();
+        let text = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Self {
+            start: Some(SystemTime::now()),
+            method: req.method().to_string(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
+            protocol: format!("{:?}", req.version()),
+            forwarded_for: text("x-forwarded-for"),
+            user_agent: text("user-agent"),
+            request_id: text("x-request-id"),
+            authority: text("host"),
+            downstream_local: conn.local.to_string(),
+            downstream_remote: conn.remote.to_string(),
+            ..Self::default()
+        }
+    }
+}
+
 fn dash(s: &str) -> &str {
     if s.is_empty() { "-" } else { s }
 }
@@ -107,38 +140,15 @@ impl fmt::Display for Entry {
 
 /// `2026-11-24T21:03:07.123Z`, as Envoy prints `%START_TIME%`.
 pub fn rfc3339_millis(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's algorithm), so we need no date library for one timestamp.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    OffsetDateTime::from(t).format(format).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn timestamps() {

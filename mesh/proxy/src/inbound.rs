@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use hyper::body::Incoming;
@@ -43,22 +42,9 @@ impl Inbound {
     ) -> Response<ProxyBody> {
         let start = Instant::now();
         let mut log = Entry {
-            start: Some(SystemTime::now()),
-            method: req.method().to_string(),
-            path: req
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned(),
-            protocol: format!("{:?}", req.version()),
-            user_agent: headers::text(req.headers(), "user-agent"),
-            request_id: headers::text(req.headers(), "x-request-id"),
-            authority: headers::text(req.headers(), "host"),
             upstream_cluster: format!("inbound|{}||", self.app.port()),
             upstream_host: self.app.to_string(),
-            downstream_local: conn.local.to_string(),
-            downstream_remote: conn.remote.to_string(),
-            ..Entry::default()
+            ..Entry::for_request(&req, &conn)
         };
         let resp = match self.authorize(&req, &conn) {
             Decision::Deny { policy } => {

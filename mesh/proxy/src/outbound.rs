@@ -13,7 +13,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -58,23 +57,7 @@ struct Ctx {
 
 impl Ctx {
     fn new(req: &Request<Incoming>, conn: ConnInfo) -> Self {
-        let h = req.headers();
-        let log = Entry {
-            start: Some(SystemTime::now()),
-            method: req.method().to_string(),
-            path: req
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned(),
-            protocol: format!("{:?}", req.version()),
-            forwarded_for: headers::text(h, "x-forwarded-for"),
-            user_agent: headers::text(h, "user-agent"),
-            request_id: headers::text(h, "x-request-id"),
-            downstream_local: conn.local.to_string(),
-            downstream_remote: conn.remote.to_string(),
-            ..Entry::default()
-        };
+        let log = Entry::for_request(req, &conn);
         let unknown = ServiceName {
             host: "unknown".into(),
             name: "unknown".into(),

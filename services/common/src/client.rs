@@ -29,7 +29,10 @@ pub struct ClientOptions {
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        Self { keep_alive: true, proxy: Proxy::FromEnvironment }
+        Self {
+            keep_alive: true,
+            proxy: Proxy::FromEnvironment,
+        }
     }
 }
 

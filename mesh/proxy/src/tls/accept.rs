@@ -162,12 +162,14 @@ where
 }
 
 /// An inbound stream, plaintext or TLS, readable and writable the same way.
+/// Used for both directions: the default `T` is the inbound (server) TLS stream, and
+/// the outbound connector uses the client TLS stream.
 #[derive(Debug)]
-pub enum MeshStream {
+pub enum MeshStream<T = server::TlsStream<TcpStream>> {
     /// Plaintext (PERMISSIVE or DISABLE).
     Plain(TcpStream),
-    /// Terminated TLS.
-    Tls(Box<server::TlsStream<TcpStream>>),
+    /// TLS (terminated inbound, originated outbound).
+    Tls(Box<T>),
 }
 
 impl MeshStream {
@@ -180,7 +182,7 @@ impl MeshStream {
     }
 }
 
-impl AsyncRead for MeshStream {
+impl<T: AsyncRead + Unpin> AsyncRead for MeshStream<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -193,7 +195,7 @@ impl AsyncRead for MeshStream {
     }
 }
 
-impl AsyncWrite for MeshStream {
+impl<T: AsyncWrite + Unpin> AsyncWrite for MeshStream<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
