@@ -3,6 +3,7 @@
 # (coordinated-omission corrected) against a small echo upstream
 #   1. directly,
 #   2. through our client + server sidecars (mesh-proxy, Istio stats on, access log off),
+#      in plaintext and again with mTLS (certificates from mesh-control's CA, as in the mesh),
 #   3. through the same path with nginx as the proxy pair (one worker each, keep-alive),
 # at several connection counts. Prints p50/p90/p99 latency and what each pair adds,
 # CPU seconds per 1000 requests and peak RSS per proxy, and the ratios ours/nginx.
@@ -25,11 +26,12 @@ if (( $(nproc) >= 2 )); then up_cpu=1; else up_cpu=0; fi
 
 need() { command -v "$1" >/dev/null || { echo "Installing $2 (Debian package)..." >&2; if [ "$(id -u)" = 0 ]; then apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; else sudo apt-get install -y -qq "$2" >/dev/null; fi; }; }
 need nginx nginx
+need curl curl
 nginx_bin=$(command -v nginx)
 
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
     echo "Building release binaries (mesh-proxy, loadgen, echo)..." >&2
-    cargo build --release --quiet -p mesh-proxy --bin mesh-proxy -p bookinfo-loadtest --bin loadgen --example echo
+    cargo build --release --quiet -p mesh-proxy --bin mesh-proxy -p mesh-control --bin mesh-control -p bookinfo-loadtest --bin loadgen --example echo
 fi
 bin=target/release
 
@@ -71,6 +73,31 @@ proxy() { # CONFIG IN OUT ADMIN APP
 proxy "$run/server.yaml" "$srv_in" "$srv_out" "$srv_admin" "$echo_port"; ours_server=$!
 proxy "$run/client.yaml" "$cli_in" "$cli_out" "$cli_admin" "$echo_port"; ours_client=$!
 wait_port "$srv_in"; wait_port "$cli_out"
+
+# The same pair with mTLS: both proxies take their configuration and certificates from a
+# control plane; the client sees the server's endpoint as a sidecar and speaks mTLS to it.
+ctl_port=$(free_port)
+taskset -c "$up_cpu" "$bin/mesh-control" --listen "127.0.0.1:$ctl_port" >"$run/control.log" 2>&1 & pids+=($!)
+wait_port "$ctl_port"
+mtls_proxy() { # WORKLOAD SERVICE LABELS IN OUT ADMIN APP
+    env MESH_PROXY_CONTROL="http://127.0.0.1:$ctl_port" MESH_PROXY_WORKLOAD="$1" MESH_PROXY_SERVICE="$2" \
+        MESH_PROXY_SERVICE_ACCOUNT="$1" MESH_PROXY_LABELS="$3" MESH_PROXY_INBOUND="127.0.0.1:$4" \
+        MESH_PROXY_OUTBOUND="127.0.0.1:$5" MESH_PROXY_ADMIN="127.0.0.1:$6" MESH_PROXY_APP="127.0.0.1:$7" \
+        MESH_PROXY_ACCESS_LOG=false RUST_LOG=warn taskset -c 0 "$bin/mesh-proxy" >"$run/$1-mtls.log" 2>&1 &
+    pids+=($!)
+}
+m_srv_in=$(free_port) m_srv_out=$(free_port) m_srv_admin=$(free_port)
+m_cli_in=$(free_port) m_cli_out=$(free_port) m_cli_admin=$(free_port)
+mtls_proxy echo-v1 echo "app=echo,version=v1" "$m_srv_in" "$m_srv_out" "$m_srv_admin" "$echo_port"; mtls_server=$!
+mtls_proxy loadgen loadgen "app=loadgen,version=v1" "$m_cli_in" "$m_cli_out" "$m_cli_admin" "$echo_port"; mtls_client=$!
+for a in "$m_srv_admin" "$m_cli_admin"; do
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$a/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+# Proof that the pair really speaks mTLS: the server side labels its requests mutual_tls.
+probe=$(curl -s -H "Host: echo" "http://127.0.0.1:$m_cli_out/echo" -d hello || true)
+[ "$probe" = hello ] || { echo "the mTLS pair does not answer (got: $probe); see $run/*-mtls.log" >&2; exit 1; }
+curl -s "http://127.0.0.1:$m_srv_admin/stats/prometheus" | grep -q 'connection_security_policy="mutual_tls"' \
+    || { echo "the server sidecar did not see mTLS; see $run/*-mtls.log" >&2; exit 1; }
 
 # The nginx pair, one worker each, keep-alive to the next hop.
 ngx_s=$(free_port) ngx_c=$(free_port)
@@ -126,9 +153,12 @@ for c in $conns; do
     load direct "http://127.0.0.1:$echo_port/echo" "$c"
     read -r d50 d90 d99 dn derr < <(field "$run/direct-$c.json")
     printf '%-6s %-8s %9.3f %9.3f %9.3f | %9s %9s %9s | %13s %13s | %s\n' "$c" direct "$d50" "$d90" "$d99" - - - - - "$derr"
-    for path in ours nginx; do
-        if [ "$path" = ours ]; then cli=$ours_client srv=$ours_server url="http://127.0.0.1:$cli_out/echo" host=echo
-        else cli=$ngx_client srv=$ngx_server url="http://127.0.0.1:$ngx_c/echo" host=""; fi
+    for path in ours ours-mtls nginx; do
+        case "$path" in
+            ours) cli=$ours_client srv=$ours_server url="http://127.0.0.1:$cli_out/echo" host=echo ;;
+            ours-mtls) cli=$mtls_client srv=$mtls_server url="http://127.0.0.1:$m_cli_out/echo" host=echo ;;
+            nginx) cli=$ngx_client srv=$ngx_server url="http://127.0.0.1:$ngx_c/echo" host="" ;;
+        esac
         c0=$(ticks "$cli"); s0=$(ticks "$srv")
         load "$path" "$url" "$c" "$host"
         c1=$(ticks "$cli"); s1=$(ticks "$srv")
@@ -145,11 +175,13 @@ for c in $conns; do
 done
 
 echo
-echo "Ratios ours/nginx (lower is better; targets: added p99 <= 0.9, CPU per request <= 0.9):"
+echo "Ratios ours/nginx (lower is better; targets: added p99 <= 0.9, CPU per request <= 0.9; nginx runs plaintext):"
 for c in $conns; do
-    awk -v c="$c" -v ao="${add_p99[ours-$c]}" -v an="${add_p99[nginx-$c]}" -v co="${cpu_sum[ours-$c]}" -v cn="${cpu_sum[nginx-$c]}" \
-        'BEGIN { printf "  %3s connections: added p99 %s, CPU per request %s\n", c, (an > 0 ? sprintf("%.2f", ao / an) : "n/a (nginx added nothing measurable)"), (cn > 0 ? sprintf("%.2f", co / cn) : "n/a") }'
+    for path in ours ours-mtls; do
+        awk -v c="$c" -v p="$path" -v ao="${add_p99[$path-$c]}" -v an="${add_p99[nginx-$c]}" -v co="${cpu_sum[$path-$c]}" -v cn="${cpu_sum[nginx-$c]}" \
+            'BEGIN { printf "  %3s connections, %-9s added p99 %s, CPU per request %s\n", c, p ":", (an > 0 ? sprintf("%.2f", ao / an) : "n/a (nginx added nothing measurable)"), (cn > 0 ? sprintf("%.2f", co / cn) : "n/a") }'
+    done
 done
 echo
-echo "Peak RSS (MB): ours client $(hwm_mb "$ours_client"), ours server $(hwm_mb "$ours_server"); nginx client worker $(hwm_mb "$ngx_client"), nginx server worker $(hwm_mb "$ngx_server") (target: <= 12 MB per proxy)"
+echo "Peak RSS (MB): ours client $(hwm_mb "$ours_client"), ours server $(hwm_mb "$ours_server"); with mTLS client $(hwm_mb "$mtls_client"), server $(hwm_mb "$mtls_server"); nginx client worker $(hwm_mb "$ngx_client"), nginx server worker $(hwm_mb "$ngx_server") (target: <= 12 MB per proxy)"
 echo "($rate rps, ${secs} s per row after a 2 s warm-up, 1 KB bodies, load and proxies on CPU 0, upstream on CPU $up_cpu)"

@@ -88,6 +88,9 @@ pub async fn handle(
     req: Request<Incoming>,
     conn: ConnInfo,
 ) -> Response<ProxyBody> {
+    if req.method() == Method::CONNECT && !state.gateway {
+        return crate::tunnel::open(state, req).await;
+    }
     let mut pending = Pending {
         state,
         ctx: Some(Ctx::new(&req, conn)),
@@ -174,10 +177,7 @@ pub fn authority_of(parts: &Parts) -> Option<String> {
 async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Response<ProxyBody> {
     let (mut parts, body) = req.into_parts();
     if parts.method == Method::CONNECT {
-        return ctx.local(
-            LocalReply::BadRequest,
-            "CONNECT tunnels are not supported; send plain HTTP through HTTP_PROXY",
-        );
+        return ctx.local(LocalReply::BadRequest, "a gateway does not accept CONNECT");
     }
     let Some(authority) = authority_of(&parts) else {
         return ctx.local(LocalReply::BadRequest, "the request names no host");

@@ -282,3 +282,73 @@ async fn garbage_from_clients_and_upstreams_never_stops_the_proxy() {
     let r = client.get("http://svc/").send().await.unwrap();
     assert!(r.status().is_server_error(), "still serving after the junk");
 }
+
+#[tokio::test]
+async fn connect_tunnels_tcp_to_a_service_and_counts_it() {
+    // A raw TCP echo server registered as the service `svc`.
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let (proxy, _) = sidecar(&[(echo_addr, "v1")], ROUTE_ALL).await;
+    let mut s = tokio::net::TcpStream::connect(proxy.outbound.unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"CONNECT svc:80 HTTP/1.1\r\nHost: svc:80\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    s.write_all(b"ping over the tunnel").await.unwrap();
+    let mut back = [0u8; 20];
+    s.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"ping over the tunnel");
+    drop(s);
+
+    let stats_url = format!("http://{}/stats/prometheus", proxy.admin);
+    let mut stats = String::new();
+    for _ in 0..50 {
+        stats = reqwest::get(&stats_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if stats.contains("istio_tcp_connections_closed_total{") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let value = |name: &str| {
+        stats
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("{name}{{"))
+                    && l.contains(r#"destination_service="svc.default.svc.cluster.local""#)
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+    };
+    assert_eq!(
+        value("istio_tcp_connections_opened_total"),
+        Some(1),
+        "{stats}"
+    );
+    assert_eq!(
+        value("istio_tcp_connections_closed_total"),
+        Some(1),
+        "{stats}"
+    );
+    assert_eq!(value("istio_tcp_sent_bytes_total"), Some(20));
+    assert_eq!(value("istio_tcp_received_bytes_total"), Some(20));
+}
