@@ -22,7 +22,7 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 fn bad_flags_exit_64_with_one_line() {
     for (args, expected) in [
         (&["--bogus"][..], "--bogus"),
-        (&["--cert-ttl", "5s"][..], "shorter than 1m"),
+        (&["--cert-ttl", "5s"][..], "shorter than 10s"),
         (&["--cert-ttl", "soon"][..], "soon"),
         (&["--listen", "nowhere"][..], "nowhere"),
         (&["--ca-cert", "/tmp/x.pem"][..], "--ca-key"),

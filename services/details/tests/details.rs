@@ -247,7 +247,8 @@ async fn external_call_gives_up_after_five_seconds() {
 async fn serves_on_a_real_socket() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(state(&[]))).await });
+    let app = app(state(&[]));
+    tokio::spawn(async move { axum::serve(listener, app).await });
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let resp = client
         .get(format!("http://{addr}/details/0"))
