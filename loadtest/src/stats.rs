@@ -81,6 +81,21 @@ impl Percentiles {
     }
 }
 
+/// Latency thresholds (milliseconds, corrected latency) an SLO can be stated with, e.g.
+/// "99.5 % of requests answered without error in under 500 ms". For each, the series
+/// counts the successful responses that were slower, so an error budget can include
+/// slow answers as well as failed ones.
+pub const SLO_THRESHOLDS_MS: [u32; 9] = [50, 100, 250, 500, 1000, 2500, 3000, 5000, 10000];
+
+/// Counts per threshold of [`SLO_THRESHOLDS_MS`], keyed by the threshold as text (JSON).
+fn per_threshold(counts: &[u64; SLO_THRESHOLDS_MS.len()]) -> BTreeMap<String, u64> {
+    SLO_THRESHOLDS_MS
+        .iter()
+        .zip(counts)
+        .map(|(t, n)| (t.to_string(), *n))
+        .collect()
+}
+
 /// One second of the run (by the time things happened, relative to the start).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SecondSummary {
@@ -100,6 +115,8 @@ pub struct SecondSummary {
     pub errors: u64,
     /// Responses with status >= 500.
     pub server_errors: u64,
+    /// Responses below 500 that were slower than each SLO threshold (corrected latency).
+    pub slower_than_ms: BTreeMap<String, u64>,
     pub dropped: u64,
     pub corrected: SecondLatency,
     pub raw: SecondLatency,
@@ -141,6 +158,10 @@ pub struct WindowSummary {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub status: BTreeMap<String, u64>,
+    /// `bad_ratio_500ms` and so on: (transport errors + responses >= 500 + slower
+    /// successful responses) / attempts, one per threshold of [`SLO_THRESHOLDS_MS`].
+    #[serde(flatten)]
+    pub bad_ratios: BTreeMap<String, f64>,
 }
 
 struct Bucket {
@@ -150,6 +171,7 @@ struct Bucket {
     completed: u64,
     errors: u64,
     server_errors: u64,
+    slow: [u64; SLO_THRESHOLDS_MS.len()],
     dropped: u64,
     status: BTreeMap<u16, u64>,
     corrected: Histogram<u64>,
@@ -165,6 +187,7 @@ impl Bucket {
             completed: 0,
             errors: 0,
             server_errors: 0,
+            slow: [0; SLO_THRESHOLDS_MS.len()],
             dropped: 0,
             status: BTreeMap::new(),
             corrected: histogram(),
@@ -183,6 +206,7 @@ impl Bucket {
             achieved_rps: per_second(self.completed, span),
             errors: self.errors,
             server_errors: self.server_errors,
+            slower_than_ms: per_threshold(&self.slow),
             dropped: self.dropped,
             corrected: SecondLatency::of(&self.corrected),
             raw: SecondLatency::of(&self.raw),
@@ -354,6 +378,12 @@ impl Recorder {
                 bucket.completed += 1;
                 if code >= 500 {
                     bucket.server_errors += 1;
+                } else {
+                    for (slow, t) in bucket.slow.iter_mut().zip(SLO_THRESHOLDS_MS) {
+                        if corrected > u64::from(t) * 1000 {
+                            *slow += 1;
+                        }
+                    }
                 }
                 *bucket.status.entry(code).or_default() += 1;
                 record(&mut bucket.corrected, corrected);
@@ -384,6 +414,7 @@ impl Recorder {
         };
         let mut merged = histogram();
         let (mut count, mut intended, mut errors, mut server_errors, mut dropped) = (0, 0, 0, 0, 0);
+        let mut slow = [0u64; SLO_THRESHOLDS_MS.len()];
         let mut status: BTreeMap<String, u64> = BTreeMap::new();
         for b in inner
             .live
@@ -395,6 +426,9 @@ impl Recorder {
             errors += b.errors;
             server_errors += b.server_errors;
             dropped += b.dropped;
+            for (total, n) in slow.iter_mut().zip(b.slow) {
+                *total += n;
+            }
             for (code, n) in &b.status {
                 *status.entry(code.to_string()).or_default() += n;
             }
@@ -426,6 +460,19 @@ impl Recorder {
             p95_ms: p.p95,
             p99_ms: p.p99,
             status,
+            bad_ratios: SLO_THRESHOLDS_MS
+                .iter()
+                .zip(slow)
+                .map(|(t, n)| {
+                    let bad = errors + server_errors + n;
+                    let ratio = if attempts == 0 {
+                        0.0
+                    } else {
+                        bad as f64 / attempts as f64
+                    };
+                    (format!("bad_ratio_{t}ms"), ratio)
+                })
+                .collect(),
         }
     }
 
@@ -550,5 +597,53 @@ mod tests {
         );
         assert_eq!(t.series[8].server_errors, 10);
         assert!((t.series[0].corrected.p99 - 5.0).abs() < 0.01);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_successes_count_against_latency_slos() {
+        let rec = Recorder::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        rec.start(t0);
+        // One second: 6 fast answers, 3 answers in 700 ms, 1 failure.
+        for (k, (ms, code)) in [
+            (5, 200),
+            (5, 200),
+            (5, 200),
+            (5, 200),
+            (5, 200),
+            (5, 200),
+            (700, 200),
+            (700, 200),
+            (700, 200),
+            (5, 503),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let at = t0 + Duration::from_millis(k as u64 * 10);
+            rec.intended(at);
+            rec.started(at);
+            rec.finished(
+                at,
+                at,
+                at + Duration::from_millis(*ms),
+                Outcome::Status(*code),
+            );
+        }
+        let t = rec.totals(t0 + Duration::from_secs(2));
+        assert_eq!(t.series[0].slower_than_ms["500"], 3);
+        assert_eq!(t.series[0].slower_than_ms["1000"], 0);
+        assert_eq!(
+            t.series[0].slower_than_ms["50"], 3,
+            "the 503 is counted as an error, not as slow"
+        );
+        let w = rec.window(t0 + Duration::from_millis(1_500), |_| 0.0);
+        assert!(
+            (w.bad_ratios["bad_ratio_500ms"] - 0.4).abs() < 1e-9,
+            "{:?}",
+            w.bad_ratios
+        );
+        assert!((w.bad_ratios["bad_ratio_1000ms"] - 0.1).abs() < 1e-9);
+        assert!((w.error_ratio - 0.1).abs() < 1e-9);
     }
 }

@@ -39,6 +39,9 @@ pub fn budgets(journal: &Value, experiment: &Experiment) -> Vec<Value> {
                         let errors = s["errors"].as_u64().unwrap_or(0);
                         total += s["completed"].as_u64().unwrap_or(0) + errors;
                         bad += errors + s["server_errors"].as_u64().unwrap_or(0);
+                        if let Some(t) = budget.latency_ms {
+                            bad += s["slower_than_ms"][t.to_string()].as_u64().unwrap_or(0);
+                        }
                     }
                 }
             }
@@ -56,7 +59,11 @@ pub fn budgets(journal: &Value, experiment: &Experiment) -> Vec<Value> {
                 "consumed_pct": if consumed.is_finite() { json!((consumed * 10.0).round() / 10.0) } else { Value::Null },
             }));
         }
-        out.push(json!({"probe": p.name, "availability": budget.availability, "phases": rows}));
+        let objective = match budget.latency_ms {
+            Some(t) => format!("{}% under {t} ms", budget.availability),
+            None => format!("{}% availability", budget.availability),
+        };
+        out.push(json!({"probe": p.name, "availability": budget.availability, "latency_ms": budget.latency_ms, "objective": objective, "phases": rows}));
     }
     out
 }
@@ -219,10 +226,10 @@ pub fn findings(journal: &Value) -> Vec<String> {
                 && p["bad"].as_u64().unwrap_or(0) > 0
             {
                 out.push(format!(
-                    "The {} phase spent more than the whole error budget of {} ({}% availability): {} bad of {} requests.",
+                    "The {} phase spent more than the whole error budget of {} ({}): {} bad of {} requests.",
                     text(&p["phase"]),
                     text(&b["probe"]),
-                    b["availability"],
+                    text(&b["objective"]),
                     p["bad"],
                     p["requests"]
                 ));
@@ -617,9 +624,9 @@ pub fn html(journal: &Value) -> String {
         for b in &budgets {
             let _ = write!(
                 s,
-                "<h3>{} ({}% availability)</h3><table><tr><th>phase</th><th>requests</th><th>bad</th><th>budget allows</th><th>budget consumed</th></tr>",
+                "<h3>{} ({})</h3><table><tr><th>phase</th><th>requests</th><th>bad</th><th>budget allows</th><th>budget consumed</th></tr>",
                 esc(&text(&b["probe"])),
-                b["availability"]
+                esc(&text(&b["objective"]))
             );
             for p in b["phases"].as_array().into_iter().flatten() {
                 let consumed = p["consumed_pct"]
@@ -730,9 +737,9 @@ pub fn markdown(journal: &Value) -> String {
     for b in journal["slo_budgets"].as_array().into_iter().flatten() {
         let _ = writeln!(
             s,
-            "\n## Error budget: {} ({}%)\n\n| phase | requests | bad | consumed |\n|---|---|---|---|",
+            "\n## Error budget: {} ({})\n\n| phase | requests | bad | consumed |\n|---|---|---|---|",
             text(&b["probe"]),
-            b["availability"]
+            text(&b["objective"])
         );
         for p in b["phases"].as_array().into_iter().flatten() {
             let _ = writeln!(

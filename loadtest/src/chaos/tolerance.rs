@@ -97,10 +97,13 @@ impl Condition {
 }
 
 /// An error budget attached to an SLO tolerance: `availability` percent of requests must
-/// succeed (no transport error, no 5xx). The report shows how much of it each phase used.
+/// succeed (no transport error, no 5xx) and, with `latency_ms`, also be answered within
+/// that many milliseconds ("99.5 % of requests under 500 ms"). The report shows how much
+/// of the budget each phase used.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budget {
     pub availability: f64,
+    pub latency_ms: Option<u32>,
 }
 
 /// A parsed tolerance.
@@ -260,6 +263,7 @@ fn parse_object(map: &Map<String, Value>) -> Result<Tolerance, String> {
 fn parse_slo(map: &Map<String, Value>) -> Result<Tolerance, String> {
     let mut conditions = Vec::new();
     let mut budget = None;
+    let mut latency_ms = None;
     for (key, v) in map {
         match key.as_str() {
             "type" => {}
@@ -267,12 +271,28 @@ fn parse_slo(map: &Map<String, Value>) -> Result<Tolerance, String> {
                 let a = number(v)
                     .filter(|a| *a > 0.0 && *a <= 100.0)
                     .ok_or("availability: must be a percentage in (0, 100]")?;
-                budget = Some(Budget { availability: a });
+                budget = Some(Budget {
+                    availability: a,
+                    latency_ms: None,
+                });
                 conditions.push(Condition {
                     metric: "error_ratio".into(),
                     op: Op::Le,
                     value: round(1.0 - a / 100.0),
                 });
+            }
+            "latency_ms" => {
+                let t = v
+                    .as_u64()
+                    .and_then(|t| u32::try_from(t).ok())
+                    .filter(|t| crate::stats::SLO_THRESHOLDS_MS.contains(t))
+                    .ok_or_else(|| {
+                        format!(
+                            "latency_ms: must be one of {:?}",
+                            crate::stats::SLO_THRESHOLDS_MS
+                        )
+                    })?;
+                latency_ms = Some(t);
             }
             "latency" => {
                 let obj = v
@@ -328,6 +348,16 @@ fn parse_slo(map: &Map<String, Value>) -> Result<Tolerance, String> {
     }
     if conditions.is_empty() {
         return Err("an slo tolerance needs at least one objective".to_string());
+    }
+    if let Some(t) = latency_ms {
+        let Some(b) = budget.as_mut() else {
+            return Err("latency_ms: needs an availability, e.g. availability: 99.5".to_string());
+        };
+        b.latency_ms = Some(t);
+        // The objective becomes "bad (failed or slower than t) at most 1 - availability".
+        for c in conditions.iter_mut().filter(|c| c.metric == "error_ratio") {
+            c.metric = format!("bad_ratio_{t}ms");
+        }
     }
     Ok(Tolerance::Slo { conditions, budget })
 }
@@ -612,10 +642,41 @@ mod tests {
     }
 
     #[test]
+    fn latency_slos_count_slow_answers_against_the_budget() {
+        let tol = json!({"type": "slo", "availability": 99.5, "latency_ms": 500});
+        let t = Tolerance::parse(&tol).unwrap();
+        assert_eq!(
+            t.budget(),
+            Some(Budget {
+                availability: 99.5,
+                latency_ms: Some(500)
+            })
+        );
+        let ok = json!({"error_ratio": 0.0, "bad_ratio_500ms": 0.004});
+        let slow = json!({"error_ratio": 0.0, "bad_ratio_500ms": 0.02});
+        assert!(t.check(&ok).met, "0.4 % bad is within a 99.5 % objective");
+        assert!(!t.check(&slow).met, "2 % slower than 500 ms misses it");
+        let bad =
+            Tolerance::parse(&json!({"type": "slo", "availability": 99.5, "latency_ms": 123}))
+                .unwrap_err();
+        assert!(bad.starts_with("latency_ms: must be one of"), "{bad}");
+        assert!(
+            Tolerance::parse(&json!({"type": "slo", "latency_ms": 500})).is_err(),
+            "needs an availability"
+        );
+    }
+
+    #[test]
     fn slo_objects_check_every_objective_and_keep_the_budget() {
         let tol = json!({"type": "slo", "p99_ms": {"lt": 3000}, "error_ratio": "< 0.01", "availability": 99.5});
         let t = Tolerance::parse(&tol).unwrap();
-        assert_eq!(t.budget(), Some(Budget { availability: 99.5 }));
+        assert_eq!(
+            t.budget(),
+            Some(Budget {
+                availability: 99.5,
+                latency_ms: None
+            })
+        );
         let good = json!({"p99_ms": 120.0, "error_ratio": 0.004});
         assert!(t.check(&good).met);
         let bad = json!({"p99_ms": 120.0, "error_ratio": 0.006});

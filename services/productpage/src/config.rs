@@ -25,9 +25,10 @@ pub struct Config {
     pub ratings: Url,
     /// Extra reviews calls per page view (`FLOOD_FACTOR`), to overload reviews on demand.
     pub flood_factor: u32,
-    /// Reuse upstream connections (`PRODUCTPAGE_KEEPALIVE`). Off by default like the
-    /// original, so that every call is routed independently and traffic-shifting
-    /// percentages show up even without a mesh.
+    /// Reuse upstream connections (`PRODUCTPAGE_KEEPALIVE`). Without a proxy it is off by
+    /// default like the original, so that every call is routed independently and
+    /// traffic-shifting percentages show up even without a mesh; behind `HTTP_PROXY` (the
+    /// sidecar routes each request) it is on.
     pub keep_alive: bool,
     /// Key for signing the session cookie (`PRODUCTPAGE_SESSION_SECRET`).
     pub session_secret: String,
@@ -53,7 +54,10 @@ impl Config {
             reviews: upstream(env, "REVIEWS", "reviews")?,
             ratings: upstream(env, "RATINGS", "ratings")?,
             flood_factor: config::count(env, "FLOOD_FACTOR", 0)?,
-            keep_alive: config::strict_flag(env, "PRODUCTPAGE_KEEPALIVE", false)?,
+            // The original opens a connection per call so that, without a mesh, each call
+            // is balanced anew across reviews pods. Behind an HTTP proxy (the sidecar)
+            // routing is per request anyway, so pooled connections pin nothing: reuse them.
+            keep_alive: config::strict_flag(env, "PRODUCTPAGE_KEEPALIVE", behind_proxy(env))?,
             session_secret,
         })
     }
@@ -77,6 +81,13 @@ fn upstream(env: &dyn Lookup, prefix: &str, default_host: &str) -> Result<Url, C
     })
 }
 
+/// Whether outbound calls go through an HTTP proxy (`HTTP_PROXY` or `http_proxy`).
+fn behind_proxy(env: &dyn Lookup) -> bool {
+    ["HTTP_PROXY", "http_proxy"]
+        .iter()
+        .any(|v| env.get(v).is_some_and(|p| !p.trim().is_empty()))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -86,6 +97,24 @@ mod tests {
     fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let env: HashMap<&str, &str> = pairs.iter().copied().collect();
         Config::from_lookup(&env, None)
+    }
+
+    #[test]
+    fn keep_alive_follows_the_proxy_unless_set() {
+        assert!(
+            parse(&[("HTTP_PROXY", "http://127.0.0.1:15001")])
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            !parse(&[
+                ("HTTP_PROXY", "http://127.0.0.1:15001"),
+                ("PRODUCTPAGE_KEEPALIVE", "false")
+            ])
+            .unwrap()
+            .keep_alive
+        );
+        assert!(!parse(&[("HTTP_PROXY", " ")]).unwrap().keep_alive);
     }
 
     #[test]
