@@ -48,6 +48,10 @@ pub struct EndpointRecord {
     /// Whether a sidecar of ours fronts this endpoint (auto mTLS uses it).
     #[serde(default)]
     pub sidecar: bool,
+    /// The workload's service account: its SPIFFE identity, which a client verifies
+    /// when it talks mTLS to the endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
 }
 
 fn default_namespace() -> String {

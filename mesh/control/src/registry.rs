@@ -352,6 +352,7 @@ impl Workloads {
                     labels: spec.labels.clone(),
                     workload: Some(spec.name.clone()),
                     sidecar: spec.sidecar,
+                    service_account: Some(spec.service_account.clone()),
                 });
             }
         }

@@ -19,8 +19,10 @@ use tokio::time::Instant;
 use crate::breaker::{Breaker, Limits};
 use crate::connector::MeshConnector;
 use crate::lb::{Algorithm, Balancer, Endpoint, EndpointMeta};
+use crate::mtls::{Mtls, TRUST_DOMAIN};
 use crate::outlier::{self, Outcome, OutlierPolicy};
 use crate::registry::ServiceRecord;
+use crate::tls::SpiffeId;
 
 /// Error type carried by request and response bodies inside the proxy.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -82,7 +84,7 @@ impl Cluster {
         service: &ServiceRecord,
         subset_labels: &BTreeMap<String, String>,
         policy: &EffectivePolicy,
-        mesh_tls: Option<&Arc<rustls::ClientConfig>>,
+        mesh_tls: Option<&Arc<Mtls>>,
     ) -> Self {
         let endpoints = service
             .endpoints
@@ -117,7 +119,22 @@ impl Cluster {
         {
             tracing::warn!(cluster = %key, "TLS origination (SIMPLE/MUTUAL) is not supported; connecting in plaintext.");
         }
-        let tls = if wants_mtls { mesh_tls.cloned() } else { None };
+        // The server must prove the identity of the workloads behind this cluster, when
+        // they all run as one service account (as every Bookinfo version does).
+        let accounts: std::collections::BTreeSet<&str> = service
+            .endpoints
+            .iter()
+            .filter_map(|e| e.service_account.as_deref())
+            .collect();
+        let expected = match (accounts.len(), accounts.first()) {
+            (1, Some(sa)) => SpiffeId::new(TRUST_DOMAIN, &service.namespace, sa).ok(),
+            _ => None,
+        };
+        let tls = if wants_mtls {
+            mesh_tls.map(|m| m.client_for(expected.as_ref()))
+        } else {
+            None
+        };
         let algorithm = match policy.load_balancer {
             LoadBalancer::RoundRobin => Algorithm::RoundRobin,
             LoadBalancer::Random => Algorithm::Random,
@@ -204,6 +221,7 @@ mod tests {
             .into(),
             workload: Some(format!("reviews-{v}")),
             sidecar: true,
+            service_account: Some("bookinfo-reviews".to_owned()),
         };
         let svc = ServiceRecord {
             name: "reviews".into(),

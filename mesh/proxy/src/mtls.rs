@@ -12,7 +12,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::control::ControlClient;
 use crate::tls::{
-    CertStore, ClientAuth, Identity, SpiffeId, TlsError, client_config, server_config,
+    CertStore, ClientAuth, ClientConfigs, Identity, SpiffeId, TlsError, client_config,
+    server_config,
 };
 
 /// The mesh's trust domain (the `cluster.local` of `spiffe://cluster.local/ns/..`).
@@ -37,6 +38,8 @@ pub struct Mtls {
     pub acceptor: TlsAcceptor,
     /// Originates mesh mTLS to sidecar endpoints (the server must chain to our root).
     pub client: Arc<ClientConfig>,
+    /// The same, pinned to an expected server identity (one config per identity).
+    pinned: ClientConfigs,
 }
 
 impl std::fmt::Debug for Mtls {
@@ -58,11 +61,25 @@ impl Mtls {
             ClientAuth::Optional,
         )?));
         let client = Arc::new(client_config(store.clone(), &root, None)?);
+        let pinned = ClientConfigs::new(store.clone(), root);
         Ok(Self {
             store,
             acceptor,
             client,
+            pinned,
         })
+    }
+
+    /// A client config that accepts only a server proving `expected` (falls back to any
+    /// mesh identity if the config cannot be built).
+    pub fn client_for(&self, expected: Option<&SpiffeId>) -> Arc<ClientConfig> {
+        match expected {
+            Some(id) => self
+                .pinned
+                .get(Some(id))
+                .unwrap_or_else(|_| self.client.clone()),
+            None => self.client.clone(),
+        }
     }
 
     /// The current identity.

@@ -286,7 +286,7 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
         &mut parts.headers,
     );
 
-    let cluster = match snap.cluster(&key, state.mtls().map(|m| &m.client)) {
+    let cluster = match snap.cluster(&key, state.mtls()) {
         Ok(c) => c,
         Err(e @ ClusterError::UnknownSubset { .. }) => {
             return ctx.local(LocalReply::NoCluster, &e.to_string());
@@ -725,7 +725,7 @@ fn mirror(
             subset: m.destination.subset.clone(),
             port: None,
         };
-        let Ok(cluster) = snap.cluster(&key, state.mtls().map(|m| &m.client)) else {
+        let Ok(cluster) = snap.cluster(&key, state.mtls()) else {
             continue;
         };
         let Some(endpoint) = cluster

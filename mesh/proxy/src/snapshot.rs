@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::authz::Authorizer;
 use crate::cluster::{Cluster, ClusterKey};
+use crate::mtls::Mtls;
 use crate::registry::Registry;
 
 /// Why no cluster could be built.
@@ -83,7 +84,7 @@ impl Snapshot {
     pub fn cluster(
         &self,
         key: &ClusterKey,
-        mesh_tls: Option<&Arc<rustls::ClientConfig>>,
+        mesh_tls: Option<&Arc<Mtls>>,
     ) -> Result<Arc<Cluster>, ClusterError> {
         if let Ok(clusters) = self.clusters.lock()
             && let Some(c) = clusters.get(key)

@@ -39,6 +39,7 @@ fn config_json(f: &Fake) -> Value {
                     labels: Default::default(),
                     workload: Some("svc-v1".into()),
                     sidecar: false,
+                    service_account: None,
                 })
                 .into_iter()
                 .collect(),
