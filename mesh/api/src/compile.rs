@@ -17,6 +17,7 @@ use crate::defaults::{
 use crate::host::{authority_to_host, host_matches, qualify};
 use crate::matching::{RequestInfo, matches_any};
 use crate::networking::destination_rule::{DestinationRule, TrafficPolicy};
+use crate::networking::service_entry::{Resolution, ServicePort, WorkloadEntry};
 use crate::networking::virtual_service::{
     CorsPolicy, Delegate, Destination, Headers, HttpDirectResponse, HttpMatchRequest, HttpRedirect,
     HttpRewrite, HttpRoute, VirtualService,
@@ -102,6 +103,21 @@ pub struct CompiledService {
     pub port_policies: BTreeMap<u32, EffectivePolicy>,
     /// Subsets by name.
     pub subsets: BTreeMap<String, CompiledSubset>,
+    /// For a host declared by a ServiceEntry: how to reach it (the registry has no
+    /// endpoints for hosts outside the mesh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalService>,
+}
+
+/// A ServiceEntry's reachability data, as the proxy needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExternalService {
+    /// `DNS`, `STATIC`, `NONE`.
+    pub resolution: Resolution,
+    /// Declared ports.
+    pub ports: Vec<ServicePort>,
+    /// Static endpoints (addresses, per-port-name ports).
+    pub endpoints: Vec<WorkloadEntry>,
 }
 
 /// A subset: endpoint labels and its effective policy.
@@ -311,7 +327,16 @@ impl CompiledService {
             policy: EffectivePolicy::default(),
             port_policies: BTreeMap::new(),
             subsets: BTreeMap::new(),
+            external: None,
         }
+    }
+
+    /// A host with no VirtualService: everything goes to the host itself with Istio's
+    /// defaults.
+    pub fn with_default_route(host: &str) -> Self {
+        let mut service = Self::new(host.to_owned());
+        service.routes.push(CompiledRoute::default_to(host));
+        service
     }
 
     /// First route accepting the request (`None` = no route: 404 `NR`).
@@ -436,7 +461,12 @@ pub fn compile(config: &MeshConfig, scope: &ProxyScope) -> RouteTable {
     for se in config.service_entries() {
         if exported(&se.spec.export_to, se.namespace(), &scope.namespace) {
             for host in &se.spec.hosts {
-                service_entry_for(&mut table, qualify(host, se.namespace()));
+                service_entry_for(&mut table, qualify(host, se.namespace())).external =
+                    Some(ExternalService {
+                        resolution: se.spec.resolution.unwrap_or(Resolution::None),
+                        ports: se.spec.ports.clone(),
+                        endpoints: se.spec.endpoints.clone(),
+                    });
             }
         }
     }
@@ -467,11 +497,10 @@ pub fn compile(config: &MeshConfig, scope: &ProxyScope) -> RouteTable {
 }
 
 fn service_entry_for(table: &mut RouteTable, host: String) -> &mut CompiledService {
-    table.services.entry(host.clone()).or_insert_with(|| {
-        let mut service = CompiledService::new(host.clone());
-        service.routes.push(CompiledRoute::default_to(&host));
-        service
-    })
+    table
+        .services
+        .entry(host.clone())
+        .or_insert_with(|| CompiledService::with_default_route(&host))
 }
 
 fn add_virtual_service(

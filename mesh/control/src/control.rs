@@ -489,15 +489,7 @@ impl Control {
             table
                 .services
                 .entry(host.clone())
-                .or_insert_with(|| mesh_api::CompiledService {
-                    host: host.clone(),
-                    virtual_services: Vec::new(),
-                    routes: vec![mesh_api::CompiledRoute::default_to(&host)],
-                    destination_rule: None,
-                    policy: mesh_api::EffectivePolicy::default(),
-                    port_policies: std::collections::BTreeMap::new(),
-                    subsets: std::collections::BTreeMap::new(),
-                });
+                .or_insert_with(|| mesh_api::CompiledService::with_default_route(&host));
         }
         let services: Vec<Value> = table
             .services

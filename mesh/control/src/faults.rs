@@ -18,8 +18,8 @@ use mesh_api::duration::format_duration;
 use mesh_api::host::qualify;
 use mesh_api::networking::virtual_service::HttpMatchRequest;
 use mesh_api::{
-    CompiledRoute, CompiledService, EffectiveFault, EffectivePolicy, RouteAction, RouteTable,
-    StringMatch, WeightedDestinations, parse_duration,
+    CompiledRoute, CompiledService, EffectiveFault, RouteAction, RouteTable, StringMatch,
+    WeightedDestinations, parse_duration,
 };
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -392,18 +392,9 @@ impl Faults {
 fn inject_lease(table: &mut RouteTable, lease: &Lease, create: bool) {
     let host = &lease.spec.host;
     if create && !table.services.contains_key(host) {
-        table.services.insert(
-            host.clone(),
-            CompiledService {
-                host: host.clone(),
-                virtual_services: Vec::new(),
-                routes: vec![CompiledRoute::default_to(host)],
-                destination_rule: None,
-                policy: EffectivePolicy::default(),
-                port_policies: BTreeMap::new(),
-                subsets: BTreeMap::new(),
-            },
-        );
+        table
+            .services
+            .insert(host.clone(), CompiledService::with_default_route(host));
     }
     for (key, service) in &mut table.services {
         let own = key == host;

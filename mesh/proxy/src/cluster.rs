@@ -20,6 +20,7 @@ use crate::breaker::{Breaker, Limits};
 use crate::connector::MeshConnector;
 use crate::lb::{Algorithm, Balancer, Endpoint, EndpointMeta};
 use crate::mtls::{Mtls, TRUST_DOMAIN};
+use crate::origination;
 use crate::outlier::{self, Outcome, OutlierPolicy};
 use crate::registry::ServiceRecord;
 use crate::tls::SpiffeId;
@@ -114,10 +115,25 @@ impl Cluster {
             UpstreamTls::Auto => !endpoints.is_empty() && endpoints.iter().all(|e| e.meta.sidecar),
             UpstreamTls::Explicit(t) => t.mode == TlsMode::IstioMutual,
         };
-        if let UpstreamTls::Explicit(t) = &policy.tls
-            && matches!(t.mode, TlsMode::Simple | TlsMode::Mutual)
-        {
-            tracing::warn!(cluster = %key, "TLS origination (SIMPLE/MUTUAL) is not supported; connecting in plaintext.");
+        // SIMPLE: originate TLS to a server outside the mesh, checked by its DNS name.
+        let mut server_name = None;
+        let mut originate = None;
+        if let UpstreamTls::Explicit(t) = &policy.tls {
+            match t.mode {
+                TlsMode::Simple => match origination::client_config(t) {
+                    Ok(config) => {
+                        server_name = Some(t.sni.clone().unwrap_or_else(|| key.host.clone()));
+                        originate = Some(config);
+                    }
+                    Err(error) => {
+                        tracing::warn!(cluster = %key, %error, "Cannot originate TLS; connecting in plaintext.")
+                    }
+                },
+                TlsMode::Mutual => {
+                    tracing::warn!(cluster = %key, "TLS origination with a client certificate (MUTUAL) is not supported; connecting in plaintext.");
+                }
+                TlsMode::Disable | TlsMode::IstioMutual => {}
+            }
         }
         // The server must prove the identity of the workloads behind this cluster, when
         // they all run as one service account (as every Bookinfo version does).
@@ -133,7 +149,7 @@ impl Cluster {
         let tls = if wants_mtls {
             mesh_tls.map(|m| m.client_for(expected.as_ref()))
         } else {
-            None
+            originate
         };
         let algorithm = match policy.load_balancer {
             LoadBalancer::RoundRobin => Algorithm::RoundRobin,
@@ -158,7 +174,13 @@ impl Cluster {
                 max_pending: pool.http1_max_pending_requests,
             }),
             outlier,
-            client: client(pool.connect_timeout, keep_alive, pool.idle_timeout, tls),
+            client: client_named(
+                pool.connect_timeout,
+                keep_alive,
+                pool.idle_timeout,
+                tls,
+                server_name,
+            ),
             keep_alive,
         }
     }
@@ -193,10 +215,21 @@ pub fn client(
     idle: Option<Duration>,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> UpstreamClient {
+    client_named(connect_timeout, keep_alive, idle, tls, None)
+}
+
+/// [`client`] presenting `server_name` for TLS (originated TLS to an external host).
+fn client_named(
+    connect_timeout: Duration,
+    keep_alive: bool,
+    idle: Option<Duration>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    server_name: Option<String>,
+) -> UpstreamClient {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-    let connector = MeshConnector::new(http, tls);
+    let connector = MeshConnector::new(http, tls).with_server_name(server_name);
     let mut b = Client::builder(TokioExecutor::new());
     b.pool_idle_timeout(idle.unwrap_or(Duration::from_secs(3600)));
     if !keep_alive {

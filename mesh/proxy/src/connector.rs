@@ -24,12 +24,25 @@ use crate::tls::{self, MeshStream};
 pub struct MeshConnector {
     http: HttpConnector,
     tls: Option<Arc<ClientConfig>>,
+    /// TLS server name (SNI) when it is not the address connected to: originated TLS
+    /// to a server outside the mesh is checked against its DNS name.
+    server_name: Option<String>,
 }
 
 impl MeshConnector {
     /// A connector; `tls` set means every connection is mesh mTLS.
     pub fn new(http: HttpConnector, tls: Option<Arc<ClientConfig>>) -> Self {
-        Self { http, tls }
+        Self {
+            http,
+            tls,
+            server_name: None,
+        }
+    }
+
+    /// The same connector presenting `name` as the TLS server name.
+    pub fn with_server_name(mut self, name: Option<String>) -> Self {
+        self.server_name = name;
+        self
     }
 
     /// Whether connections are mTLS.
@@ -101,11 +114,12 @@ impl Service<Uri> for MeshConnector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let host = uri
-            .host()
-            .unwrap_or("mesh.local")
-            .trim_matches(['[', ']'])
-            .to_owned();
+        let host = self.server_name.clone().unwrap_or_else(|| {
+            uri.host()
+                .unwrap_or("mesh.local")
+                .trim_matches(['[', ']'])
+                .to_owned()
+        });
         let connecting = self.http.call(uri);
         let tls = self.tls.clone();
         Box::pin(async move {

@@ -19,6 +19,7 @@ pub mod headers;
 pub mod inbound;
 pub mod lb;
 pub mod mtls;
+pub mod origination;
 pub mod outbound;
 pub mod outlier;
 pub mod respond;

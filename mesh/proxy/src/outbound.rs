@@ -36,7 +36,7 @@ use crate::outlier::Outcome;
 use crate::respond::{self, LocalReply};
 use crate::retry::{self, Attempt};
 pub use crate::server::ConnInfo;
-use crate::snapshot::{ClusterError, Snapshot};
+use crate::snapshot::{ClusterError, ExternalTarget, Snapshot};
 use crate::state::ProxyState;
 use crate::telemetry::{Reporter, RequestRecord, Security, ServiceName, Workload};
 
@@ -219,7 +219,8 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
         scheme: "http",
         authority: &authority,
         path: &path,
-        port: None,
+        // A plain http:// authority without a port addresses port 80 (`match: port: 80`).
+        port: Some(mesh_api::host::split_authority(&authority).1.unwrap_or(80)),
         headers: &parts.headers,
     };
     let now = mesh_api::compile::now_ms();
@@ -292,7 +293,10 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
             return ctx.local(LocalReply::NoCluster, &e.to_string());
         }
         Err(e @ ClusterError::UnknownService(_)) => {
-            return ctx.local(LocalReply::NoHealthyUpstream, &e.to_string());
+            match external_cluster(state, &snap, &key).await {
+                Some(c) => c,
+                None => return ctx.local(LocalReply::NoHealthyUpstream, &e.to_string()),
+            }
         }
     };
     let body = match RequestBody::read(&parts, body).await {
@@ -361,6 +365,40 @@ fn authorize(
             ))
         }
     }
+}
+
+/// How long resolving a ServiceEntry host may take.
+const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The cluster of a host declared by a ServiceEntry (outside the registry): its static
+/// endpoints, or its name resolved now. Built once per configuration.
+async fn external_cluster(
+    state: &ProxyState,
+    snap: &Snapshot,
+    key: &ClusterKey,
+) -> Option<Arc<Cluster>> {
+    let addrs = match snap.external_target(key)? {
+        ExternalTarget::Addrs(addrs) => addrs,
+        ExternalTarget::Resolve(host, port) => {
+            let resolved = tokio::time::timeout(
+                RESOLVE_TIMEOUT,
+                tokio::net::lookup_host((host.as_str(), port)),
+            )
+            .await;
+            match resolved {
+                Ok(Ok(addrs)) => addrs.collect(),
+                Ok(Err(error)) => {
+                    tracing::warn!(%host, %error, "Cannot resolve a ServiceEntry host.");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::warn!(%host, "Resolving a ServiceEntry host timed out.");
+                    return None;
+                }
+            }
+        }
+    };
+    (!addrs.is_empty()).then(|| snap.external_cluster(key, addrs, state.mtls()))
 }
 
 /// The request body: buffered (replayable) when small and sized, streamed otherwise.

@@ -6,10 +6,13 @@
 //! requests see the new one, and nothing is dropped.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
+use mesh_api::networking::service_entry::Resolution;
 use mesh_api::security::WorkloadSecurity;
 use mesh_api::{EffectivePolicy, RouteTable};
+use mesh_api::{EndpointRecord, ServiceRecord};
 use serde::Serialize;
 
 use crate::authz::Authorizer;
@@ -69,6 +72,87 @@ impl Snapshot {
         self
     }
 
+    /// Where a host known only from a ServiceEntry is: its static endpoints, or a name to
+    /// resolve. `None` for hosts that are not ServiceEntries.
+    pub fn external_target(&self, key: &ClusterKey) -> Option<ExternalTarget> {
+        let external = self.table.destination(&key.host)?.external.as_ref()?;
+        let port = key
+            .port
+            .or_else(|| {
+                external
+                    .ports
+                    .first()
+                    .and_then(|p| u16::try_from(p.number).ok())
+            })
+            .unwrap_or(80);
+        let port_name = external
+            .ports
+            .iter()
+            .find(|p| u32::from(port) == p.number)
+            .map(|p| p.name.as_str());
+        let statics: Vec<SocketAddr> = external
+            .endpoints
+            .iter()
+            .filter_map(|e| {
+                let ip: IpAddr = e.address.as_deref()?.parse().ok()?;
+                let mapped = port_name
+                    .and_then(|n| e.ports.get(n))
+                    .and_then(|p| u16::try_from(*p).ok());
+                Some(SocketAddr::new(ip, mapped.unwrap_or(port)))
+            })
+            .collect();
+        if !statics.is_empty() {
+            return Some(ExternalTarget::Addrs(statics));
+        }
+        match external.resolution {
+            Resolution::Static => None,
+            _ => Some(ExternalTarget::Resolve(key.host.clone(), port)),
+        }
+    }
+
+    /// The cluster of a ServiceEntry host, with endpoints the caller resolved.
+    pub fn external_cluster(
+        &self,
+        key: &ClusterKey,
+        addrs: Vec<SocketAddr>,
+        mesh_tls: Option<&Arc<Mtls>>,
+    ) -> Arc<Cluster> {
+        let policy = self
+            .table
+            .destination(&key.host)
+            .map(|c| {
+                c.policy_for(key.subset.as_deref(), key.port.map(u32::from))
+                    .clone()
+            })
+            .unwrap_or_default();
+        let service = ServiceRecord {
+            name: key.host.clone(),
+            namespace: "external".to_owned(),
+            ports: key.port.into_iter().collect(),
+            endpoints: addrs
+                .into_iter()
+                .map(|address| EndpointRecord {
+                    address,
+                    labels: BTreeMap::new(),
+                    workload: None,
+                    sidecar: false,
+                    service_account: None,
+                })
+                .collect(),
+        };
+        let cluster = Arc::new(Cluster::build(
+            key,
+            &service,
+            &BTreeMap::new(),
+            &policy,
+            mesh_tls,
+        ));
+        match self.clusters.lock() {
+            Ok(mut clusters) => clusters.entry(key.clone()).or_insert(cluster).clone(),
+            Err(_) => cluster,
+        }
+    }
+
     /// The AuthorizationPolicies of this snapshot, ready to evaluate.
     pub fn authorizer(&self) -> &Authorizer {
         self.authorizer
@@ -122,6 +206,15 @@ impl Snapshot {
         }
         Ok(cluster)
     }
+}
+
+/// How to reach a ServiceEntry host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExternalTarget {
+    /// Its static endpoints.
+    Addrs(Vec<SocketAddr>),
+    /// Resolve this name and port (DNS).
+    Resolve(String, u16),
 }
 
 /// Holds the current snapshot.

@@ -352,3 +352,93 @@ async fn connect_tunnels_tcp_to_a_service_and_counts_it() {
     assert_eq!(value("istio_tcp_sent_bytes_total"), Some(20));
     assert_eq!(value("istio_tcp_received_bytes_total"), Some(20));
 }
+
+/// A TLS server for `name`, with its own CA: (address, CA PEM).
+async fn tls_server(name: &str, answer: &'static str) -> (SocketAddr, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec![name.to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(mesh_proxy::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der()).into(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |_req| async move {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(answer.as_bytes())),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, ca.pem())
+}
+
+#[tokio::test]
+async fn simple_tls_origination_reaches_a_service_entry_host() {
+    // The egress lab's shape: the app calls http://books.example.com (port 80), the route
+    // moves it to the TLS port, and the DestinationRule originates TLS (SIMPLE).
+    bookinfo_common::client::install_crypto_provider();
+    let (server, ca_pem) = tls_server("books.example.com", "a secure answer").await;
+    let dir = std::env::temp_dir().join(format!("mesh-proxy-egress-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let port = server.port();
+    let rules = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: books}}\nspec:\n  hosts: [books.example.com]\n  ports:\n  - {{number: 80, name: http, protocol: HTTP}}\n  - {{number: {port}, name: https, protocol: HTTPS}}\n  resolution: STATIC\n  endpoints:\n  - address: 127.0.0.1\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: books}}\nspec:\n  hosts: [books.example.com]\n  http:\n  - match: [{{port: 80}}]\n    route:\n    - destination: {{host: books.example.com, port: {{number: {port}}}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: books}}\nspec:\n  host: books.example.com\n  trafficPolicy:\n    portLevelSettings:\n    - port: {{number: {port}}}\n      tls: {{mode: SIMPLE, caCertificates: {}}}\n",
+        ca.display()
+    );
+    let (_proxy, client) = sidecar(&[], &rules).await;
+    let resp = client
+        .get("http://books.example.com/books/v1/volumes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "{:?}",
+        resp.headers().get("x-mesh-error")
+    );
+    assert_eq!(resp.text().await.unwrap(), "a secure answer");
+
+    // Without the CA the server's certificate is not trusted: no answer from it.
+    let rules = rules.replace(&format!(", caCertificates: {}", ca.display()), "");
+    let (_proxy, client) = sidecar(&[], &rules).await;
+    let resp = client
+        .get("http://books.example.com/books/v1/volumes")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_server_error(),
+        "an untrusted server must not answer: {}",
+        resp.status()
+    );
+}
