@@ -43,43 +43,54 @@ fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves `router` until SIGTERM or Ctrl-C, then stops accepting and lets in-flight
-/// requests finish.
+/// requests finish. Prefer [`start`], which listens for the signals before binding.
 pub async fn run(listener: TcpListener, router: Router) -> io::Result<()> {
+    run_until(listener, router, shutdown_signal()).await
+}
+
+/// [`run`] with a shutdown future made earlier.
+pub async fn run_until(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     // Bookinfo answers are small and written in one go; Nagle would only add latency.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
 }
 
-/// Resolves on SIGTERM (Kubernetes, docker stop, our runner) or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+/// Resolves on SIGTERM (Kubernetes, docker stop, our runner) or Ctrl-C. The handlers
+/// are installed when this is called, not when it is first awaited: a signal that comes
+/// right after the port is bound must drain, not kill the process.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async fn recv(s: Option<Signal>) {
+        match s {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
-    tracing::info!("Shutdown signal received, draining.");
+    async move {
+        tokio::select! {
+            () = recv(term) => {},
+            () = recv(int) => {},
+        }
+        tracing::info!("Shutdown signal received, draining.");
+    }
 }
 
 /// The tail of every service's `main`: bind, log where we listen, serve until a signal.
 /// A bind failure is reported as one line naming the address (exit code 1).
 pub async fn start(program: &str, listen: Listen, router: Router) -> std::process::ExitCode {
+    let shutdown = shutdown_signal();
     let listener = match bind(listen) {
         Ok(l) => l,
         Err(e) => {
@@ -94,7 +105,7 @@ pub async fn start(program: &str, listen: Listen, router: Router) -> std::proces
         Ok(addr) => tracing::info!(%addr, "{program} listening."),
         Err(error) => tracing::warn!(%error, "{program} listening on an unknown address."),
     }
-    match run(listener, router).await {
+    match run_until(listener, router, shutdown).await {
         Ok(()) => {
             tracing::info!("{program} stopped.");
             std::process::ExitCode::SUCCESS

@@ -26,6 +26,8 @@ async fn main() -> anyhow::Result<()> {
 
     let state =
         AppState::new(&config, Proxy::FromEnvironment).context("cannot start productpage")?;
+    // Signals first: a SIGTERM right after the port is bound must drain, not kill.
+    let shutdown = serve::shutdown_signal();
     let listener = serve::bind(config.listen).with_context(|| {
         format!(
             "cannot listen on port {} of {}",
@@ -41,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
         keep_alive = config.keep_alive,
         "Product page listening."
     );
-    serve::run(listener, app(state))
+    serve::run_until(listener, app(state), shutdown)
         .await
         .context("server failed")
 }

@@ -22,6 +22,8 @@ async fn main() -> anyhow::Result<()> {
         "ratings=info,bookinfo_ratings=info,bookinfo_common=info,warn",
     );
 
+    // Signals first: a SIGTERM right after the port is bound must drain, not kill.
+    let shutdown = serve::shutdown_signal();
     let listener = serve::bind(config.listen).with_context(|| {
         format!(
             "cannot listen on port {} of {}",
@@ -30,9 +32,13 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%addr, version = config.version.name(), seed = ?config.seed, "Ratings listening.");
-    serve::run(listener, app(AppState::new(config.version, config.seed)))
-        .await
-        .context("serving")?;
+    serve::run_until(
+        listener,
+        app(AppState::new(config.version, config.seed)),
+        shutdown,
+    )
+    .await
+    .context("serving")?;
     tracing::info!("Ratings stopped.");
     Ok(())
 }
