@@ -59,9 +59,12 @@ async fn run() -> ExitCode {
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
+    // Listen for signals before any port is bound, and keep the one listener: a SIGTERM
+    // at any moment, even during startup, must stop the proxy cleanly.
+    let mut stop = std::pin::pin!(signal());
     let started = tokio::select! {
         r = start(&env) => r,
-        () = signal() => return ExitCode::SUCCESS,
+        () = &mut stop => return ExitCode::SUCCESS,
     };
     let running = match started {
         Ok(r) => r,
@@ -82,7 +85,7 @@ async fn run() -> ExitCode {
         "mesh-proxy started."
     );
     tokio::select! {
-        () = signal() => running.shutdown(),
+        () = &mut stop => running.shutdown(),
         () = running.stopped() => {}
     }
     tracing::info!("Draining.");
@@ -90,17 +93,23 @@ async fn run() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+/// Resolves on SIGTERM or SIGINT; the handlers are installed when this is called.
+fn signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind};
+    let term = tokio::signal::unix::signal(SignalKind::terminate()).ok();
+    let int = tokio::signal::unix::signal(SignalKind::interrupt()).ok();
+    async fn recv(s: Option<Signal>) {
+        match s {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
+    }
+    async move {
+        tokio::select! {
+            () = recv(term) => {},
+            () = recv(int) => {},
+        }
     }
 }
