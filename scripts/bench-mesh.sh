@@ -3,8 +3,11 @@
 # (coordinated-omission corrected) against a small echo upstream
 #   1. directly,
 #   2. through our client + server sidecars (mesh-proxy, Istio stats on, access log off),
-#      in plaintext and again with mTLS (certificates from mesh-control's CA, as in the mesh),
+#      in plaintext, with HTTP/2 between the sidecars (a DestinationRule with
+#      `h2UpgradePolicy: UPGRADE`), and with mTLS (certificates from mesh-control's CA),
 #   3. through the same path with nginx as the proxy pair (one worker each, keep-alive),
+#   4. through a pair of bare hyper proxies (mesh-proxy's `bare-proxy` example: the HTTP
+#      library and runtime we build on, with no proxy logic), the floor under our cost,
 # at several connection counts. Prints p50/p90/p99 latency and what each pair adds,
 # CPU seconds per 1000 requests and peak RSS per proxy, and the ratios ours/nginx.
 #
@@ -31,7 +34,7 @@ nginx_bin=$(command -v nginx)
 
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
     echo "Building release binaries (mesh-proxy, loadgen, echo)..." >&2
-    cargo build --release --quiet -p mesh-proxy --bin mesh-proxy -p mesh-control --bin mesh-control -p bookinfo-loadtest --bin loadgen --example echo
+    cargo build --release --quiet -p mesh-proxy --bin mesh-proxy --example bare-proxy -p mesh-control --bin mesh-control -p bookinfo-loadtest --bin loadgen --example echo
 fi
 bin=target/release
 
@@ -73,6 +76,29 @@ proxy() { # CONFIG IN OUT ADMIN APP
 proxy "$run/server.yaml" "$srv_in" "$srv_out" "$srv_admin" "$echo_port"; ours_server=$!
 proxy "$run/client.yaml" "$cli_in" "$cli_out" "$cli_admin" "$echo_port"; ours_client=$!
 wait_port "$srv_in"; wait_port "$cli_out"
+
+# The same pair speaking HTTP/2 between the sidecars: a second client sidecar whose
+# DestinationRule upgrades, in front of the same server sidecar.
+cat > "$run/h2-rule.yaml" <<YAML
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: echo}
+spec:
+  host: echo
+  trafficPolicy:
+    connectionPool:
+      http: {h2UpgradePolicy: UPGRADE}
+YAML
+{ cat "$run/client.yaml"; echo "resources: [h2-rule.yaml]"; } > "$run/client-h2.yaml"
+h2_in=$(free_port) h2_out=$(free_port) h2_admin=$(free_port)
+proxy "$run/client-h2.yaml" "$h2_in" "$h2_out" "$h2_admin" "$echo_port"; h2_client=$!
+wait_port "$h2_out"
+
+# The floor: bare hyper proxies, one per side.
+bare_s=$(free_port) bare_c=$(free_port)
+taskset -c 0 "$bin/examples/bare-proxy" "127.0.0.1:$bare_s" "127.0.0.1:$echo_port" 2>"$run/bare-server.log" & pids+=($!); bare_server=$!
+taskset -c 0 "$bin/examples/bare-proxy" "127.0.0.1:$bare_c" "127.0.0.1:$bare_s" 2>"$run/bare-client.log" & pids+=($!); bare_client=$!
+wait_port "$bare_s"; wait_port "$bare_c"
 
 # The same pair with mTLS: both proxies take their configuration and certificates from a
 # control plane; the client sees the server's endpoint as a sidecar and speaks mTLS to it.
@@ -147,15 +173,17 @@ load() { # NAME URL CONNS [HOST]
 }
 field() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); l=r['latency_ms']['corrected']; print(l['p50'], l['p90'], l['p99'], r['requests']['completed'], r['requests']['errors'] + r['requests']['dropped'])" "$1"; }
 
-printf '\n%-6s %-8s %9s %9s %9s | %9s %9s %9s | %13s %13s | %s\n' conns path p50 p90 p99 "+p50" "+p90" "+p99" "cpu s/1k cli" "cpu s/1k srv" "errors"
+printf '\n%-6s %-9s %9s %9s %9s | %9s %9s %9s | %13s %13s | %s\n' conns path p50 p90 p99 "+p50" "+p90" "+p99" "cpu s/1k cli" "cpu s/1k srv" "errors"
 declare -A add_p99 cpu_sum
 for c in $conns; do
     load direct "http://127.0.0.1:$echo_port/echo" "$c"
     read -r d50 d90 d99 dn derr < <(field "$run/direct-$c.json")
-    printf '%-6s %-8s %9.3f %9.3f %9.3f | %9s %9s %9s | %13s %13s | %s\n' "$c" direct "$d50" "$d90" "$d99" - - - - - "$derr"
-    for path in ours ours-mtls nginx; do
+    printf '%-6s %-9s %9.3f %9.3f %9.3f | %9s %9s %9s | %13s %13s | %s\n' "$c" direct "$d50" "$d90" "$d99" - - - - - "$derr"
+    for path in ours ours-h2 ours-mtls nginx bare; do
         case "$path" in
             ours) cli=$ours_client srv=$ours_server url="http://127.0.0.1:$cli_out/echo" host=echo ;;
+            ours-h2) cli=$h2_client srv=$ours_server url="http://127.0.0.1:$h2_out/echo" host=echo ;;
+            bare) cli=$bare_client srv=$bare_server url="http://127.0.0.1:$bare_c/echo" host="" ;;
             ours-mtls) cli=$mtls_client srv=$mtls_server url="http://127.0.0.1:$m_cli_out/echo" host=echo ;;
             nginx) cli=$ngx_client srv=$ngx_server url="http://127.0.0.1:$ngx_c/echo" host="" ;;
         esac
@@ -168,20 +196,20 @@ for c in $conns; do
         a50=$(awk -v a="$p50" -v b="$d50" 'BEGIN { printf "%.3f", a - b }')
         a90=$(awk -v a="$p90" -v b="$d90" 'BEGIN { printf "%.3f", a - b }')
         a99=$(awk -v a="$p99" -v b="$d99" 'BEGIN { printf "%.3f", a - b }')
-        printf '%-6s %-8s %9.3f %9.3f %9.3f | %9s %9s %9s | %13s %13s | %s\n' "$c" "$path" "$p50" "$p90" "$p99" "$a50" "$a90" "$a99" "$cpu_c" "$cpu_s" "$err"
+        printf '%-6s %-9s %9.3f %9.3f %9.3f | %9s %9s %9s | %13s %13s | %s\n' "$c" "$path" "$p50" "$p90" "$p99" "$a50" "$a90" "$a99" "$cpu_c" "$cpu_s" "$err"
         add_p99["$path-$c"]=$a99
         cpu_sum["$path-$c"]=$(awk -v a="$cpu_c" -v b="$cpu_s" 'BEGIN { print (a + b) / 2 }')
     done
 done
 
 echo
-echo "Ratios ours/nginx (lower is better; targets: added p99 <= 0.9, CPU per request <= 0.9; nginx runs plaintext):"
+echo "Ratios to nginx (lower is better; targets for ours: added p99 <= 0.9, CPU per request <= 0.9; nginx runs plaintext):"
 for c in $conns; do
-    for path in ours ours-mtls; do
+    for path in ours ours-h2 ours-mtls bare; do
         awk -v c="$c" -v p="$path" -v ao="${add_p99[$path-$c]}" -v an="${add_p99[nginx-$c]}" -v co="${cpu_sum[$path-$c]}" -v cn="${cpu_sum[nginx-$c]}" \
             'BEGIN { printf "  %3s connections, %-9s added p99 %s, CPU per request %s\n", c, p ":", (an > 0 ? sprintf("%.2f", ao / an) : "n/a (nginx added nothing measurable)"), (cn > 0 ? sprintf("%.2f", co / cn) : "n/a") }'
     done
 done
 echo
-echo "Peak RSS (MB): ours client $(hwm_mb "$ours_client"), ours server $(hwm_mb "$ours_server"); with mTLS client $(hwm_mb "$mtls_client"), server $(hwm_mb "$mtls_server"); nginx client worker $(hwm_mb "$ngx_client"), nginx server worker $(hwm_mb "$ngx_server") (target: <= 12 MB per proxy)"
+echo "Peak RSS (MB): ours client $(hwm_mb "$ours_client"), ours server $(hwm_mb "$ours_server"); h2 client $(hwm_mb "$h2_client"); with mTLS client $(hwm_mb "$mtls_client"), server $(hwm_mb "$mtls_server"); nginx client worker $(hwm_mb "$ngx_client"), nginx server worker $(hwm_mb "$ngx_server"); bare client $(hwm_mb "$bare_client"), server $(hwm_mb "$bare_server") (target: <= 12 MB per proxy)"
 echo "($rate rps, ${secs} s per row after a 2 s warm-up, 1 KB bodies, load and proxies on CPU 0, upstream on CPU $up_cpu)"

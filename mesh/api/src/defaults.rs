@@ -359,6 +359,13 @@ pub struct ConnectionPool {
     pub max_requests_per_connection: u32,
     /// Outstanding retries across the host.
     pub max_retries: u32,
+    /// `h2UpgradePolicy: UPGRADE`: HTTP/1.1 requests go to the endpoints over HTTP/2
+    /// (Istio's mesh-wide default is `DO_NOT_UPGRADE`).
+    #[serde(default)]
+    pub h2_upgrade: bool,
+    /// `useClientProtocol`: HTTP/2 clients are served over HTTP/2 upstream too.
+    #[serde(default)]
+    pub use_client_protocol: bool,
 }
 
 impl Default for ConnectionPool {
@@ -372,6 +379,8 @@ impl Default for ConnectionPool {
             http2_max_requests: UNLIMITED,
             max_requests_per_connection: 0,
             max_retries: UNLIMITED,
+            h2_upgrade: false,
+            use_client_protocol: false,
         }
     }
 }
@@ -415,6 +424,8 @@ impl ConnectionPool {
             http2_max_requests: limit(http.and_then(|h| h.http2_max_requests), UNLIMITED),
             max_requests_per_connection: limit(http.and_then(|h| h.max_requests_per_connection), 0),
             max_retries: limit(http.and_then(|h| h.max_retries), UNLIMITED),
+            h2_upgrade: http.and_then(|h| h.h2_upgrade_policy.as_deref()) == Some("UPGRADE"),
+            use_client_protocol: http.and_then(|h| h.use_client_protocol) == Some(true),
         }
     }
 }

@@ -4,25 +4,32 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Version;
 use http_body_util::combinators::BoxBody;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use mesh_api::defaults::{EffectivePolicy, LoadBalancer, UpstreamTls};
+use mesh_api::defaults::{ConnectionPool, EffectivePolicy, LoadBalancer, UpstreamTls};
 use mesh_api::networking::destination_rule::TlsMode;
 use tokio::time::Instant;
 
 use crate::breaker::{Breaker, Limits};
 use crate::connector::MeshConnector;
+use crate::flags::Flags;
 use crate::lb::{Algorithm, Balancer, Endpoint, EndpointMeta};
 use crate::mtls::{Mtls, TRUST_DOMAIN};
 use crate::origination;
 use crate::outlier::{self, Outcome, OutlierPolicy};
+use crate::pool::{Pool, PoolSettings, Protocol};
 use crate::registry::ServiceRecord;
+use crate::telemetry::{
+    Call, IstioMetrics, Reporter, Security, Series, SeriesCache, ServiceName, Workload,
+};
 use crate::tls::SpiffeId;
 
 /// Error type carried by request and response bodies inside the proxy.
@@ -31,7 +38,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Body type of requests sent upstream.
 pub type UpstreamBody = BoxBody<Bytes, BoxError>;
 
-/// HTTP client of one cluster (pooled connections per endpoint address).
+/// A general-purpose HTTP client (DNS names, any authority): for passthrough traffic and
+/// the control plane. Clusters use their own [`Pool`] per endpoint address.
 pub type UpstreamClient = Client<MeshConnector, UpstreamBody>;
 
 /// Identifies a cluster.
@@ -71,10 +79,16 @@ pub struct Cluster {
     pub breaker: Breaker,
     /// Passive health checking, when configured.
     pub outlier: Option<OutlierPolicy>,
-    /// Pooled client.
-    pub client: UpstreamClient,
-    /// Whether connections are reused (`maxRequestsPerConnection != 1`).
-    pub keep_alive: bool,
+    /// HTTP/1.1 connections to the endpoints.
+    pub http1: Pool,
+    /// HTTP/2 connections to the endpoints, when the DestinationRule asks for them.
+    pub http2: Option<Pool>,
+    /// `useClientProtocol`: HTTP/2 only for requests that arrived over HTTP/2.
+    pub use_client_protocol: bool,
+    /// The service, as metrics name it.
+    pub service: ServiceName,
+    /// Metric series of the requests sent to this cluster's endpoints.
+    series: SeriesCache<(SocketAddr, u16, Flags)>,
 }
 
 impl Cluster {
@@ -151,14 +165,14 @@ impl Cluster {
         } else {
             originate
         };
+        let pool = &policy.connection_pool;
+        let pools = Pools::new(pool, tls, server_name, wants_mtls);
         let algorithm = match policy.load_balancer {
             LoadBalancer::RoundRobin => Algorithm::RoundRobin,
             LoadBalancer::Random => Algorithm::Random,
             // Consistent hashing and passthrough fall back to Istio's default algorithm.
             _ => Algorithm::LeastRequest,
         };
-        let pool = &policy.connection_pool;
-        let keep_alive = pool.max_requests_per_connection != 1;
         let outlier = policy.outlier_detection.as_ref().map(|o| OutlierPolicy {
             consecutive_5xx: o.consecutive_5xx_errors,
             consecutive_gateway: o.consecutive_gateway_errors,
@@ -174,14 +188,52 @@ impl Cluster {
                 max_pending: pool.http1_max_pending_requests,
             }),
             outlier,
-            client: client_named(
-                pool.connect_timeout,
-                keep_alive,
-                pool.idle_timeout,
-                tls,
-                server_name,
-            ),
-            keep_alive,
+            http1: pools.http1,
+            http2: pools.http2,
+            use_client_protocol: pool.use_client_protocol,
+            service: ServiceName::from_host(&key.host),
+            series: SeriesCache::default(),
+        }
+    }
+
+    /// The metric series of a request this proxy sent to `endpoint` and answered with
+    /// `code` and `flags`.
+    pub fn series(
+        &self,
+        metrics: &IstioMetrics,
+        source: &Workload,
+        endpoint: &Endpoint,
+        code: u16,
+        flags: &Flags,
+    ) -> Series {
+        self.series.get((endpoint.addr, code, flags.clone()), || {
+            let known = |s: &str| if s.is_empty() { "unknown" } else { s }.to_owned();
+            let destination = Workload {
+                workload: known(&endpoint.meta.workload),
+                namespace: self.service.namespace.clone(),
+                app: known(&endpoint.meta.app),
+                version: known(&endpoint.meta.version),
+                cluster: "Kubernetes".to_owned(),
+                ..Workload::unknown()
+            };
+            metrics.series(&Call {
+                reporter: Reporter::Source,
+                source,
+                destination: &destination,
+                service: &self.service,
+                code,
+                flags: flags.to_string(),
+                security: Security::Unknown,
+            })
+        })
+    }
+
+    /// The pool for a request that arrived with `version`: HTTP/2 when the
+    /// DestinationRule upgrades, or uses the client's protocol and the client spoke h2.
+    pub fn pool_for(&self, version: Version) -> &Pool {
+        match &self.http2 {
+            Some(h2) if !self.use_client_protocol || version == Version::HTTP_2 => h2,
+            _ => &self.http1,
         }
     }
 
@@ -207,6 +259,48 @@ impl Cluster {
     }
 }
 
+/// The connection pools of a cluster.
+struct Pools {
+    http1: Pool,
+    http2: Option<Pool>,
+}
+
+impl Pools {
+    fn new(
+        pool: &ConnectionPool,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        server_name: Option<String>,
+        mesh: bool,
+    ) -> Self {
+        let settings = |protocol| PoolSettings {
+            protocol,
+            connect_timeout: pool.connect_timeout,
+            idle_timeout: pool.idle_timeout,
+        };
+        let connector = |tls| {
+            MeshConnector::new(HttpConnector::new(), tls).with_server_name(server_name.clone())
+        };
+        let keep_alive = pool.max_requests_per_connection != 1;
+        let http1 = Pool::new(
+            connector(tls.clone()),
+            settings(Protocol::Http1 { keep_alive }),
+        );
+        // Between sidecars, h2 inside mTLS announces itself by ALPN, as Istio's does.
+        let h2_tls = tls.map(|t| {
+            if mesh {
+                let mut c = (*t).clone();
+                c.alpn_protocols = vec![crate::tls::ALPN_ISTIO_H2.to_vec()];
+                Arc::new(c)
+            } else {
+                t
+            }
+        });
+        let http2 = (pool.h2_upgrade || pool.use_client_protocol)
+            .then(|| Pool::new(connector(h2_tls), settings(Protocol::Http2)));
+        Self { http1, http2 }
+    }
+}
+
 /// A pooled HTTP/1.1 client with the pool's connect and idle timeouts, mTLS when `tls`
 /// is set.
 pub fn client(
@@ -215,27 +309,15 @@ pub fn client(
     idle: Option<Duration>,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> UpstreamClient {
-    client_named(connect_timeout, keep_alive, idle, tls, None)
-}
-
-/// [`client`] presenting `server_name` for TLS (originated TLS to an external host).
-fn client_named(
-    connect_timeout: Duration,
-    keep_alive: bool,
-    idle: Option<Duration>,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    server_name: Option<String>,
-) -> UpstreamClient {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-    let connector = MeshConnector::new(http, tls).with_server_name(server_name);
     let mut b = Client::builder(TokioExecutor::new());
     b.pool_idle_timeout(idle.unwrap_or(Duration::from_secs(3600)));
     if !keep_alive {
         b.pool_max_idle_per_host(0);
     }
-    b.build(connector)
+    b.build(MeshConnector::new(http, tls))
 }
 
 #[cfg(test)]

@@ -114,24 +114,32 @@ impl Service<Uri> for MeshConnector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let host = self.server_name.clone().unwrap_or_else(|| {
-            uri.host()
-                .unwrap_or("mesh.local")
-                .trim_matches(['[', ']'])
-                .to_owned()
-        });
+        let host = uri
+            .host()
+            .unwrap_or("mesh.local")
+            .trim_matches(['[', ']'])
+            .to_owned();
         let connecting = self.http.call(uri);
-        let tls = self.tls.clone();
+        let this = self.clone();
         Box::pin(async move {
             let tcp = connecting.await?.into_inner();
-            match tls {
-                None => Ok(MeshConn(TokioIo::new(ClientIo::Plain(tcp)))),
-                Some(config) => {
-                    // The server is verified by its SPIFFE identity, not by this name.
-                    let (stream, _peer) = tls::connect(tcp, config, &host).await?;
-                    Ok(MeshConn(TokioIo::new(ClientIo::Tls(Box::new(stream)))))
-                }
-            }
+            Ok(MeshConn(TokioIo::new(this.secure(tcp, &host).await?)))
         })
+    }
+}
+
+impl MeshConnector {
+    /// Secures a connected socket as the cluster says: as is, mesh mTLS, or originated
+    /// TLS. `host` is the TLS server name unless the connector names one; mesh mTLS
+    /// verifies the server by its SPIFFE identity, not by this name.
+    pub async fn secure(&self, tcp: TcpStream, host: &str) -> Result<ClientIo, BoxError> {
+        match &self.tls {
+            None => Ok(ClientIo::Plain(tcp)),
+            Some(config) => {
+                let name = self.server_name.as_deref().unwrap_or(host);
+                let (stream, _peer) = tls::connect(tcp, config.clone(), name).await?;
+                Ok(ClientIo::Tls(Box::new(stream)))
+            }
+        }
     }
 }

@@ -57,7 +57,7 @@ impl Flag {
 }
 
 /// The set of flags of one request, printed Envoy's way: comma-separated, `-` when empty.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Flags(Vec<Flag>);
 
 impl Flags {

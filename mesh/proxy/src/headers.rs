@@ -21,6 +21,11 @@ const HOP_BY_HOP: [&str; 9] = [
 
 /// Removes hop-by-hop headers, including those named by `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most requests carry none (or only `connection`): one pass over the names is
+    // cheaper than nine removals that each hash a name.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(&k.as_str())) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(http::header::CONNECTION)
         .iter()
@@ -36,25 +41,30 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The request id, generating a random UUID v4 when the request has none (tracing and
-/// access logs join on it).
-pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
-    if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-        return id.to_owned();
+/// Adds a random UUID v4 `x-request-id` when the request has none (tracing and access
+/// logs join on it).
+pub fn ensure_request_id(headers: &mut HeaderMap) {
+    if headers.contains_key("x-request-id") {
+        return;
     }
-    let b: [u8; 16] = rand::rng().random();
-    let id = format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-        u16::from_be_bytes([b[4], b[5]]),
-        u16::from_be_bytes([b[6], b[7]]) & 0x0fff,
-        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
-        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]]),
-    );
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    let mut b: [u8; 16] = rand::rng().random();
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 36];
+    let mut at = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id[at] = b'-';
+            at += 1;
+        }
+        id[at] = HEX[usize::from(byte >> 4)];
+        id[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&id) {
         headers.insert("x-request-id", v);
     }
-    id
 }
 
 /// Applies `set`, `add` and `remove`, in that order, as Envoy does.
@@ -109,10 +119,25 @@ mod tests {
     #[test]
     fn request_ids_are_kept_or_made() {
         let mut h = HeaderMap::new();
-        let id = ensure_request_id(&mut h);
+        ensure_request_id(&mut h);
+        let id = text(&h, "x-request-id");
         assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert_eq!(ensure_request_id(&mut h), id);
+        assert_eq!(&id[14..15], "4", "version 4: {id}");
+        assert!(
+            matches!(&id[19..20], "8" | "9" | "a" | "b"),
+            "variant: {id}"
+        );
+        assert_eq!(id.matches('-').count(), 4, "{id}");
+        assert!(
+            id.chars()
+                .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+            "{id}"
+        );
+        ensure_request_id(&mut h);
+        assert_eq!(text(&h, "x-request-id"), id, "an id is kept");
+        let mut other = HeaderMap::new();
+        ensure_request_id(&mut other);
+        assert_ne!(text(&other, "x-request-id"), id, "ids are random");
     }
 
     #[test]

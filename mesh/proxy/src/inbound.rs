@@ -14,11 +14,15 @@ use tokio::time::Instant;
 use crate::access_log::Entry;
 use crate::authz::{DENIED_BODY, Decision, RequestAttributes};
 use crate::body::{self, Observed, ProxyBody};
-use crate::cluster::UpstreamClient;
+use crate::connector::MeshConnector;
+use crate::flags::{Flag, Flags};
 use crate::headers;
+use crate::pool::{Pool, PoolSettings, Protocol};
 use crate::server::ConnInfo;
 use crate::state::ProxyState;
-use crate::telemetry::{Reporter, RequestRecord, Security, ServiceName, Workload};
+use crate::telemetry::{
+    Call, Measured, Reporter, Security, Series, SeriesCache, ServiceName, Workload,
+};
 
 /// The inbound side of one sidecar.
 #[derive(Debug)]
@@ -27,25 +31,58 @@ pub struct Inbound {
     pub state: Arc<ProxyState>,
     /// Where the app listens.
     pub app: SocketAddr,
-    /// Pooled client to the app.
-    pub client: UpstreamClient,
+    /// Connections to the app (HTTP/1.1, kept alive).
+    pub pool: Pool,
     /// The service this workload serves, for metrics.
     pub service: ServiceName,
+    /// Metric series by peer identity, status and flags.
+    pub series: SeriesCache<(Option<Arc<str>>, u16, Flags)>,
 }
 
 impl Inbound {
+    /// The pool of connections to the local app: plain HTTP/1.1 on localhost, kept alive.
+    pub fn app_pool() -> Pool {
+        Pool::new(
+            MeshConnector::new(
+                hyper_util::client::legacy::connect::HttpConnector::new(),
+                None,
+            ),
+            PoolSettings {
+                protocol: Protocol::Http1 { keep_alive: true },
+                connect_timeout: mesh_api::defaults::DEFAULT_CONNECT_TIMEOUT,
+                idle_timeout: Some(mesh_api::defaults::DEFAULT_IDLE_TIMEOUT),
+            },
+        )
+    }
+
     /// Handles one request for the local app.
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         conn: ConnInfo,
     ) -> Response<ProxyBody> {
         let start = Instant::now();
-        let mut log = Entry {
-            upstream_cluster: format!("inbound|{}||", self.app.port()),
-            upstream_host: self.app.to_string(),
-            ..Entry::for_request(&req, &conn)
+        // HTTP/2 (a sidecar upgrading) names the service in `:authority`; the app and
+        // the policies read `Host`.
+        if !req.headers().contains_key(header::HOST)
+            && let Some(v) = req
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            req.headers_mut().insert(header::HOST, v);
+        }
+        let logging = self.state.access_log;
+        let mut log = if logging {
+            Entry {
+                upstream_cluster: format!("inbound|{}||", self.app.port()),
+                upstream_host: self.app.to_string(),
+                ..Entry::for_request(&req, &conn)
+            }
+        } else {
+            Entry::default()
         };
+        let mut flags = Flags::none();
         let resp = match self.authorize(&req, &conn) {
             Decision::Deny { policy } => {
                 log.details = format!("rbac_access_denied_matched_policy[{policy}]");
@@ -55,53 +92,60 @@ impl Inbound {
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 r
             }
-            Decision::Allow => self.forward(req, &mut log).await,
+            Decision::Allow => self.forward(req, &mut log, &mut flags).await,
         };
         let (parts, body) = resp.into_parts();
         let code = parts.status.as_u16();
         let me = self.clone();
         let done = move |bytes: u64| {
-            log.code = code;
-            log.bytes_sent = bytes;
-            log.duration_ms = start.elapsed().as_millis() as u64;
-            if log.flags.is_empty() {
-                log.flags = "-".to_owned();
-            }
-            // The caller's identity is its SPIFFE ID; its workload name is not known here.
-            let source = Workload {
-                principal: conn
-                    .peer
-                    .as_deref()
-                    .map_or_else(|| "unknown".to_owned(), str::to_owned),
-                namespace: conn
-                    .peer
-                    .as_deref()
-                    .and_then(|p| p.split("/ns/").nth(1))
-                    .and_then(|rest| rest.split('/').next())
-                    .map_or_else(|| "unknown".to_owned(), str::to_owned),
-                ..Workload::unknown()
-            };
-            me.state.metrics.record_request(&RequestRecord {
-                reporter: Reporter::Destination,
-                source: &source,
-                destination: &me.state.me,
-                service: &me.service,
-                code,
-                flags: log.flags.clone(),
-                security: if conn.peer.is_some() {
-                    Security::MutualTls
-                } else {
-                    Security::None
-                },
+            let measured = Measured {
                 duration_ms: start.elapsed().as_secs_f64() * 1000.0,
                 request_bytes: 0,
                 response_bytes: bytes,
-            });
-            if me.state.access_log {
+            };
+            me.series(&conn, code, flags.clone()).observe(measured);
+            if logging {
+                log.code = code;
+                log.flags = flags.to_string();
+                log.bytes_sent = bytes;
+                log.duration_ms = start.elapsed().as_millis() as u64;
+                if log.details.is_empty() {
+                    log.details = "via_upstream".to_owned();
+                }
                 println!("{log}");
             }
         };
         Response::from_parts(parts, body::boxed(Observed::new(body, done)))
+    }
+
+    /// The metric series of a request from the peer of `conn`.
+    fn series(&self, conn: &ConnInfo, code: u16, flags: Flags) -> Series {
+        self.series
+            .get((conn.peer.clone(), code, flags.clone()), || {
+                // The caller's identity is its SPIFFE ID; its workload name is not known here.
+                let peer = conn.peer.as_deref();
+                let source = Workload {
+                    principal: peer.map_or_else(|| "unknown".to_owned(), str::to_owned),
+                    namespace: peer
+                        .and_then(|p| p.split("/ns/").nth(1))
+                        .and_then(|rest| rest.split('/').next())
+                        .map_or_else(|| "unknown".to_owned(), str::to_owned),
+                    ..Workload::unknown()
+                };
+                self.state.metrics.series(&Call {
+                    reporter: Reporter::Destination,
+                    source: &source,
+                    destination: &self.state.me,
+                    service: &self.service,
+                    code,
+                    flags: flags.to_string(),
+                    security: if peer.is_some() {
+                        Security::MutualTls
+                    } else {
+                        Security::None
+                    },
+                })
+            })
     }
 
     /// Evaluates the AuthorizationPolicies of the current configuration.
@@ -123,34 +167,32 @@ impl Inbound {
         })
     }
 
-    async fn forward(&self, req: Request<Incoming>, log: &mut Entry) -> Response<ProxyBody> {
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        log: &mut Entry,
+        flags: &mut Flags,
+    ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
         let path = parts
             .uri
             .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        let Ok(uri) = format!("http://{}{path}", self.app).parse::<Uri>() else {
-            return crate::respond::local(
-                crate::respond::LocalReply::BadRequest,
-                "unusable request path",
-            );
-        };
-        parts.uri = uri;
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
         match self
-            .client
-            .request(Request::from_parts(parts, body::boxed(body)))
+            .pool
+            .send(self.app, Request::from_parts(parts, body::boxed(body)))
             .await
         {
             Ok(resp) => {
-                log.details = "via_upstream".to_owned();
                 let (mut parts, body) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, body::boxed(body))
             }
             Err(e) => {
-                log.flags = "UF".to_owned();
+                flags.set(Flag::UpstreamConnectionFailure);
                 log.details =
                     "upstream_reset_before_response_started{connection_failure}".to_owned();
                 log.upstream_failure = e.to_string();

@@ -22,6 +22,7 @@ pub mod mtls;
 pub mod origination;
 pub mod outbound;
 pub mod outlier;
+pub mod pool;
 pub mod respond;
 pub mod retry;
 

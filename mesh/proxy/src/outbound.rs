@@ -31,44 +31,56 @@ use crate::cluster::{Cluster, ClusterKey};
 use crate::fault::{self, Abort};
 use crate::flags::{Flag, Flags};
 use crate::headers;
-use crate::lb::ActiveGuard;
+use crate::lb::{ActiveGuard, Endpoint};
 use crate::outlier::Outcome;
+use crate::pool::PooledBody;
 use crate::respond::{self, LocalReply};
 use crate::retry::{self, Attempt};
 pub use crate::server::ConnInfo;
 use crate::snapshot::{ClusterError, ExternalTarget, Snapshot};
 use crate::state::ProxyState;
-use crate::telemetry::{Reporter, RequestRecord, Security, ServiceName, Workload};
+use crate::telemetry::{Call, Measured, Reporter, Security, ServiceName, Workload};
 
 /// Request bodies up to this size are buffered so a retry can resend them; larger or
 /// unsized bodies are streamed and get a single attempt (Linkerd does the same).
 pub const RETRY_BUFFER_LIMIT: usize = 64 * 1024;
 
-/// What we learn about a request on its way through, for telemetry.
+/// What we learn about a request on its way through, for telemetry. The access-log
+/// entry is filled in only when the log is on: its strings cost more than the rest of
+/// the bookkeeping together.
 #[derive(Debug)]
 struct Ctx {
     start: Instant,
+    logging: bool,
     log: Entry,
     flags: Flags,
-    service: ServiceName,
-    destination: Workload,
+    /// The destination host, once a route picked one.
+    host: Option<String>,
+    /// The service for metrics when it is not a cluster's (passthrough traffic).
+    service: Option<ServiceName>,
+    /// The cluster and endpoint the request went to, which resolve its metric series.
+    cluster: Option<Arc<Cluster>>,
+    endpoint: Option<Arc<Endpoint>>,
+    request_bytes: u64,
     remote_ip: std::net::IpAddr,
 }
 
 impl Ctx {
-    fn new(req: &Request<Incoming>, conn: ConnInfo) -> Self {
-        let log = Entry::for_request(req, &conn);
-        let unknown = ServiceName {
-            host: "unknown".into(),
-            name: "unknown".into(),
-            namespace: "unknown".into(),
-        };
+    fn new(req: &Request<Incoming>, conn: ConnInfo, logging: bool) -> Self {
         Self {
             start: Instant::now(),
-            log,
+            logging,
+            log: if logging {
+                Entry::for_request(req, &conn)
+            } else {
+                Entry::default()
+            },
             flags: Flags::none(),
-            service: unknown,
-            destination: Workload::unknown(),
+            host: None,
+            service: None,
+            cluster: None,
+            endpoint: None,
+            request_bytes: 0,
             remote_ip: conn.remote.ip(),
         }
     }
@@ -91,9 +103,10 @@ pub async fn handle(
     if req.method() == Method::CONNECT && !state.gateway {
         return crate::tunnel::open(state, req).await;
     }
+    let ctx = Ctx::new(&req, conn, state.access_log);
     let mut pending = Pending {
         state,
-        ctx: Some(Ctx::new(&req, conn)),
+        ctx: Some(ctx),
     };
     let resp = match pending.ctx.as_mut() {
         Some(ctx) => route(&pending.state, req, ctx).await,
@@ -135,29 +148,46 @@ impl Drop for Pending {
 }
 
 /// Writes the metrics and the access log line of a finished request.
-fn record(state: &ProxyState, mut ctx: Ctx, code: u16, bytes: u64) {
+fn record(state: &ProxyState, ctx: Ctx, code: u16, bytes: u64) {
     let elapsed = ctx.start.elapsed();
-    ctx.log.code = code;
-    ctx.log.flags = ctx.flags.to_string();
-    ctx.log.bytes_sent = bytes;
-    ctx.log.duration_ms = elapsed.as_millis() as u64;
-    if ctx.log.details.is_empty() {
-        ctx.log.details = "via_upstream".to_owned();
-    }
-    state.metrics.record_request(&RequestRecord {
-        reporter: Reporter::Source,
-        source: &state.me,
-        destination: &ctx.destination,
-        service: &ctx.service,
-        code,
-        flags: ctx.log.flags.clone(),
-        security: Security::Unknown,
+    let measured = Measured {
         duration_ms: elapsed.as_secs_f64() * 1000.0,
-        request_bytes: ctx.log.bytes_received,
+        request_bytes: ctx.request_bytes,
         response_bytes: bytes,
-    });
-    if state.access_log {
-        println!("{}", ctx.log);
+    };
+    match (&ctx.cluster, &ctx.endpoint) {
+        (Some(cluster), Some(endpoint)) => cluster
+            .series(&state.metrics, &state.me, endpoint, code, &ctx.flags)
+            .observe(measured),
+        _ => {
+            let service = match (&ctx.service, &ctx.host) {
+                (Some(s), _) => s.clone(),
+                (None, Some(host)) => ServiceName::from_host(host),
+                (None, None) => ServiceName::unknown(),
+            };
+            let call = Call {
+                reporter: Reporter::Source,
+                source: &state.me,
+                destination: &Workload::unknown(),
+                service: &service,
+                code,
+                flags: ctx.flags.to_string(),
+                security: Security::Unknown,
+            };
+            state.metrics.record_request(&call, measured);
+        }
+    }
+    if ctx.logging {
+        let mut log = ctx.log;
+        log.code = code;
+        log.flags = ctx.flags.to_string();
+        log.bytes_received = ctx.request_bytes;
+        log.bytes_sent = bytes;
+        log.duration_ms = elapsed.as_millis() as u64;
+        if log.details.is_empty() {
+            log.details = "via_upstream".to_owned();
+        }
+        println!("{log}");
     }
 }
 
@@ -182,9 +212,12 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
     let Some(authority) = authority_of(&parts) else {
         return ctx.local(LocalReply::BadRequest, "the request names no host");
     };
-    ctx.log.authority = authority.clone();
     headers::strip_hop_by_hop(&mut parts.headers);
-    ctx.log.request_id = headers::ensure_request_id(&mut parts.headers);
+    headers::ensure_request_id(&mut parts.headers);
+    if ctx.logging {
+        ctx.log.authority = authority.clone();
+        ctx.log.request_id = headers::text(&parts.headers, "x-request-id");
+    }
     if !parts.headers.contains_key(header::HOST)
         && let Ok(v) = HeaderValue::from_str(&authority)
     {
@@ -202,16 +235,14 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let default_route;
     let routes: &[CompiledRoute] = match snap.table.lookup(&authority) {
         Some(service) => &service.routes,
         None => {
             let host = mesh_api::host::authority_to_host(&authority, &snap.table.namespace);
-            if snap.registry.service(&host).is_none() {
-                return passthrough(state, parts, body, &authority, &path, ctx).await;
+            match snap.default_routes(&host) {
+                Some(routes) => routes,
+                None => return passthrough(state, parts, body, &authority, &path, ctx).await,
             }
-            default_route = [CompiledRoute::default_to(&host)];
-            &default_route
         }
     };
     let info = RequestInfo {
@@ -233,7 +264,9 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
             &format!("no route for {authority}{path}"),
         );
     };
-    ctx.log.route_name = route.name.clone().unwrap_or_default();
+    if ctx.logging {
+        ctx.log.route_name = route.name.clone().unwrap_or_default();
+    }
 
     let destinations = match &route.action {
         RouteAction::Forward(d) => d,
@@ -258,8 +291,10 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
             .and_then(|p| u16::try_from(p).ok())
             .or(authority_port),
     };
-    ctx.service = service_name(&key.host);
-    ctx.log.upstream_cluster = key.to_string();
+    ctx.host = Some(key.host.clone());
+    if ctx.logging {
+        ctx.log.upstream_cluster = key.to_string();
+    }
 
     if let Some(f) = &route.fault {
         let decision = fault::decide(f, &mut rand::rng());
@@ -308,7 +343,8 @@ async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Res
             );
         }
     };
-    ctx.log.bytes_received = body.len();
+    ctx.request_bytes = body.len();
+    ctx.cluster = Some(cluster.clone());
     mirror(state, &snap, route, &parts, &body);
 
     let attempts = attempts(&cluster, route, &parts, body, ctx);
@@ -451,31 +487,24 @@ impl RequestBody {
     }
 }
 
-/// Builds the request for one attempt against `addr`.
+/// Builds the request for one attempt (the pool turns it into HTTP/1.1 or HTTP/2 form).
 fn upstream_request(
     parts: &Parts,
     body: ProxyBody,
-    addr: SocketAddr,
     attempt: u32,
-    keep_alive: bool,
 ) -> Result<Request<ProxyBody>, http::Error> {
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri = Uri::builder()
-        .scheme("http")
-        .authority(addr.to_string())
-        .path_and_query(path)
-        .build()?;
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     let mut req = Request::builder()
         .method(parts.method.clone())
-        .uri(uri)
+        .uri(Uri::from(path))
         .body(body)?;
     *req.headers_mut() = parts.headers.clone();
     req.headers_mut()
         .insert("x-envoy-attempt-count", HeaderValue::from(attempt));
-    if !keep_alive {
-        req.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
     Ok(req)
 }
 
@@ -518,19 +547,13 @@ async fn attempts(
             .await
             .map_err(|_| LocalReply::Overflow)?;
         let active = endpoint.start_request();
-        ctx.log.upstream_host = endpoint.addr.to_string();
-        ctx.destination = Workload {
-            workload: or_unknown(&endpoint.meta.workload),
-            namespace: ctx.service.namespace.clone(),
-            principal: "unknown".to_owned(),
-            app: or_unknown(&endpoint.meta.app),
-            version: or_unknown(&endpoint.meta.version),
-            cluster: "Kubernetes".to_owned(),
-        };
-        let req = upstream_request(parts, body.take(), endpoint.addr, n, cluster.keep_alive)
-            .map_err(|_| LocalReply::BadRequest)?;
+        if ctx.logging {
+            ctx.log.upstream_host = endpoint.addr.to_string();
+        }
+        ctx.endpoint = Some(endpoint.clone());
+        let req = upstream_request(parts, body.take(), n).map_err(|_| LocalReply::BadRequest)?;
         let started = Instant::now();
-        let sent = cluster.client.request(req);
+        let sent = cluster.pool_for(parts.version).send(endpoint.addr, req);
         let result = match policy.per_try_timeout {
             Some(t) => tokio::time::timeout(t, sent).await.ok(),
             None => Some(sent.await),
@@ -587,7 +610,7 @@ async fn attempts(
 
 /// The upstream's response as we send it downstream.
 fn relay(
-    resp: Response<Incoming>,
+    resp: Response<PooledBody>,
     started: Instant,
     slot: Slot,
     active: ActiveGuard,
@@ -605,32 +628,12 @@ fn relay(
     Response::from_parts(parts, body::boxed(body))
 }
 
-fn or_unknown(s: &str) -> String {
-    if s.is_empty() {
-        "unknown".to_owned()
-    } else {
-        s.to_owned()
-    }
-}
-
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = e;
     while let Some(next) = cause.source() {
         cause = next;
     }
     cause.to_string()
-}
-
-/// `reviews.default.svc.cluster.local` → name `reviews`, namespace `default`.
-fn service_name(host: &str) -> ServiceName {
-    let mut parts = host.split('.');
-    let name = parts.next().unwrap_or(host).to_owned();
-    let namespace = parts.next().unwrap_or("unknown").to_owned();
-    ServiceName {
-        host: host.to_owned(),
-        name,
-        namespace,
-    }
 }
 
 fn aborted(abort: Abort) -> Response<ProxyBody> {
@@ -772,17 +775,12 @@ fn mirror(
         else {
             continue;
         };
-        let Ok(req) = upstream_request(
-            parts,
-            body::full(bytes.clone()),
-            endpoint.addr,
-            1,
-            cluster.keep_alive,
-        ) else {
+        let Ok(req) = upstream_request(parts, body::full(bytes.clone()), 1) else {
             continue;
         };
+        let version = parts.version;
         tokio::spawn(async move {
-            if let Ok(resp) = cluster.client.request(req).await {
+            if let Ok(resp) = cluster.pool_for(version).send(endpoint.addr, req).await {
                 let _ = resp.into_body().collect().await;
             }
         });
@@ -799,11 +797,11 @@ async fn passthrough(
     ctx: &mut Ctx,
 ) -> Response<ProxyBody> {
     ctx.log.upstream_cluster = "PassthroughCluster".to_owned();
-    ctx.service = ServiceName {
+    ctx.service = Some(ServiceName {
         host: authority.to_owned(),
         name: authority.to_owned(),
         namespace: "unknown".to_owned(),
-    };
+    });
     let uri = match format!("http://{authority}{path}").parse::<Uri>() {
         Ok(u) => u,
         Err(_) => {

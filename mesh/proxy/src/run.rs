@@ -12,7 +12,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::authz;
-use crate::cluster::client;
 use crate::config::{self, Env, LoadError, Mode, Source, WorkloadSpec};
 use crate::control::{self, ControlClient, Registration};
 use crate::inbound::Inbound;
@@ -231,12 +230,8 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
             let handler = Arc::new(Inbound {
                 state: state.clone(),
                 app: env.app,
-                client: client(
-                    mesh_api::defaults::DEFAULT_CONNECT_TIMEOUT,
-                    true,
-                    None,
-                    None,
-                ),
+                pool: Inbound::app_pool(),
+                series: Default::default(),
                 service: ServiceName {
                     host: format!("{service}.{}.svc.cluster.local", workload.namespace),
                     name: service,

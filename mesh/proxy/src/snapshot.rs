@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use mesh_api::networking::service_entry::Resolution;
 use mesh_api::security::WorkloadSecurity;
-use mesh_api::{EffectivePolicy, RouteTable};
+use mesh_api::{CompiledRoute, EffectivePolicy, RouteTable};
 use mesh_api::{EndpointRecord, ServiceRecord};
 use serde::Serialize;
 
@@ -49,6 +49,10 @@ pub struct Snapshot {
     pub security: WorkloadSecurity,
     #[serde(skip)]
     clusters: Mutex<HashMap<ClusterKey, Arc<Cluster>>>,
+    /// The default route of every registry service that no VirtualService routes,
+    /// built once instead of per request.
+    #[serde(skip)]
+    default_routes: HashMap<String, Vec<CompiledRoute>>,
     #[serde(skip)]
     authorizer: OnceLock<Authorizer>,
 }
@@ -56,14 +60,30 @@ pub struct Snapshot {
 impl Snapshot {
     /// A snapshot of `table` and `registry`.
     pub fn new(version: impl Into<String>, table: RouteTable, registry: Registry) -> Self {
+        let default_routes = registry
+            .services
+            .iter()
+            .map(|s| s.host())
+            .filter(|host| table.lookup(host).is_none())
+            .map(|host| {
+                let route = CompiledRoute::default_to(&host);
+                (host, vec![route])
+            })
+            .collect();
         Self {
             version: version.into(),
             table,
             registry,
             security: WorkloadSecurity::default(),
             clusters: Mutex::new(HashMap::new()),
+            default_routes,
             authorizer: OnceLock::new(),
         }
+    }
+
+    /// The routes of a registry service that no VirtualService routes (qualified host).
+    pub fn default_routes(&self, host: &str) -> Option<&[CompiledRoute]> {
+        self.default_routes.get(host).map(Vec::as_slice)
     }
 
     /// The same snapshot with `security`.

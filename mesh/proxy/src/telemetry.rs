@@ -2,6 +2,10 @@
 //! histogram buckets, so Prometheus queries, Grafana dashboards and Kiali written for
 //! Istio work unchanged against our proxies.
 
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Mutex, PoisonError};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -77,6 +81,29 @@ pub struct ServiceName {
     pub namespace: String,
 }
 
+impl ServiceName {
+    /// `reviews.default.svc.cluster.local` → name `reviews`, namespace `default`.
+    pub fn from_host(host: &str) -> Self {
+        let mut parts = host.split('.');
+        let name = parts.next().unwrap_or(host).to_owned();
+        let namespace = parts.next().unwrap_or("unknown").to_owned();
+        Self {
+            host: host.to_owned(),
+            name,
+            namespace,
+        }
+    }
+
+    /// A destination we know nothing about.
+    pub fn unknown() -> Self {
+        Self {
+            host: "unknown".into(),
+            name: "unknown".into(),
+            namespace: "unknown".into(),
+        }
+    }
+}
+
 /// How the connection was secured, as the `connection_security_policy` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Security {
@@ -149,9 +176,9 @@ pub struct TcpLabels {
     connection_security_policy: &'static str,
 }
 
-/// Everything recorded about one finished HTTP request.
+/// Who called whom, and how it ended: the labels of one HTTP request's metrics.
 #[derive(Debug, Clone)]
-pub struct RequestRecord<'a> {
+pub struct Call<'a> {
     /// Who reports.
     pub reporter: Reporter,
     /// The caller.
@@ -166,12 +193,71 @@ pub struct RequestRecord<'a> {
     pub flags: String,
     /// Connection security.
     pub security: Security,
+}
+
+/// What one finished HTTP request measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
     /// Time from request start to the end of the response, in milliseconds.
     pub duration_ms: f64,
     /// Request body bytes.
     pub request_bytes: u64,
     /// Response body bytes.
     pub response_bytes: u64,
+}
+
+/// The four request metrics of one label set, looked up once and kept: recording into a
+/// series touches no labels (building and hashing 24 label strings per metric is what a
+/// lookup by labels costs).
+#[derive(Debug, Clone)]
+pub struct Series {
+    requests: Counter,
+    duration: Histogram,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
+}
+
+impl Series {
+    /// Records one finished request.
+    pub fn observe(&self, m: Measured) {
+        self.duration.observe(m.duration_ms);
+        self.request_bytes.observe(m.request_bytes as f64);
+        self.response_bytes.observe(m.response_bytes as f64);
+        self.requests.inc();
+    }
+}
+
+/// Resolved series by a key the hot path has at hand (an endpoint, a status, flags), so
+/// the label set is built only the first time a combination occurs.
+#[derive(Debug)]
+pub struct SeriesCache<K> {
+    series: Mutex<HashMap<K, Series>>,
+}
+
+/// Combinations kept per cache; past this (a scan of odd status codes, say) it starts
+/// over, so a cache never grows without bound.
+const SERIES_CACHE_LIMIT: usize = 1024;
+
+impl<K: Hash + Eq> Default for SeriesCache<K> {
+    fn default() -> Self {
+        Self {
+            series: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Hash + Eq> SeriesCache<K> {
+    /// The series of `key`, resolved by `resolve` when the key is new.
+    pub fn get(&self, key: K, resolve: impl FnOnce() -> Series) -> Series {
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = series.get(&key) {
+            return s.clone();
+        }
+        if series.len() >= SERIES_CACHE_LIMIT {
+            series.clear();
+        }
+        series.entry(key).or_insert_with(resolve).clone()
+    }
 }
 
 /// Istio's standard metric families.
@@ -247,11 +333,11 @@ impl IstioMetrics {
         m
     }
 
-    /// Records one finished HTTP request.
-    pub fn record_request(&self, r: &RequestRecord<'_>) {
-        let (s, d) = (r.source, r.destination);
+    /// The series of one label set.
+    pub fn series(&self, c: &Call<'_>) -> Series {
+        let (s, d) = (c.source, c.destination);
         let labels = RequestLabels {
-            reporter: r.reporter.label(),
+            reporter: c.reporter.label(),
             source_workload: s.workload.clone(),
             source_canonical_service: s.app.clone(),
             source_canonical_revision: s.version.clone(),
@@ -260,9 +346,9 @@ impl IstioMetrics {
             source_app: s.app.clone(),
             source_version: s.version.clone(),
             source_cluster: s.cluster.clone(),
-            destination_service: r.service.host.clone(),
-            destination_service_namespace: r.service.namespace.clone(),
-            destination_service_name: r.service.name.clone(),
+            destination_service: c.service.host.clone(),
+            destination_service_namespace: c.service.namespace.clone(),
+            destination_service_name: c.service.name.clone(),
             destination_workload: d.workload.clone(),
             destination_canonical_service: d.app.clone(),
             destination_canonical_revision: d.version.clone(),
@@ -272,18 +358,21 @@ impl IstioMetrics {
             destination_version: d.version.clone(),
             destination_cluster: d.cluster.clone(),
             request_protocol: "http",
-            response_code: r.code,
-            response_flags: r.flags.clone(),
-            connection_security_policy: r.security.label(),
+            response_code: c.code,
+            response_flags: c.flags.clone(),
+            connection_security_policy: c.security.label(),
         };
-        self.duration.get_or_create(&labels).observe(r.duration_ms);
-        self.request_bytes
-            .get_or_create(&labels)
-            .observe(r.request_bytes as f64);
-        self.response_bytes
-            .get_or_create(&labels)
-            .observe(r.response_bytes as f64);
-        self.requests.get_or_create(&labels).inc();
+        Series {
+            requests: self.requests.get_or_create(&labels).clone(),
+            duration: self.duration.get_or_create(&labels).clone(),
+            request_bytes: self.request_bytes.get_or_create(&labels).clone(),
+            response_bytes: self.response_bytes.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// Records one finished HTTP request (looking its series up by labels).
+    pub fn record_request(&self, c: &Call<'_>, m: Measured) {
+        self.series(c).observe(m);
     }
 
     /// Labels for a TCP connection's counters.
@@ -357,18 +446,22 @@ mod tests {
             namespace: "default".into(),
         };
         for _ in 0..3 {
-            m.record_request(&RequestRecord {
-                reporter: Reporter::Source,
-                source: &src,
-                destination: &dst,
-                service: &svc,
-                code: 200,
-                flags: "-".into(),
-                security: Security::Unknown,
-                duration_ms: 3.0,
-                request_bytes: 0,
-                response_bytes: 420,
-            });
+            m.record_request(
+                &Call {
+                    reporter: Reporter::Source,
+                    source: &src,
+                    destination: &dst,
+                    service: &svc,
+                    code: 200,
+                    flags: "-".into(),
+                    security: Security::Unknown,
+                },
+                Measured {
+                    duration_ms: 3.0,
+                    request_bytes: 0,
+                    response_bytes: 420,
+                },
+            );
         }
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();

@@ -391,3 +391,51 @@ async fn fault_leases_expire_and_the_mesh_serves_without_its_control_plane() {
     page_with(&url, "glyphicon glyphicon-star", Duration::from_secs(5)).await;
     up.stop().await;
 }
+
+#[tokio::test]
+async fn http2_between_sidecars_inside_mtls_serves_the_page() {
+    let mut up = Up::start(
+        "h2",
+        29000,
+        29080,
+        29090,
+        &["--workloads", "productpage,details,reviews-v1,ratings"],
+    );
+    up.ready().await;
+    let rule = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: details}\nspec:\n  host: details\n  trafficPolicy:\n    connectionPool:\n      http: {h2UpgradePolicy: UPGRADE}\n";
+    let (status, body) = send(&up, "apply", rule.to_owned()).await;
+    assert_eq!(status, 200, "{body}");
+    // Pages keep working, and the details sidecar soon receives HTTP/2 over mTLS.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        page_with(&up.page_url(), "PublisherA", Duration::from_secs(5)).await;
+        let log = up.log("details-v1-proxy");
+        if log
+            .lines()
+            .any(|l| l.contains("HTTP/2.0\"") && l.contains(" 200 "))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the details sidecar never logged an HTTP/2 request:\n{log}"
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+    let stats = http()
+        .get(format!(
+            "http://127.0.0.1:{}/stats/prometheus",
+            up.port("details-v1-proxy", "admin")
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        stats.contains(r#"connection_security_policy="mutual_tls""#),
+        "the upgraded traffic is still mutual TLS: {stats}"
+    );
+    up.stop().await;
+}

@@ -1,0 +1,72 @@
+//! The floor under any proxy built on hyper and tokio, for `scripts/bench-mesh.sh`: an
+//! HTTP/1.1 reverse proxy with no logic at all (no routing, metrics, retries or pool: one
+//! upstream connection per downstream connection), on the same single-threaded runtime
+//! as mesh-proxy. What a pair of these costs per request is what the HTTP library and
+//! the runtime cost; the rest of mesh-proxy's cost is ours.
+//!
+//!   cargo run --release -p mesh-proxy --example bare-proxy -- LISTEN UPSTREAM
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), Error> {
+    let mut args = std::env::args().skip(1);
+    let (Some(listen), Some(upstream)) = (args.next(), args.next()) else {
+        eprintln!("usage: bare-proxy LISTEN_ADDR UPSTREAM_ADDR");
+        std::process::exit(64);
+    };
+    let listen: SocketAddr = listen.parse()?;
+    let upstream: SocketAddr = upstream.parse()?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(listen, upstream))
+}
+
+async fn serve(listen: SocketAddr, upstream: SocketAddr) -> Result<(), Error> {
+    let listener = TcpListener::bind(listen).await?;
+    loop {
+        let (downstream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            if let Err(error) = relay(downstream, upstream).await {
+                eprintln!("bare-proxy: {error}");
+            }
+        });
+    }
+}
+
+/// Serves one downstream connection over one upstream connection.
+async fn relay(downstream: TcpStream, upstream: SocketAddr) -> Result<(), Error> {
+    downstream.set_nodelay(true)?;
+    let up = TcpStream::connect(upstream).await?;
+    up.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake::<_, Incoming>(TokioIo::new(up)).await?;
+    tokio::spawn(connection);
+    let sender = Arc::new(Mutex::new(sender));
+    let service = hyper::service::service_fn(move |req| forward(sender.clone(), req));
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(downstream), service)
+        .await?;
+    Ok(())
+}
+
+/// Sends one request upstream in origin form.
+async fn forward(
+    sender: Arc<Mutex<http1::SendRequest<Incoming>>>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Incoming>, Error> {
+    let origin_form = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    *req.uri_mut() = origin_form.parse::<Uri>()?;
+    let mut sender = sender.lock().await;
+    sender.ready().await?;
+    Ok(sender.send_request(req).await?)
+}

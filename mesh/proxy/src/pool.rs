@@ -1,0 +1,407 @@
+//! Connections to the endpoints of one cluster (or to the local app), pooled per endpoint
+//! address over hyper's connection API.
+//!
+//! - **HTTP/1.1**: idle connections wait per endpoint; the most recently used one is taken
+//!   first (it is warm, and the others can reach their idle timeout). A connection goes
+//!   back to the pool only once its response body has been read to the end, so a
+//!   half-read response never leaks into the next request; a response dropped early
+//!   closes its connection.
+//! - **HTTP/2** (`h2UpgradePolicy: UPGRADE`, or `useClientProtocol` with an h2 client):
+//!   one multiplexed connection per endpoint, shared by every request.
+//!
+//! The proxy's hot path pays for nothing else: endpoints are addresses (no DNS, no pool
+//! key to build and hash from a URI), and no task is spawned per request to watch for a
+//! connection becoming idle again.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri, Version, header};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::cluster::{BoxError, UpstreamBody};
+use crate::connector::MeshConnector;
+
+/// The protocol spoken to endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1; `keep_alive: false` opens a connection per request
+    /// (`maxRequestsPerConnection: 1`).
+    Http1 {
+        /// Whether connections are reused.
+        keep_alive: bool,
+    },
+    /// One multiplexed HTTP/2 connection per endpoint (prior knowledge: h2c, or h2 inside
+    /// mesh mTLS).
+    Http2,
+}
+
+/// How a pool connects.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// How long an idle connection may wait for reuse (`None`: no limit).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Why a request got no response.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No connection could be made (refused, timed out, TLS handshake failed).
+    #[error("connecting failed: {0}")]
+    Connect(#[source] BoxError),
+    /// The connection failed while the request was under way.
+    #[error("{0}")]
+    Request(#[source] hyper::Error),
+}
+
+impl SendError {
+    /// Whether the request never reached the endpoint because no connection was made.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Self::Connect(_))
+    }
+}
+
+/// A connection pool; cheap to share (`Arc` inside).
+#[derive(Debug, Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    connector: MeshConnector,
+    settings: PoolSettings,
+    hosts: Mutex<HashMap<SocketAddr, Host>>,
+}
+
+#[derive(Debug, Default)]
+struct Host {
+    /// Idle HTTP/1.1 connections, oldest first.
+    idle: VecDeque<Idle>,
+    /// The shared HTTP/2 connection (behind an async lock so that concurrent first
+    /// requests open one connection, not one each).
+    h2: Arc<tokio::sync::Mutex<Option<http2::SendRequest<UpstreamBody>>>>,
+}
+
+#[derive(Debug)]
+struct Idle {
+    conn: http1::SendRequest<UpstreamBody>,
+    since: Instant,
+}
+
+impl Pool {
+    /// A pool connecting with `connector` (plain TCP, mesh mTLS or originated TLS).
+    pub fn new(connector: MeshConnector, settings: PoolSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                connector,
+                settings,
+                hosts: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The protocol spoken to endpoints.
+    pub fn protocol(&self) -> Protocol {
+        self.inner.settings.protocol
+    }
+
+    /// Sends `req` to the endpoint at `addr`. The request's `Host` header (or URI
+    /// authority) names the service; the URI's path is what is asked for.
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        match self.inner.settings.protocol {
+            Protocol::Http1 { keep_alive } => self.send_h1(addr, req, keep_alive).await,
+            Protocol::Http2 => self.send_h2(addr, req).await,
+        }
+    }
+
+    async fn send_h1(
+        &self,
+        addr: SocketAddr,
+        req: Request<UpstreamBody>,
+        keep_alive: bool,
+    ) -> Result<Response<PooledBody>, SendError> {
+        let mut req = for_http1(req);
+        if !keep_alive {
+            req.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let (mut conn, mut reused) = match self.checkout(addr).await {
+            Some(conn) => (conn, true),
+            None => (self.connect_h1(addr).await?, false),
+        };
+        loop {
+            match conn.try_send_request(req).await {
+                Ok(resp) => {
+                    let back = keep_alive.then(|| Checkin {
+                        pool: self.inner.clone(),
+                        addr,
+                        conn,
+                    });
+                    return Ok(PooledBody::wrap(resp, back));
+                }
+                // An idle connection the endpoint closed just now: the request was not
+                // sent, so it goes out again on a fresh connection.
+                Err(mut e) if reused => match e.take_message() {
+                    Some(unsent) => {
+                        req = unsent;
+                        conn = self.connect_h1(addr).await?;
+                        reused = false;
+                    }
+                    None => return Err(SendError::Request(e.into_error())),
+                },
+                Err(e) => return Err(SendError::Request(e.into_error())),
+            }
+        }
+    }
+
+    async fn send_h2(
+        &self,
+        addr: SocketAddr,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        let req = for_http2(req, addr);
+        let shared = self.lock().entry(addr).or_default().h2.clone();
+        let mut conn = {
+            let mut slot = shared.lock().await;
+            match slot.as_ref() {
+                Some(c) if !c.is_closed() => c.clone(),
+                _ => {
+                    let c = self.connect_h2(addr).await?;
+                    *slot = Some(c.clone());
+                    c
+                }
+            }
+        };
+        conn.ready().await.map_err(SendError::Request)?;
+        let resp = conn.send_request(req).await.map_err(SendError::Request)?;
+        Ok(PooledBody::wrap(resp, None))
+    }
+
+    /// The most recently used idle connection to `addr` that is still open.
+    async fn checkout(&self, addr: SocketAddr) -> Option<http1::SendRequest<UpstreamBody>> {
+        let idle_timeout = self.inner.settings.idle_timeout;
+        loop {
+            let mut idle = self.lock().get_mut(&addr)?.idle.pop_back()?;
+            let expired = idle_timeout.is_some_and(|t| idle.since.elapsed() >= t);
+            if expired || idle.conn.is_closed() {
+                continue;
+            }
+            // Usually ready at once; just after a response ended, the connection's task
+            // may still be finishing it.
+            if idle.conn.ready().await.is_ok() {
+                return Some(idle.conn);
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<TokioIo<crate::connector::ClientIo>, SendError> {
+        let timeout = self.inner.settings.connect_timeout;
+        let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(SendError::Connect(e.into())),
+            Err(_) => {
+                return Err(SendError::Connect(
+                    format!("connect timeout after {timeout:?}").into(),
+                ));
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let io = self
+            .inner
+            .connector
+            .secure(tcp, &addr.ip().to_string())
+            .await
+            .map_err(SendError::Connect)?;
+        Ok(TokioIo::new(io))
+    }
+
+    async fn connect_h1(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<http1::SendRequest<UpstreamBody>, SendError> {
+        let io = self.connect(addr).await?;
+        let (conn, driver) = http1::handshake(io)
+            .await
+            .map_err(|e| SendError::Connect(e.into()))?;
+        tokio::spawn(async move {
+            if let Err(error) = driver.await {
+                tracing::debug!(%error, "Upstream connection ended with an error.");
+            }
+        });
+        Ok(conn)
+    }
+
+    async fn connect_h2(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<http2::SendRequest<UpstreamBody>, SendError> {
+        let io = self.connect(addr).await?;
+        let (conn, driver) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| SendError::Connect(e.into()))?;
+        tokio::spawn(async move {
+            if let Err(error) = driver.await {
+                tracing::debug!(%error, "Upstream HTTP/2 connection ended with an error.");
+            }
+        });
+        Ok(conn)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Host>> {
+        self.inner.lock()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Host>> {
+        // The map stays consistent even if a holder panicked: every change is one call.
+        self.hosts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts a connection whose response has ended back for reuse, and lets go of the
+    /// connections that have waited longer than the idle timeout.
+    fn checkin(&self, addr: SocketAddr, conn: http1::SendRequest<UpstreamBody>) {
+        if conn.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut hosts = self.lock();
+        let host = hosts.entry(addr).or_default();
+        if let Some(t) = self.settings.idle_timeout {
+            while host.idle.front().is_some_and(|i| now - i.since >= t) {
+                host.idle.pop_front();
+            }
+        }
+        host.idle.push_back(Idle { conn, since: now });
+    }
+}
+
+/// The request as an HTTP/1.1 connection sends it: origin-form target, `Host` header.
+fn for_http1(mut req: Request<UpstreamBody>) -> Request<UpstreamBody> {
+    if !req.headers().contains_key(header::HOST)
+        && let Some(a) = req.uri().authority()
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
+    {
+        req.headers_mut().insert(header::HOST, v);
+    }
+    if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+        let pq = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(pq);
+    }
+    *req.version_mut() = Version::HTTP_11;
+    req
+}
+
+/// The request as an HTTP/2 connection sends it: `:authority` from the `Host` header
+/// (which HTTP/2 does not carry), absolute target.
+fn for_http2(mut req: Request<UpstreamBody>, addr: SocketAddr) -> Request<UpstreamBody> {
+    let host = req
+        .headers_mut()
+        .remove(header::HOST)
+        .and_then(|h| Authority::try_from(h.as_bytes()).ok());
+    let authority = host
+        .or_else(|| req.uri().authority().cloned())
+        .or_else(|| Authority::try_from(addr.to_string()).ok());
+    let mut parts = std::mem::take(req.uri_mut()).into_parts();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = authority;
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    *req.version_mut() = Version::HTTP_2;
+    req
+}
+
+/// Gives an HTTP/1.1 connection back to its pool.
+struct Checkin {
+    pool: Arc<Inner>,
+    addr: SocketAddr,
+    conn: http1::SendRequest<UpstreamBody>,
+}
+
+/// A response body from a pooled connection: when it has been read to its end, the
+/// connection goes back to the pool; dropped before that, the connection closes.
+pub struct PooledBody {
+    inner: Incoming,
+    checkin: Option<Checkin>,
+}
+
+impl PooledBody {
+    fn wrap(resp: Response<Incoming>, checkin: Option<Checkin>) -> Response<Self> {
+        let (parts, inner) = resp.into_parts();
+        let mut body = Self { inner, checkin };
+        // An empty body (204, HEAD, `content-length: 0`) may never be polled.
+        if body.inner.is_end_stream() {
+            body.give_back();
+        }
+        Response::from_parts(parts, body)
+    }
+
+    fn give_back(&mut self) {
+        if let Some(c) = self.checkin.take() {
+            c.pool.checkin(c.addr, c.conn);
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.give_back(),
+            Poll::Ready(Some(Err(_))) => self.checkin = None,
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.give_back(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl std::fmt::Debug for PooledBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledBody").finish_non_exhaustive()
+    }
+}
