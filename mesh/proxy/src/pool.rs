@@ -32,6 +32,9 @@ use tokio::time::Instant;
 use crate::cluster::{BoxError, UpstreamBody};
 use crate::connector::MeshConnector;
 
+/// How long a checked-in connection may take to be ready for its next request.
+const READY_WAIT: Duration = Duration::from_secs(1);
+
 /// The protocol spoken to endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -205,9 +208,12 @@ impl Pool {
             if expired || idle.conn.is_closed() {
                 continue;
             }
-            // Usually ready at once; just after a response ended, the connection's task
-            // may still be finishing it.
-            if idle.conn.ready().await.is_ok() {
+            if idle.conn.is_ready() {
+                return Some(idle.conn);
+            }
+            // Just after a response ended, the connection's task may still be finishing
+            // it; one that does not get there soon is given up rather than waited on.
+            if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, idle.conn.ready()).await {
                 return Some(idle.conn);
             }
         }
@@ -245,11 +251,7 @@ impl Pool {
         let (conn, driver) = http1::handshake(io)
             .await
             .map_err(|e| SendError::Connect(e.into()))?;
-        tokio::spawn(async move {
-            if let Err(error) = driver.await {
-                tracing::debug!(%error, "Upstream connection ended with an error.");
-            }
-        });
+        tokio::spawn(drive(driver));
         Ok(conn)
     }
 
@@ -261,11 +263,7 @@ impl Pool {
         let (conn, driver) = http2::handshake(TokioExecutor::new(), io)
             .await
             .map_err(|e| SendError::Connect(e.into()))?;
-        tokio::spawn(async move {
-            if let Err(error) = driver.await {
-                tracing::debug!(%error, "Upstream HTTP/2 connection ended with an error.");
-            }
-        });
+        tokio::spawn(drive(driver));
         Ok(conn)
     }
 
@@ -295,6 +293,13 @@ impl Inner {
             }
         }
         host.idle.push_back(Idle { conn, since: now });
+    }
+}
+
+/// Runs a connection's I/O until it closes (the task every hyper connection needs).
+async fn drive(connection: impl std::future::Future<Output = Result<(), hyper::Error>>) {
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "Upstream connection ended with an error.");
     }
 }
 

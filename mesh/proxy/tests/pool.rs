@@ -15,12 +15,13 @@ use http::{Request, Response, Version};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh_proxy::config::Env;
-use mesh_proxy::run::{Running, start};
+use mesh_proxy::run::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-static DIRS: AtomicU32 = AtomicU32::new(0);
+mod support;
+
+use support::{Ep, client_via, file_sidecar, stats};
 
 /// What an upstream saw.
 #[derive(Default)]
@@ -71,40 +72,7 @@ async fn upstream(delay: Duration) -> (SocketAddr, Arc<Seen>) {
 /// A sidecar whose registry has one service `svc` at `endpoint` (behind a sidecar of
 /// ours when `sidecar`), with `rules` (YAML), forwarding inbound traffic to `app`.
 async fn sidecar(endpoint: SocketAddr, sidecar: bool, rules: &str, app: SocketAddr) -> Running {
-    bookinfo_common::client::install_crypto_provider();
-    let dir = std::env::temp_dir().join(format!(
-        "mesh-proxy-pool-{}-{}",
-        std::process::id(),
-        DIRS.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("rules.yaml"), rules).unwrap();
-    std::fs::write(
-        dir.join("proxy.yaml"),
-        format!(
-            "workload:\n  name: client-v1\n  labels: {{app: client, version: v1}}\nregistry:\n  services:\n  - name: svc\n    ports: [80]\n    endpoints:\n    - address: {endpoint}\n      labels: {{app: svc, version: v1}}\n      workload: svc-v1\n      sidecar: {sidecar}\nresources: [rules.yaml]\n"
-        ),
-    )
-    .unwrap();
-    let lo = SocketAddr::from(([127, 0, 0, 1], 0));
-    let env = Env {
-        outbound: lo,
-        inbound: lo,
-        app,
-        admin: lo,
-        access_log: false,
-        drain: Duration::from_millis(50),
-        ..Env::with_file(dir.join("proxy.yaml"))
-    };
-    start(&env).await.unwrap()
-}
-
-fn client_via(proxy: &Running) -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .proxy(reqwest::Proxy::http(format!("http://{}", proxy.outbound.unwrap())).unwrap())
-        .build()
-        .unwrap()
+    file_sidecar(&[Ep(endpoint, "v1", sidecar)], rules, app).await
 }
 
 fn rule(connection_pool_http: &str) -> String {
@@ -288,12 +256,7 @@ async fn h2_between_sidecars_reaches_an_http1_app_with_its_host() {
         "the app sees the service in Host, restored from :authority: {:?}",
         seen.hosts.lock().unwrap()
     );
-    let stats = reqwest::get(format!("http://{}/stats/prometheus", server.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let stats = stats(&server).await;
     assert!(
         stats.contains(r#"istio_requests_total{reporter="destination""#)
             && stats.contains(r#"response_code="200""#),

@@ -9,47 +9,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use mesh_proxy::config::Env;
-use mesh_proxy::run::{Running, start};
+use mesh_proxy::run::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-static DIRS: AtomicU32 = AtomicU32::new(0);
+mod support;
+
+use support::{Ep, client_via, file_sidecar, stats};
 
 /// A sidecar whose registry has one service `svc` with `endpoints`, and `rules` (YAML).
 async fn sidecar(endpoints: &[(SocketAddr, &str)], rules: &str) -> (Running, reqwest::Client) {
-    bookinfo_common::client::install_crypto_provider();
-    let dir = std::env::temp_dir().join(format!(
-        "mesh-proxy-unit-{}-{}",
-        std::process::id(),
-        DIRS.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let eps: String = endpoints
-        .iter()
-        .map(|(a, v)| format!("    - address: {a}\n      labels: {{app: svc, version: {v}}}\n      workload: svc-{v}\n"))
-        .collect();
-    std::fs::write(dir.join("rules.yaml"), rules).unwrap();
-    std::fs::write(
-        dir.join("proxy.yaml"),
-        format!("workload:\n  name: client-v1\n  labels: {{app: client, version: v1}}\nregistry:\n  services:\n  - name: svc\n    ports: [80]\n    endpoints:\n{eps}resources: [rules.yaml]\n"),
-    )
-    .unwrap();
+    let eps: Vec<Ep<'_>> = endpoints.iter().map(|(a, v)| Ep(*a, v, false)).collect();
     let lo = SocketAddr::from(([127, 0, 0, 1], 0));
-    let env = Env {
-        outbound: lo,
-        inbound: lo,
-        app: lo,
-        admin: lo,
-        access_log: false,
-        drain: Duration::from_millis(50),
-        ..Env::with_file(dir.join("proxy.yaml"))
-    };
-    let running = start(&env).await.unwrap();
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .proxy(reqwest::Proxy::http(format!("http://{}", running.outbound.unwrap())).unwrap())
-        .build()
-        .unwrap();
+    let running = file_sidecar(&eps, rules, lo).await;
+    let client = client_via(&running);
     (running, client)
 }
 
@@ -124,12 +96,7 @@ async fn a_500_is_not_retried_by_default_but_is_with_5xx() {
         500
     );
     assert_eq!(count.load(Ordering::SeqCst), 4, "1 try + 3 retries");
-    let stats = reqwest::get(format!("http://{}/stats/prometheus", proxy.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let stats = stats(&proxy).await;
     assert!(
         stats.contains(r#"response_code="500",response_flags="URX""#),
         "{stats}"

@@ -22,6 +22,11 @@ fn shipped(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The body of a GET.
+async fn text_of(url: &str) -> String {
+    http().get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// POSTs YAML to the control plane's apply (or delete) endpoint.
 async fn send(up: &Up, what: &str, yaml: String) -> (u16, Value) {
     let resp = http()
@@ -111,14 +116,7 @@ async fn routing_changes_reach_every_proxy_within_100ms_and_bad_files_are_reject
         times[1]
     );
     for _ in 0..10 {
-        let page = http()
-            .get(up.page_url())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = text_of(&up.page_url()).await;
         assert!(
             !page.contains("glyphicon glyphicon-star"),
             "all-v1 in force"
@@ -422,17 +420,11 @@ async fn http2_between_sidecars_inside_mtls_serves_the_page() {
         );
         sleep(Duration::from_millis(100)).await;
     }
-    let stats = http()
-        .get(format!(
-            "http://127.0.0.1:{}/stats/prometheus",
-            up.port("details-v1-proxy", "admin")
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let stats = text_of(&format!(
+        "http://127.0.0.1:{}/stats/prometheus",
+        up.port("details-v1-proxy", "admin")
+    ))
+    .await;
     assert!(
         stats.contains(r#"connection_security_policy="mutual_tls""#),
         "the upgraded traffic is still mutual TLS: {stats}"
