@@ -97,7 +97,16 @@ struct Host {
     idle: VecDeque<Idle>,
     /// The shared HTTP/2 connection (behind an async lock so that concurrent first
     /// requests open one connection, not one each).
-    h2: Arc<tokio::sync::Mutex<Option<http2::SendRequest<UpstreamBody>>>>,
+    h2: Arc<tokio::sync::Mutex<H2Slot>>,
+}
+
+/// The state of an endpoint's HTTP/2 connection.
+#[derive(Debug, Default)]
+struct H2Slot {
+    conn: Option<http2::SendRequest<UpstreamBody>>,
+    /// When the last attempt to connect failed, and why: requests that were waiting for
+    /// that attempt share its outcome instead of each trying (and timing out) in turn.
+    failed: Option<(Instant, String)>,
 }
 
 #[derive(Debug)]
@@ -183,15 +192,27 @@ impl Pool {
     ) -> Result<Response<PooledBody>, SendError> {
         let req = for_http2(req, addr);
         let shared = self.lock().entry(addr).or_default().h2.clone();
+        let waiting_since = Instant::now();
         let mut conn = {
             let mut slot = shared.lock().await;
-            match slot.as_ref() {
-                Some(c) if !c.is_closed() => c.clone(),
-                _ => {
-                    let c = self.connect_h2(addr).await?;
-                    *slot = Some(c.clone());
-                    c
+            match (&slot.conn, &slot.failed) {
+                (Some(c), _) if !c.is_closed() => c.clone(),
+                (_, Some((at, why))) if *at >= waiting_since => {
+                    return Err(SendError::Connect(why.clone().into()));
                 }
+                _ => match self.connect_h2(addr).await {
+                    Ok(c) => {
+                        *slot = H2Slot {
+                            conn: Some(c.clone()),
+                            failed: None,
+                        };
+                        c
+                    }
+                    Err(e) => {
+                        slot.failed = Some((Instant::now(), e.to_string()));
+                        return Err(e);
+                    }
+                },
             }
         };
         conn.ready().await.map_err(SendError::Request)?;

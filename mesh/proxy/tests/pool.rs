@@ -263,3 +263,28 @@ async fn h2_between_sidecars_reaches_an_http1_app_with_its_host() {
         "the server sidecar counted the requests: {stats}"
     );
 }
+
+#[tokio::test]
+async fn h2_to_an_endpoint_that_refuses_is_503_uf_for_every_waiting_request() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let proxy = sidecar(addr, false, &rule("h2UpgradePolicy: UPGRADE"), UNUSED_APP).await;
+    let client = client_via(&proxy);
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let resp = client.get("http://svc/x").send().await.unwrap();
+                let flags = resp.headers().get("x-mesh-error").cloned();
+                (resp.status(), flags)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (status, flags) = call.await.unwrap();
+        assert_eq!(status, 503);
+        let flags = flags.unwrap();
+        assert!(flags.to_str().unwrap().starts_with("UF"), "{flags:?}");
+    }
+}
