@@ -127,11 +127,6 @@ impl Pool {
         }
     }
 
-    /// The protocol spoken to endpoints.
-    pub fn protocol(&self) -> Protocol {
-        self.inner.settings.protocol
-    }
-
     /// Sends `req` to the endpoint at `addr`. The request's `Host` header (or URI
     /// authority) names the service; the URI's path is what is asked for.
     pub async fn send(
