@@ -147,30 +147,59 @@ pub fn validate_set(resources: &[Loaded]) -> Vec<ConfigError> {
 /// same host, only the first loaded one is used (Istio's analyzer reports this as IST0109).
 /// Returned as warnings on the later ones.
 pub fn conflicting_hosts(resources: &[Loaded]) -> Vec<Warning> {
-    let mut owners: Vec<(String, String)> = Vec::new();
+    let mut owners: Vec<(&str, String, String)> = Vec::new();
     let mut warnings = Vec::new();
-    for loaded in resources {
-        let Resource::VirtualService(vs) = &loaded.resource else {
-            continue;
-        };
-        let mesh_bound =
-            vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
-        if !mesh_bound {
-            continue;
+    // Sidecars take one VirtualService and one DestinationRule per host: a second one
+    // for the same host silently does nothing, which people only find out when a lab
+    // step "does not work".
+    let mut claim = |kind: &'static str,
+                     relation: &str,
+                     host: String,
+                     loaded: &Loaded,
+                     field: String,
+                     effect: &str| {
+        match owners.iter().find(|(k, h, _)| *k == kind && *h == host) {
+            Some((_, _, owner)) => warnings.push(Warning::in_resource(
+                &loaded.origin,
+                Some(loaded.resource.display_name()),
+                field,
+                format!("host {host} {relation} {kind} {owner}; {effect}"),
+            )),
+            None => owners.push((
+                kind,
+                host,
+                format!("{}/{}", loaded.resource.namespace(), loaded.resource.name()),
+            )),
         }
-        for (i, host) in vs.spec.hosts.iter().enumerate() {
-            let host = qualify(host, vs.namespace());
-            match owners.iter().find(|(h, _)| *h == host) {
-                Some((_, owner)) => warnings.push(Warning::in_resource(
-                    &loaded.origin,
-                    Some(vs.display_name()),
-                    format!("spec.hosts[{i}]"),
-                    format!(
-                        "host {host} is already routed by VirtualService {owner}; sidecars do not merge VirtualServices, this one is ignored for that host"
-                    ),
-                )),
-                None => owners.push((host, vs.key())),
+    };
+    for loaded in resources {
+        match &loaded.resource {
+            Resource::VirtualService(vs) => {
+                let mesh_bound =
+                    vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
+                if !mesh_bound {
+                    continue;
+                }
+                for (i, host) in vs.spec.hosts.iter().enumerate() {
+                    claim(
+                        "VirtualService",
+                        "is already routed by",
+                        qualify(host, vs.namespace()),
+                        loaded,
+                        format!("spec.hosts[{i}]"),
+                        "sidecars do not merge VirtualServices, this one is ignored for that host",
+                    );
+                }
             }
+            Resource::DestinationRule(dr) if dr.spec.workload_selector.is_none() => claim(
+                "DestinationRule",
+                "already has",
+                qualify(&dr.spec.host, dr.namespace()),
+                loaded,
+                "spec.host".to_owned(),
+                "only one DestinationRule applies per host (its policy and subsets), so this one is ignored: edit that one instead",
+            ),
+            _ => {}
         }
     }
     warnings

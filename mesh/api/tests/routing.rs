@@ -319,3 +319,17 @@ fn sidecars_use_the_first_virtual_service_for_a_host() {
         ["default/first"]
     );
 }
+
+#[test]
+fn a_second_destination_rule_for_a_host_is_reported() {
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets: [{name: v1, labels: {version: v1}}]\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews-h2}\nspec:\n  host: reviews.default.svc.cluster.local\n  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ratings}\nspec:\n  host: ratings\n";
+    let outcome = MeshConfig::load([("two.yaml", yaml)]).unwrap();
+    let warnings: Vec<String> = outcome.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "two.yaml: document 2: DestinationRule default/reviews-h2: spec.host: host reviews.default.svc.cluster.local already has DestinationRule default/reviews; only one DestinationRule applies per host (its policy and subsets), so this one is ignored: edit that one instead"
+        ],
+        "one warning, for the second rule of reviews only"
+    );
+}
