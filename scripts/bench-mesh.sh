@@ -122,7 +122,9 @@ done
 # Proof that the pair really speaks mTLS: the server side labels its requests mutual_tls.
 probe=$(curl -s -H "Host: echo" "http://127.0.0.1:$m_cli_out/echo" -d hello || true)
 [ "$probe" = hello ] || { echo "the mTLS pair does not answer (got: $probe); see $run/*-mtls.log" >&2; exit 1; }
-curl -s "http://127.0.0.1:$m_srv_admin/stats/prometheus" | grep -q 'connection_security_policy="mutual_tls"' \
+# (Read whole before matching: grep -q stopping early would fail curl's write under pipefail.)
+stats=$(curl -s "http://127.0.0.1:$m_srv_admin/stats/prometheus")
+grep -q 'connection_security_policy="mutual_tls"' <<<"$stats" \
     || { echo "the server sidecar did not see mTLS; see $run/*-mtls.log" >&2; exit 1; }
 
 # The nginx pair, one worker each, keep-alive to the next hop.

@@ -52,7 +52,7 @@ bench() {
     # Warm up (connections, allocator), then measure.
     taskset -c "$load_cpu" wrk -t1 -c"$conns" -d1s "$url" >/dev/null 2>&1 || true
     out=$(taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"${secs}s" --latency "$url")
-    if echo "$out" | grep -q 'Non-2xx'; then echo "$name: non-2xx answers during the run:" >&2; echo "$out" >&2; fi
+    if grep -q 'Non-2xx' <<<"$out"; then echo "$name: non-2xx answers during the run:" >&2; echo "$out" >&2; fi
     rps=$(echo "$out" | awk '/Requests\/sec/ { print $2 }')
     p99=$(echo "$out" | awk '$1 == "99%" { v=$2; if (v ~ /us$/) { sub(/us/,"",v); v=v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v=v*1000 }; printf "%.2f", v }')
     printf '%-28s %12.0f %10s %12s %10s %8s\n' "$name" "$rps" "$p99" "$(peak_rss_mb "$pid")" "$target" "$(awk -v a="$rps" -v b="$target" 'BEGIN { printf "%.2f", a / b }')"
