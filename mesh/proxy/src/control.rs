@@ -147,25 +147,31 @@ impl ControlClient {
         Ok((status, bytes))
     }
 
-    /// Registers the workload.
-    pub async fn register(&self) -> Result<(), ControlError> {
-        let body = serde_json::to_vec(&self.registration).map_err(|e| ControlError::Rejected {
+    /// POSTs `body` as JSON; the answer when the control plane accepts it.
+    async fn post_json(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<(StatusCode, Bytes), ControlError> {
+        let body = serde_json::to_vec(body).map_err(|e| ControlError::Rejected {
             status: 0,
             body: e.to_string(),
         })?;
         let (status, bytes) = self
-            .call(
-                Method::POST,
-                "/api/v1/workloads",
-                Some(body),
-                Duration::from_secs(5),
-            )
+            .call(Method::POST, path, Some(body), Duration::from_secs(5))
             .await?;
         if status.is_success() {
-            Ok(())
+            Ok((status, bytes))
         } else {
             Err(rejected(status, &bytes))
         }
+    }
+
+    /// Registers the workload.
+    pub async fn register(&self) -> Result<(), ControlError> {
+        self.post_json("/api/v1/workloads", &self.registration)
+            .await
+            .map(|_| ())
     }
 
     /// Has the CA sign `csr_pem`; returns the chain (leaf first, root last) as PEM.
@@ -175,21 +181,7 @@ impl ControlClient {
             chain: Vec<String>,
         }
         let body = serde_json::json!({ "workload": self.registration.name, "csr": csr_pem });
-        let body = serde_json::to_vec(&body).map_err(|e| ControlError::Rejected {
-            status: 0,
-            body: e.to_string(),
-        })?;
-        let (status, bytes) = self
-            .call(
-                Method::POST,
-                "/api/v1/certificates",
-                Some(body),
-                Duration::from_secs(5),
-            )
-            .await?;
-        if !status.is_success() {
-            return Err(rejected(status, &bytes));
-        }
+        let (status, bytes) = self.post_json("/api/v1/certificates", &body).await?;
         let issued: Issued =
             serde_json::from_slice(&bytes).map_err(|e| ControlError::Rejected {
                 status: status.as_u16(),
