@@ -5,7 +5,9 @@
 //!   first (it is warm, and the others can reach their idle timeout). A connection goes
 //!   back to the pool only once its response body has been read to the end, so a
 //!   half-read response never leaks into the next request; a response dropped early
-//!   closes its connection.
+//!   closes its connection. Requests with a small, sized body (nearly all of them) go
+//!   over our own connection type, driven by the request's task ([`inline`]); streamed
+//!   and large uploads over hyper's.
 //! - **HTTP/2** (`h2UpgradePolicy: UPGRADE`, or `useClientProtocol` with an h2 client):
 //!   one multiplexed connection per endpoint, shared by every request.
 //!
@@ -31,6 +33,8 @@ use tokio::time::Instant;
 
 use crate::cluster::{BoxError, UpstreamBody};
 use crate::connector::MeshConnector;
+
+mod inline;
 
 /// How long a checked-in connection may take to be ready for its next request.
 const READY_WAIT: Duration = Duration::from_secs(1);
@@ -68,7 +72,7 @@ pub enum SendError {
     Connect(#[source] BoxError),
     /// The connection failed while the request was under way.
     #[error("{0}")]
-    Request(#[source] hyper::Error),
+    Request(#[source] BoxError),
 }
 
 impl SendError {
@@ -93,8 +97,10 @@ struct Inner {
 
 #[derive(Debug, Default)]
 struct Host {
-    /// Idle HTTP/1.1 connections, oldest first.
-    idle: VecDeque<Idle>,
+    /// Idle hyper HTTP/1.1 connections, oldest first.
+    idle: VecDeque<Idle<http1::SendRequest<UpstreamBody>>>,
+    /// Idle connections of our own, oldest first.
+    inline: VecDeque<Idle<inline::Conn>>,
     /// The shared HTTP/2 connection (behind an async lock so that concurrent first
     /// requests open one connection, not one each).
     h2: Arc<tokio::sync::Mutex<H2Slot>>,
@@ -110,8 +116,8 @@ struct H2Slot {
 }
 
 #[derive(Debug)]
-struct Idle {
-    conn: http1::SendRequest<UpstreamBody>,
+struct Idle<C> {
+    conn: C,
     since: Instant,
 }
 
@@ -151,6 +157,9 @@ impl Pool {
             req.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        if inline::fits(&req) {
+            return self.send_inline(addr, req, keep_alive).await;
+        }
         let (mut conn, mut reused) = match self.checkout(addr).await {
             Some(conn) => (conn, true),
             None => (self.connect_h1(addr).await?, false),
@@ -173,9 +182,46 @@ impl Pool {
                         conn = self.connect_h1(addr).await?;
                         reused = false;
                     }
-                    None => return Err(SendError::Request(e.into_error())),
+                    None => return Err(SendError::Request(e.into_error().into())),
                 },
-                Err(e) => return Err(SendError::Request(e.into_error())),
+                Err(e) => return Err(SendError::Request(e.into_error().into())),
+            }
+        }
+    }
+
+    /// Sends a request with a small, sized body over one of our own connections.
+    async fn send_inline(
+        &self,
+        addr: SocketAddr,
+        mut req: Request<UpstreamBody>,
+        keep_alive: bool,
+    ) -> Result<Response<PooledBody>, SendError> {
+        let (mut conn, mut reused) = match self.checkout_inline(addr) {
+            Some(conn) => (conn, true),
+            None => (self.connect_inline(addr).await?, false),
+        };
+        loop {
+            match conn.send(req, keep_alive).await {
+                Ok((head, framing, conn)) => {
+                    let reusable = inline::reusable(&head, framing, keep_alive);
+                    let pool = self.inner.clone();
+                    let done: inline::Done = Box::new(move |conn| {
+                        if let Some(conn) = conn {
+                            pool.checkin_inline(addr, conn);
+                        }
+                    });
+                    let body = inline::ResponseBody::new(conn, framing, reusable, done);
+                    return Ok(Response::from_parts(head, PooledBody(Source::Inline(body))));
+                }
+                // An idle connection the endpoint closed just now: nothing was sent, so
+                // the request goes out again on a fresh connection.
+                Err(inline::Failure::Unsent(unsent, _)) if reused => {
+                    req = *unsent;
+                    conn = self.connect_inline(addr).await?;
+                    reused = false;
+                }
+                Err(inline::Failure::Unsent(_, e)) => return Err(SendError::Request(e.into())),
+                Err(inline::Failure::Failed(e)) => return Err(SendError::Request(e)),
             }
         }
     }
@@ -210,8 +256,13 @@ impl Pool {
                 },
             }
         };
-        conn.ready().await.map_err(SendError::Request)?;
-        let resp = conn.send_request(req).await.map_err(SendError::Request)?;
+        conn.ready()
+            .await
+            .map_err(|e| SendError::Request(e.into()))?;
+        let resp = conn
+            .send_request(req)
+            .await
+            .map_err(|e| SendError::Request(e.into()))?;
         Ok(PooledBody::wrap(resp, None))
     }
 
@@ -233,6 +284,24 @@ impl Pool {
                 return Some(idle.conn);
             }
         }
+    }
+
+    /// The most recently used idle connection of our own to `addr` that is still open.
+    fn checkout_inline(&self, addr: SocketAddr) -> Option<inline::Conn> {
+        let idle_timeout = self.inner.settings.idle_timeout;
+        let mut hosts = self.lock();
+        let host = hosts.get_mut(&addr)?;
+        while let Some(mut idle) = host.inline.pop_back() {
+            let expired = idle_timeout.is_some_and(|t| idle.since.elapsed() >= t);
+            if !expired && idle.conn.is_usable() {
+                return Some(idle.conn);
+            }
+        }
+        None
+    }
+
+    async fn connect_inline(&self, addr: SocketAddr) -> Result<inline::Conn, SendError> {
+        Ok(inline::Conn::new(self.connect(addr).await?.into_inner()))
     }
 
     async fn connect(
@@ -300,16 +369,28 @@ impl Inner {
         if conn.is_closed() {
             return;
         }
-        let now = Instant::now();
         let mut hosts = self.lock();
         let host = hosts.entry(addr).or_default();
-        if let Some(t) = self.settings.idle_timeout {
-            while host.idle.front().is_some_and(|i| now - i.since >= t) {
-                host.idle.pop_front();
-            }
-        }
-        host.idle.push_back(Idle { conn, since: now });
+        park(&mut host.idle, conn, self.settings.idle_timeout);
     }
+
+    /// [`Inner::checkin`] for our own connections.
+    fn checkin_inline(&self, addr: SocketAddr, conn: inline::Conn) {
+        let mut hosts = self.lock();
+        let host = hosts.entry(addr).or_default();
+        park(&mut host.inline, conn, self.settings.idle_timeout);
+    }
+}
+
+/// Queues an idle connection, first dropping those that waited past `idle_timeout`.
+fn park<C>(idle: &mut VecDeque<Idle<C>>, conn: C, idle_timeout: Option<Duration>) {
+    let now = Instant::now();
+    if let Some(t) = idle_timeout {
+        while idle.front().is_some_and(|i| now - i.since >= t) {
+            idle.pop_front();
+        }
+    }
+    idle.push_back(Idle { conn, since: now });
 }
 
 /// Runs a connection's I/O until it closes (the task every hyper connection needs).
@@ -362,7 +443,7 @@ fn for_http2(mut req: Request<UpstreamBody>, addr: SocketAddr) -> Request<Upstre
     req
 }
 
-/// Gives an HTTP/1.1 connection back to its pool.
+/// Gives a hyper HTTP/1.1 connection back to its pool.
 struct Checkin {
     pool: Arc<Inner>,
     addr: SocketAddr,
@@ -371,24 +452,34 @@ struct Checkin {
 
 /// A response body from a pooled connection: when it has been read to its end, the
 /// connection goes back to the pool; dropped before that, the connection closes.
-pub struct PooledBody {
-    inner: Incoming,
-    checkin: Option<Checkin>,
+pub struct PooledBody(Source);
+
+enum Source {
+    /// From a hyper connection; `checkin` says where the connection goes when the body
+    /// ends (`None`: not reused).
+    Hyper {
+        inner: Incoming,
+        checkin: Option<Checkin>,
+    },
+    /// From one of our own connections, which the body owns until it ends.
+    Inline(inline::ResponseBody),
 }
 
 impl PooledBody {
     fn wrap(resp: Response<Incoming>, checkin: Option<Checkin>) -> Response<Self> {
         let (parts, inner) = resp.into_parts();
-        let mut body = Self { inner, checkin };
+        let mut body = Self(Source::Hyper { inner, checkin });
         // An empty body (204, HEAD, `content-length: 0`) may never be polled.
-        if body.inner.is_end_stream() {
+        if body.is_end_stream() {
             body.give_back();
         }
         Response::from_parts(parts, body)
     }
 
     fn give_back(&mut self) {
-        if let Some(c) = self.checkin.take() {
+        if let Source::Hyper { checkin, .. } = &mut self.0
+            && let Some(c) = checkin.take()
+        {
             c.pool.checkin(c.addr, c.conn);
         }
     }
@@ -396,28 +487,40 @@ impl PooledBody {
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let (inner, checkin) = match &mut this.0 {
+            Source::Inline(body) => return Pin::new(body).poll_frame(cx),
+            Source::Hyper { inner, checkin } => (inner, checkin),
+        };
+        let polled = Pin::new(&mut *inner).poll_frame(cx);
+        let ended = inner.is_end_stream();
         match &polled {
-            Poll::Ready(None) => self.give_back(),
-            Poll::Ready(Some(Err(_))) => self.checkin = None,
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.give_back(),
+            Poll::Ready(Some(Err(_))) => *checkin = None,
+            Poll::Ready(None) => this.give_back(),
+            Poll::Ready(Some(Ok(_))) if ended => this.give_back(),
             _ => {}
         }
-        polled
+        polled.map(|frame| frame.map(|r| r.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.0 {
+            Source::Hyper { inner, .. } => inner.is_end_stream(),
+            Source::Inline(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.0 {
+            Source::Hyper { inner, .. } => inner.size_hint(),
+            Source::Inline(body) => body.size_hint(),
+        }
     }
 }
 
