@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
 use tokio::sync::watch;
 
 use crate::body::{self, ProxyBody};
+use crate::http1::DownstreamBody;
 use crate::state::ProxyState;
 
 /// Content type of the Prometheus text exposition.
@@ -17,7 +17,7 @@ const PROMETHEUS: &str = "application/openmetrics-text; version=1.0.0; charset=u
 /// Handles one admin request.
 pub fn handle(
     state: &Arc<ProxyState>,
-    req: &Request<Incoming>,
+    req: &Request<DownstreamBody>,
     shutdown: &watch::Sender<bool>,
 ) -> Response<ProxyBody> {
     match (req.method(), req.uri().path()) {

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access_log::Entry;
@@ -17,6 +16,7 @@ use crate::body::{self, Observed, ProxyBody};
 use crate::connector::MeshConnector;
 use crate::flags::{Flag, Flags};
 use crate::headers;
+use crate::http1::DownstreamBody;
 use crate::pool::{Pool, PoolSettings, Protocol};
 use crate::server::ConnInfo;
 use crate::state::ProxyState;
@@ -58,7 +58,7 @@ impl Inbound {
     /// Handles one request for the local app.
     pub async fn handle(
         self: Arc<Self>,
-        mut req: Request<Incoming>,
+        mut req: Request<DownstreamBody>,
         conn: ConnInfo,
     ) -> Response<ProxyBody> {
         let start = Instant::now();
@@ -149,7 +149,7 @@ impl Inbound {
     }
 
     /// Evaluates the AuthorizationPolicies of the current configuration.
-    fn authorize(&self, req: &Request<Incoming>, conn: &ConnInfo) -> Decision {
+    fn authorize(&self, req: &Request<DownstreamBody>, conn: &ConnInfo) -> Decision {
         let snap = self.state.store.load();
         let host = req
             .headers()
@@ -169,7 +169,7 @@ impl Inbound {
 
     async fn forward(
         &self,
-        req: Request<Incoming>,
+        req: Request<DownstreamBody>,
         log: &mut Entry,
         flags: &mut Flags,
     ) -> Response<ProxyBody> {

@@ -3,6 +3,12 @@
 //! Building blocks first: Envoy-style response flags ([`flags`]), Istio-compatible
 //! telemetry ([`telemetry`], [`access_log`]), endpoint selection ([`lb`]) and passive
 //! health checking ([`outlier`]). The listeners that use them sit on top.
+//!
+//! HTTP on the wire: the common case (keep-alive HTTP/1.1 with small sized bodies) is
+//! spoken by our own code on both sides, the listeners' fast lane ([`http1`]) and the
+//! pool's client connection ([`pool`]), because on a sidecar the HTTP machinery is most
+//! of the user-space cost per request. hyper serves everything else: HTTP/2, chunked
+//! and large uploads, `CONNECT`, malformed requests.
 
 pub mod access_log;
 pub mod admin;
@@ -16,6 +22,7 @@ pub mod control;
 pub mod fault;
 pub mod flags;
 pub mod headers;
+pub mod http1;
 pub mod inbound;
 pub mod lb;
 pub mod mtls;

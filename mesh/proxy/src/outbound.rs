@@ -18,7 +18,6 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use mesh_api::matching::matches_any;
 use mesh_api::{CompiledRoute, RequestInfo, RouteAction};
 use tokio::time::Instant;
@@ -31,6 +30,7 @@ use crate::cluster::{Cluster, ClusterKey};
 use crate::fault::{self, Abort};
 use crate::flags::{Flag, Flags};
 use crate::headers;
+use crate::http1::DownstreamBody;
 use crate::lb::{ActiveGuard, Endpoint};
 use crate::outlier::Outcome;
 use crate::pool::PooledBody;
@@ -66,7 +66,7 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn new(req: &Request<Incoming>, conn: ConnInfo, logging: bool) -> Self {
+    fn new(req: &Request<DownstreamBody>, conn: ConnInfo, logging: bool) -> Self {
         Self {
             start: Instant::now(),
             logging,
@@ -97,7 +97,7 @@ impl Ctx {
 /// Handles one request from the app. Never fails: every problem becomes a response.
 pub async fn handle(
     state: Arc<ProxyState>,
-    req: Request<Incoming>,
+    req: Request<DownstreamBody>,
     conn: ConnInfo,
 ) -> Response<ProxyBody> {
     if req.method() == Method::CONNECT && !state.gateway {
@@ -204,7 +204,11 @@ pub fn authority_of(parts: &Parts) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn route(state: &ProxyState, req: Request<Incoming>, ctx: &mut Ctx) -> Response<ProxyBody> {
+async fn route(
+    state: &ProxyState,
+    req: Request<DownstreamBody>,
+    ctx: &mut Ctx,
+) -> Response<ProxyBody> {
     let (mut parts, body) = req.into_parts();
     if parts.method == Method::CONNECT {
         return ctx.local(LocalReply::BadRequest, "a gateway does not accept CONNECT");
@@ -440,11 +444,11 @@ async fn external_cluster(
 /// The request body: buffered (replayable) when small and sized, streamed otherwise.
 enum RequestBody {
     Buffered(Bytes),
-    Streaming(Option<Incoming>),
+    Streaming(Option<DownstreamBody>),
 }
 
 impl RequestBody {
-    async fn read(parts: &Parts, body: Incoming) -> Result<Self, crate::cluster::BoxError> {
+    async fn read(parts: &Parts, body: DownstreamBody) -> Result<Self, crate::cluster::BoxError> {
         let length = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -791,7 +795,7 @@ fn mirror(
 async fn passthrough(
     state: &ProxyState,
     parts: Parts,
-    body: Incoming,
+    body: DownstreamBody,
     authority: &str,
     path: &str,
     ctx: &mut Ctx,

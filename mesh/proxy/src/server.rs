@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -23,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::body::ProxyBody;
+use crate::http1::{self, DownstreamBody, Outcome};
 use crate::tls::MeshStream;
 
 /// The two ends of a downstream connection, and who the peer is.
@@ -59,7 +59,7 @@ pub async fn serve<H, F>(
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) where
-    H: Fn(Request<Incoming>, ConnInfo) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<DownstreamBody>, ConnInfo) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<ProxyBody>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
@@ -78,12 +78,17 @@ pub async fn serve<H, F>(
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().unwrap_or(remote);
                 let (h, transport, watcher) = (handler.clone(), transport.clone(), graceful.watcher());
+                let down = shutdown.clone();
                 tokio::spawn(async move {
                     let Some((io, peer)) = transport(stream).await else { return };
                     let conn = ConnInfo { remote, local, peer };
-                    let service = service_fn(move |req| {
+                    // The fast lane first; hyper takes over for anything it does not
+                    // serve. The watcher is held throughout so the drain waits for both.
+                    let fast = http1::serve(io, |req| h(req, conn.clone()), down).await;
+                    let Outcome::HandOver(io) = fast else { return };
+                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let (h, conn) = (h.clone(), conn.clone());
-                        async move { Ok::<_, Infallible>(h(req, conn).await) }
+                        async move { Ok::<_, Infallible>(h(req.map(DownstreamBody::Hyper), conn).await) }
                     });
                     let builder = auto::Builder::new(TokioExecutor::new());
                     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);

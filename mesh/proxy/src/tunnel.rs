@@ -8,18 +8,18 @@
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::body::{self, ProxyBody};
 use crate::cluster::ClusterKey;
+use crate::http1::DownstreamBody;
 use crate::respond::{self, LocalReply};
 use crate::state::ProxyState;
 use crate::telemetry::{IstioMetrics, Reporter, Security, ServiceName, Workload};
 
 /// Opens a tunnel for a `CONNECT` request; answers 200 once the upstream is connected.
-pub async fn open(state: Arc<ProxyState>, mut req: Request<Incoming>) -> Response<ProxyBody> {
+pub async fn open(state: Arc<ProxyState>, mut req: Request<DownstreamBody>) -> Response<ProxyBody> {
     let Some(authority) = req.uri().authority().map(|a| a.as_str().to_owned()) else {
         return respond::local(LocalReply::BadRequest, "CONNECT needs host:port");
     };

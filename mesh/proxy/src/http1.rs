@@ -1,0 +1,533 @@
+//! The listeners' HTTP/1.1 fast lane: a small server loop for the requests a mesh carries
+//! almost all the time (keep-alive HTTP/1.1, a `Content-Length` body of at most
+//! [`BODY_LIMIT`], no upgrade), written straight against the socket.
+//!
+//! Why not hyper's server for these too: on a sidecar, the HTTP machinery is most of
+//! the user-space cost per request, and a loop that parses a head with `httparse`,
+//! hands the handler a complete body and writes the response head and a ready body in
+//! one `write` does the same job for a fraction of it (`scripts/bench-mesh.sh`).
+//!
+//! Everything else still goes to hyper, for the rest of the connection: the h2 preface,
+//! `CONNECT` and `Upgrade`, chunked or large request bodies, `Expect`, HTTP/1.0, and any
+//! head `httparse` refuses (so malformed requests get hyper's answers). Hyper starts from
+//! the bytes this loop has read and not used ([`Rewind`]), so nothing is lost in the
+//! hand-over.
+
+use std::future::Future;
+use std::io;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::watch;
+
+use crate::body::ProxyBody;
+use crate::tls::MeshStream;
+
+/// Largest request body the fast lane reads whole before calling the handler: the
+/// outbound listener buffers this much for retries anyway.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Largest request head the fast lane reads; a longer one goes to hyper, which answers
+/// `431`.
+const HEAD_LIMIT: usize = 64 * 1024;
+
+/// As many headers as hyper accepts by default.
+const MAX_HEADERS: usize = 100;
+
+/// A downstream request's body: complete when the fast lane read the request, streamed
+/// by hyper otherwise.
+#[derive(Debug)]
+pub enum DownstreamBody {
+    /// The whole body (`None` once taken).
+    Complete(Option<Bytes>),
+    /// A body hyper is reading.
+    Hyper(Incoming),
+}
+
+impl Body for DownstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Self::Complete(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Self::Hyper(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Complete(bytes) => bytes.is_none(),
+            Self::Hyper(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Complete(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Self::Hyper(body) => body.size_hint(),
+        }
+    }
+}
+
+/// How a fast-lane connection ended.
+pub enum Outcome {
+    /// Closed (by either side, or after an error); nothing more to do.
+    Closed,
+    /// A request the fast lane does not serve: hyper takes the connection from here,
+    /// starting with these unread bytes.
+    HandOver(Rewind),
+}
+
+/// Serves requests on `io` until the client closes, the connection must close, shutdown
+/// begins while it is idle, or a request needs hyper.
+pub async fn serve<H, F>(io: MeshStream, handler: H, mut shutdown: watch::Receiver<bool>) -> Outcome
+where
+    H: Fn(Request<DownstreamBody>) -> F,
+    F: Future<Output = Response<ProxyBody>>,
+{
+    let mut conn = Conn {
+        io,
+        buf: BytesMut::with_capacity(8 * 1024),
+        out: Vec::with_capacity(8 * 1024),
+    };
+    loop {
+        let head = match conn.read_request(&mut shutdown).await {
+            Read::Request(head) => head,
+            Read::Closed => return Outcome::Closed,
+            Read::HandOver => return Outcome::HandOver(conn.rewind()),
+        };
+        let Head {
+            req,
+            mut keep_alive,
+        } = *head;
+        let method_is_head = req.method() == Method::HEAD;
+        let Some(resp) = conn.respond(handler(req)).await else {
+            return Outcome::Closed;
+        };
+        keep_alive &= !*shutdown.borrow();
+        match conn.write_response(resp, method_is_head, keep_alive).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return Outcome::Closed,
+        }
+    }
+}
+
+/// One downstream connection: its stream, what has been read and not yet used, and the
+/// buffer responses are written from.
+struct Conn {
+    io: MeshStream,
+    buf: BytesMut,
+    out: Vec<u8>,
+}
+
+enum Read {
+    Request(Box<Head>),
+    Closed,
+    HandOver,
+}
+
+struct Head {
+    req: Request<DownstreamBody>,
+    keep_alive: bool,
+}
+
+/// Where a header sits in the head, as byte ranges.
+struct Span {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+/// What the parse of a complete head yields before the body is read.
+struct Parsed {
+    head_len: usize,
+    method: (usize, usize),
+    target: (usize, usize),
+    headers: Vec<Span>,
+    body_len: usize,
+    keep_alive: bool,
+}
+
+impl Conn {
+    /// Reads the next request, head and body, or says why there is none.
+    async fn read_request(&mut self, shutdown: &mut watch::Receiver<bool>) -> Read {
+        let parsed = loop {
+            if !self.buf.is_empty() {
+                match parse(&self.buf) {
+                    Ok(Some(p)) => break p,
+                    Ok(None) if self.buf.len() < HEAD_LIMIT => {}
+                    Ok(None) | Err(()) => return Read::HandOver,
+                }
+            }
+            // Between requests, a shutdown closes the idle connection.
+            let idle = self.buf.is_empty();
+            tokio::select! {
+                biased;
+                read = self.io.read_buf(&mut self.buf) => match read {
+                    Ok(0) | Err(_) => return Read::Closed,
+                    Ok(_) => {}
+                },
+                _ = shutdown.wait_for(|down| *down), if idle => return Read::Closed,
+            }
+        };
+        while self.buf.len() < parsed.head_len + parsed.body_len {
+            self.buf
+                .reserve(parsed.head_len + parsed.body_len - self.buf.len());
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return Read::Closed,
+                Ok(_) => {}
+            }
+        }
+        let head = self.buf.split_to(parsed.head_len).freeze();
+        let body = self.buf.split_to(parsed.body_len).freeze();
+        match build(&head, &parsed, body.clone()) {
+            Some(req) => Read::Request(Box::new(Head {
+                req,
+                keep_alive: parsed.keep_alive,
+            })),
+            // Hyper parses the same bytes again and answers for them.
+            None => {
+                let mut again = BytesMut::with_capacity(head.len() + self.buf.len());
+                again.extend_from_slice(&head);
+                again.extend_from_slice(&body);
+                again.extend_from_slice(&self.buf);
+                self.buf = again;
+                Read::HandOver
+            }
+        }
+    }
+
+    /// Waits for the handler's response while watching the connection: a client that
+    /// closes it cancels the request (`None`), as Envoy does (flag `DC`). Bytes of a
+    /// pipelined next request are kept for later.
+    async fn respond<F: Future<Output = Response<ProxyBody>>>(
+        &mut self,
+        response: F,
+    ) -> Option<Response<ProxyBody>> {
+        let mut response = pin!(response);
+        loop {
+            tokio::select! {
+                biased;
+                resp = &mut response => return Some(resp),
+                read = self.io.read_buf(&mut self.buf), if self.buf.len() < HEAD_LIMIT => match read {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                },
+            }
+        }
+    }
+
+    /// Writes `resp`; says whether the connection stays open.
+    async fn write_response(
+        &mut self,
+        resp: Response<ProxyBody>,
+        method_is_head: bool,
+        keep_alive: bool,
+    ) -> io::Result<bool> {
+        let (parts, mut body) = resp.into_parts();
+        let status = parts.status;
+        let no_body = method_is_head
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let keep_alive = keep_alive && !wants_close(&parts.headers);
+        let framing = if no_body {
+            Framing::None
+        } else if parts.headers.contains_key(header::CONTENT_LENGTH) {
+            Framing::Length
+        } else if let Some(n) = body.size_hint().exact() {
+            Framing::Add(n)
+        } else {
+            Framing::Chunked
+        };
+
+        let out = &mut self.out;
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in &parts.headers {
+            if name == header::CONNECTION || name == header::TRANSFER_ENCODING {
+                continue;
+            }
+            put_header(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+        if !parts.headers.contains_key(header::DATE) {
+            put_date(out);
+        }
+        match framing {
+            Framing::Add(n) => put_header(out, b"content-length", n.to_string().as_bytes()),
+            Framing::Chunked => put_header(out, b"transfer-encoding", b"chunked"),
+            Framing::None | Framing::Length => {}
+        }
+        if !keep_alive {
+            put_header(out, b"connection", b"close");
+        }
+        out.extend_from_slice(b"\r\n");
+
+        if !matches!(framing, Framing::None) {
+            // Frames that are ready now go out with the head, in one write; the buffer
+            // is flushed before waiting for a frame that is not.
+            loop {
+                let next = {
+                    let mut frame = pin!(http_body_util::BodyExt::frame(&mut body));
+                    match poll_once(frame.as_mut()).await {
+                        Some(f) => f,
+                        None => {
+                            self.io.write_all(&self.out).await?;
+                            self.out.clear();
+                            frame.await
+                        }
+                    }
+                };
+                let data = match next {
+                    None => break,
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => data,
+                        // Trailers have no place in this framing; they are dropped.
+                        Err(_) => continue,
+                    },
+                    // The body failed half way: all the client can be told is a close.
+                    Some(Err(_)) => {
+                        self.io.write_all(&self.out).await?;
+                        return Ok(false);
+                    }
+                };
+                if matches!(framing, Framing::Chunked) {
+                    if data.is_empty() {
+                        continue;
+                    }
+                    self.out
+                        .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                    self.out.extend_from_slice(&data);
+                    self.out.extend_from_slice(b"\r\n");
+                } else {
+                    self.out.extend_from_slice(&data);
+                }
+                if self.out.len() >= 64 * 1024 {
+                    self.io.write_all(&self.out).await?;
+                    self.out.clear();
+                }
+                if body.is_end_stream() {
+                    break;
+                }
+            }
+            if matches!(framing, Framing::Chunked) {
+                self.out.extend_from_slice(b"0\r\n\r\n");
+            }
+        }
+        self.io.write_all(&self.out).await?;
+        self.out.clear();
+        Ok(keep_alive)
+    }
+
+    /// The connection for hyper, with what has been read and not used in front.
+    fn rewind(self) -> Rewind {
+        Rewind {
+            prefix: self.buf.freeze(),
+            io: self.io,
+        }
+    }
+}
+
+enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    None,
+    /// The response carries its `Content-Length`.
+    Length,
+    /// The body's exact size is known: add `Content-Length`.
+    Add(u64),
+    /// Unknown length.
+    Chunked,
+}
+
+/// Polls `fut` once: its output if ready, `None` if it would wait.
+async fn poll_once<F: Future + Unpin>(fut: F) -> Option<F::Output> {
+    let mut fut = fut;
+    std::future::poll_fn(|cx| match Pin::new(&mut fut).poll(cx) {
+        Poll::Ready(v) => Poll::Ready(Some(v)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a `Date` header; the text is formatted once per second, as hyper does.
+fn put_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let now = std::time::SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != second || text.is_empty() {
+            *at = second;
+            *text = httpdate::fmt_http_date(now);
+        }
+        put_header(out, b"date", text.as_bytes());
+    });
+}
+
+/// Whether a `Connection` header asks to close.
+fn wants_close(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    })
+}
+
+/// Parses a request head at the start of `buf`. `Ok(None)`: not complete yet. `Err`:
+/// not one for the fast lane (hyper decides what it is).
+fn parse(buf: &[u8]) -> Result<Option<Parsed>, ()> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    if req.version != Some(1) {
+        return Err(());
+    }
+    let (Some(method), Some(target)) = (req.method, req.path) else {
+        return Err(());
+    };
+    if method == "CONNECT" {
+        return Err(());
+    }
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - buf.as_ptr() as usize;
+        (start, start + s.len())
+    };
+    let mut body_len = None;
+    let mut keep_alive = true;
+    let mut spans = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or(())?;
+            if body_len.is_some_and(|b| b != n) || n > BODY_LIMIT {
+                return Err(());
+            }
+            body_len = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"upgrade")
+            || name.eq_ignore_ascii_case(b"expect")
+        {
+            return Err(());
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            keep_alive &= !h
+                .value
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
+        spans.push(Span {
+            name: at(name),
+            value: at(h.value),
+        });
+    }
+    Ok(Some(Parsed {
+        head_len,
+        method: at(method.as_bytes()),
+        target: at(target.as_bytes()),
+        headers: spans,
+        body_len: body_len.unwrap_or(0),
+        keep_alive,
+    }))
+}
+
+/// Builds the request from a parsed head; `None` if a part of it is not valid for the
+/// `http` types (hyper then answers for it).
+fn build(head: &Bytes, parsed: &Parsed, body: Bytes) -> Option<Request<DownstreamBody>> {
+    let slice = |(a, b): (usize, usize)| head.slice(a..b);
+    let method = Method::from_bytes(&head[parsed.method.0..parsed.method.1]).ok()?;
+    let uri = Uri::from_maybe_shared(slice(parsed.target)).ok()?;
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    for span in &parsed.headers {
+        let name = HeaderName::from_bytes(&head[span.name.0..span.name.1]).ok()?;
+        let value = HeaderValue::from_maybe_shared(slice(span.value)).ok()?;
+        headers.append(name, value);
+    }
+    let mut req = Request::new(DownstreamBody::Complete((!body.is_empty()).then_some(body)));
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = headers;
+    Some(req)
+}
+
+/// A connection handed to hyper: the bytes read and not used come first.
+pub struct Rewind {
+    prefix: Bytes,
+    io: MeshStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        if !me.prefix.is_empty() {
+            let n = me.prefix.len().min(buf.remaining());
+            buf.put_slice(&me.prefix[..n]);
+            me.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut me.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
