@@ -11,8 +11,14 @@
 # at several connection counts. Prints p50/p90/p99 latency and what each pair adds,
 # CPU seconds per 1000 requests and peak RSS per proxy, and the ratios ours/nginx.
 #
-#   scripts/bench-mesh.sh                               # 1000 rps, 10 s per row, 2/4/16/64 connections
-#   BENCH_RATE=500 BENCH_SECONDS=5 BENCH_CONNS="4 16" scripts/bench-mesh.sh
+# On a virtual machine the CPU cost of the same binary drifts by 10-15 % from minute to
+# minute, so each connection count is measured in several rounds, the paths taking
+# turns within a round: every figure printed is the median over the rounds, and the
+# CPU ratios to nginx are the median (and range) of the per-round ratios. CPU time is
+# read from the scheduler's per-thread run time (nanoseconds), not from clock ticks.
+#
+#   scripts/bench-mesh.sh                               # 1000 rps, 3 rounds of 5 s per row, 2/4/16/64 connections
+#   BENCH_RATE=500 BENCH_SECONDS=5 BENCH_ROUNDS=5 BENCH_CONNS="4 16" scripts/bench-mesh.sh
 #
 # The load generator and all proxies share CPU 0 (as in Istio's harness, so the tails are
 # repeatable); the upstream runs on CPU 1. The body is 1 KB each way (the echo answers
@@ -21,7 +27,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rate=${BENCH_RATE:-1000}
-secs=${BENCH_SECONDS:-10}
+secs=${BENCH_SECONDS:-5}
+rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-"2 4 16 64"}
 run=${BENCH_DIR:-.run/bench-mesh}
 mkdir -p "$run"
@@ -43,9 +50,11 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on port $1" >&2; exit 1; }
-ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+# CPU time of processes, all threads, in nanoseconds (first field of schedstat).
+cpu_ns() { local t=0 f; for p in "$@"; do for f in /proc/"$p"/task/*/schedstat; do t=$((t + $(cut -d' ' -f1 "$f"))); done; done; echo "$t"; }
+total() { printf '%s\n' "$@" | awk '{ s += $1 } END { print s + 0 }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-hz=$(getconf CLK_TCK)
 
 # The upstream.
 echo_port=$(free_port)
@@ -166,52 +175,78 @@ ngx_server=$(pgrep -P "$ngx_server_master" | head -1)
 ngx_client=$(pgrep -P "$ngx_client_master" | head -1)
 
 body=$(head -c 1024 /dev/zero | tr '\0' 'x')
-load() { # NAME URL CONNS [HOST]
+warm() { # URL CONNS [HOST]
+    local extra=()
+    [ -n "${3:-}" ] && extra=(-H "Host: $3")
+    taskset -c 0 "$bin/loadgen" -q --rate "$rate" -d 2s -c "$2" -X POST --body "$body" "${extra[@]}" "$1" >/dev/null 2>&1 || true
+}
+measure() { # NAME URL CONNS [HOST]
     local extra=()
     [ -n "${4:-}" ] && extra=(-H "Host: $4")
-    taskset -c 0 "$bin/loadgen" -q --rate "$rate" -d 2s -c "$3" -X POST --body "$body" "${extra[@]}" "$2" >/dev/null 2>&1 || true
     taskset -c 0 "$bin/loadgen" -q --rate "$rate" -d "${secs}s" -c "$3" -X POST --body "$body" "${extra[@]}" \
         --json "$run/$1-$3.json" "$2" >/dev/null
 }
 field() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); l=r['latency_ms']['corrected']; print(l['p50'], l['p90'], l['p99'], r['requests']['completed'], r['requests']['errors'] + r['requests']['dropped'])" "$1"; }
 
-printf '\n%-6s %-9s %9s %9s %9s | %9s %9s %9s | %13s %13s | %s\n' conns path p50 p90 p99 "+p50" "+p90" "+p99" "cpu s/1k cli" "cpu s/1k srv" "errors"
-declare -A add_p99 cpu_sum
+paths="ours ours-h2 ours-mtls nginx bare"
+printf '\n%-6s %-9s %9s %9s %9s | %9s %9s %9s | %13s %13s | %s\n' conns path p50 p90 p99 "+p50" "+p90" "+p99" "cpu s/1k cli" "cpu s/1k srv" "errors (all rounds)"
+declare -A add_p99 cpu_ratios
 for c in $conns; do
-    load direct "http://127.0.0.1:$echo_port/echo" "$c"
-    read -r d50 d90 d99 dn derr < <(field "$run/direct-$c.json")
-    printf '%-6s %-9s %9.3f %9.3f %9.3f | %9s %9s %9s | %13s %13s | %s\n' "$c" direct "$d50" "$d90" "$d99" - - - - - "$derr"
-    for path in ours ours-h2 ours-mtls nginx bare; do
-        case "$path" in
-            ours) cli=$ours_client srv=$ours_server url="http://127.0.0.1:$cli_out/echo" host=echo ;;
-            ours-h2) cli=$h2_client srv=$ours_server url="http://127.0.0.1:$h2_out/echo" host=echo ;;
-            bare) cli=$bare_client srv=$bare_server url="http://127.0.0.1:$bare_c/echo" host="" ;;
-            ours-mtls) cli=$mtls_client srv=$mtls_server url="http://127.0.0.1:$m_cli_out/echo" host=echo ;;
-            nginx) cli=$ngx_client srv=$ngx_server url="http://127.0.0.1:$ngx_c/echo" host="" ;;
-        esac
-        c0=$(ticks "$cli"); s0=$(ticks "$srv")
-        load "$path" "$url" "$c" "$host"
-        c1=$(ticks "$cli"); s1=$(ticks "$srv")
-        read -r p50 p90 p99 n err < <(field "$run/$path-$c.json")
-        cpu_c=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.4f", t / hz / n * 1000 }')
-        cpu_s=$(awk -v t=$((s1 - s0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.4f", t / hz / n * 1000 }')
+    declare -A m=()   # per path: space-separated values over the rounds
+    for r in $(seq 1 "$rounds"); do
+        # Take turns: odd rounds in order, even rounds reversed.
+        order="direct $paths"
+        (( r % 2 )) || order="direct $(tr ' ' '\n' <<<"$paths" | tac | tr '\n' ' ')"
+        declare -A cpu_round=()
+        for path in $order; do
+            case "$path" in
+                direct) cli="" srv="" url="http://127.0.0.1:$echo_port/echo" host="" ;;
+                ours) cli=$ours_client srv=$ours_server url="http://127.0.0.1:$cli_out/echo" host=echo ;;
+                ours-h2) cli=$h2_client srv=$ours_server url="http://127.0.0.1:$h2_out/echo" host=echo ;;
+                bare) cli=$bare_client srv=$bare_server url="http://127.0.0.1:$bare_c/echo" host="" ;;
+                ours-mtls) cli=$mtls_client srv=$mtls_server url="http://127.0.0.1:$m_cli_out/echo" host=echo ;;
+                nginx) cli=$ngx_client srv=$ngx_server url="http://127.0.0.1:$ngx_c/echo" host="" ;;
+            esac
+            warm "$url" "$c" "$host"
+            if [ -n "$cli" ]; then c0=$(cpu_ns "$cli"); s0=$(cpu_ns "$srv"); fi
+            measure "$path" "$url" "$c" "$host"
+            if [ -n "$cli" ]; then c1=$(cpu_ns "$cli"); s1=$(cpu_ns "$srv"); fi
+            read -r p50 p90 p99 n err < <(field "$run/$path-$c.json")
+            m[$path-p50]+=" $p50"; m[$path-p90]+=" $p90"; m[$path-p99]+=" $p99"; m[$path-err]+=" $err"
+            if [ -n "$cli" ]; then
+                cpu_c=$(awk -v t=$((c1 - c0)) -v n="$n" 'BEGIN { printf "%.4f", t / 1e9 / n * 1000 }')
+                cpu_s=$(awk -v t=$((s1 - s0)) -v n="$n" 'BEGIN { printf "%.4f", t / 1e9 / n * 1000 }')
+                m[$path-cli]+=" $cpu_c"; m[$path-srv]+=" $cpu_s"
+                cpu_round[$path]=$(awk -v a="$cpu_c" -v b="$cpu_s" 'BEGIN { print (a + b) / 2 }')
+            fi
+        done
+        for path in $paths; do
+            cpu_ratios[$path-$c]+=" $(awk -v o="${cpu_round[$path]}" -v n="${cpu_round[nginx]}" 'BEGIN { print (n > 0 ? o / n : 0) }')"
+        done
+    done
+    d50=$(median ${m[direct-p50]}) d90=$(median ${m[direct-p90]}) d99=$(median ${m[direct-p99]})
+    printf '%-6s %-9s %9.3f %9.3f %9.3f | %9s %9s %9s | %13s %13s | %s\n' "$c" direct "$d50" "$d90" "$d99" - - - - - "$(total ${m[direct-err]})"
+    for path in $paths; do
+        p50=$(median ${m[$path-p50]}) p90=$(median ${m[$path-p90]}) p99=$(median ${m[$path-p99]})
         a50=$(awk -v a="$p50" -v b="$d50" 'BEGIN { printf "%.3f", a - b }')
         a90=$(awk -v a="$p90" -v b="$d90" 'BEGIN { printf "%.3f", a - b }')
         a99=$(awk -v a="$p99" -v b="$d99" 'BEGIN { printf "%.3f", a - b }')
-        printf '%-6s %-9s %9.3f %9.3f %9.3f | %9s %9s %9s | %13s %13s | %s\n' "$c" "$path" "$p50" "$p90" "$p99" "$a50" "$a90" "$a99" "$cpu_c" "$cpu_s" "$err"
+        printf '%-6s %-9s %9.3f %9.3f %9.3f | %9s %9s %9s | %13.4f %13.4f | %s\n' "$c" "$path" "$p50" "$p90" "$p99" "$a50" "$a90" "$a99" \
+            "$(median ${m[$path-cli]})" "$(median ${m[$path-srv]})" "$(total ${m[$path-err]})"
         add_p99["$path-$c"]=$a99
-        cpu_sum["$path-$c"]=$(awk -v a="$cpu_c" -v b="$cpu_s" 'BEGIN { print (a + b) / 2 }')
     done
+    unset m
 done
 
 echo
 echo "Ratios to nginx (lower is better; targets for ours: added p99 <= 0.9, CPU per request <= 0.9; nginx runs plaintext):"
 for c in $conns; do
     for path in ours ours-h2 ours-mtls bare; do
-        awk -v c="$c" -v p="$path" -v ao="${add_p99[$path-$c]}" -v an="${add_p99[nginx-$c]}" -v co="${cpu_sum[$path-$c]}" -v cn="${cpu_sum[nginx-$c]}" \
-            'BEGIN { printf "  %3s connections, %-9s added p99 %s, CPU per request %s\n", c, p ":", (an > 0 ? sprintf("%.2f", ao / an) : "n/a (nginx added nothing measurable)"), (cn > 0 ? sprintf("%.2f", co / cn) : "n/a") }'
+        read -r lo mid hi < <(printf '%s\n' ${cpu_ratios[$path-$c]} | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print v[1], m, v[NR] }')
+        awk -v c="$c" -v p="$path" -v ao="${add_p99[$path-$c]}" -v an="${add_p99[nginx-$c]}" -v lo="$lo" -v mid="$mid" -v hi="$hi" -v r="$rounds" \
+            'BEGIN { printf "  %3s connections, %-10s added p99 %s, CPU per request %.2f (%.2f to %.2f over %d rounds)\n", c, p ":", (an > 0 ? sprintf("%.2f", ao / an) : "n/a (nginx added nothing measurable)"), mid, lo, hi, r }'
     done
 done
 echo
 echo "Peak RSS (MB): ours client $(hwm_mb "$ours_client"), ours server $(hwm_mb "$ours_server"); h2 client $(hwm_mb "$h2_client"); with mTLS client $(hwm_mb "$mtls_client"), server $(hwm_mb "$mtls_server"); nginx client worker $(hwm_mb "$ngx_client"), nginx server worker $(hwm_mb "$ngx_server"); bare client $(hwm_mb "$bare_client"), server $(hwm_mb "$bare_server") (target: <= 12 MB per proxy)"
-echo "($rate rps, ${secs} s per row after a 2 s warm-up, 1 KB bodies, load and proxies on CPU 0, upstream on CPU $up_cpu)"
+echo "($rate rps, medians of $rounds rounds of ${secs} s per row, each after a 2 s warm-up, 1 KB bodies, load and proxies on CPU 0, upstream on CPU $up_cpu)"

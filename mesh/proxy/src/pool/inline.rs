@@ -14,7 +14,7 @@
 //! connection, which reads and writes at the same time (an upstream that answers while
 //! the upload is still going must not deadlock against us).
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -25,7 +25,7 @@ use http::response::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use crate::cluster::{BoxError, UpstreamBody};
 use crate::connector::ClientIo;
@@ -235,15 +235,11 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, BoxError> {
     Ok(Some(resp.into_parts().0))
 }
 
-/// Reads what the socket has into `buf`; `Ok(0)` at end of stream.
+/// Reads what the socket has into `buf`'s spare room (no zeroing); `Ok(0)` at end of
+/// stream.
 fn fill(io: &mut ClientIo, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-    let start = buf.len();
-    buf.resize(start + READ_CHUNK, 0);
-    let mut rb = ReadBuf::new(&mut buf[start..]);
-    let polled = Pin::new(io).poll_read(cx, &mut rb);
-    let n = rb.filled().len();
-    buf.truncate(start + n);
-    polled.map_ok(|()| n)
+    buf.reserve(READ_CHUNK);
+    std::pin::pin!(io.read_buf(buf)).poll(cx)
 }
 
 /// How the response body is delimited.
