@@ -6,8 +6,8 @@
 #      in plaintext, with HTTP/2 between the sidecars (a DestinationRule with
 #      `h2UpgradePolicy: UPGRADE`), and with mTLS (certificates from mesh-control's CA),
 #   3. through the same path with nginx as the proxy pair (one worker each, keep-alive),
-#   4. through a pair of bare hyper proxies (mesh-proxy's `bare-proxy` example: the HTTP
-#      library and runtime we build on, with no proxy logic), the floor under our cost,
+#   4. through a pair of bare hyper proxies (mesh-proxy's `bare-proxy` example: a plain
+#      proxy on the HTTP library and runtime we build on, with no proxy logic at all),
 # at several connection counts. Prints p50/p90/p99 latency and what each pair adds,
 # CPU seconds per 1000 requests and peak RSS per proxy, and the ratios ours/nginx.
 #

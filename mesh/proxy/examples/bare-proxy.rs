@@ -1,8 +1,8 @@
-//! The floor under any proxy built on hyper and tokio, for `scripts/bench-mesh.sh`: an
-//! HTTP/1.1 reverse proxy with no logic at all (no routing, metrics, retries or pool: one
-//! upstream connection per downstream connection), on the same single-threaded runtime
-//! as mesh-proxy. What a pair of these costs per request is what the HTTP library and
-//! the runtime cost; the rest of mesh-proxy's cost is ours.
+//! A plain proxy on hyper and tokio with no logic at all, for `scripts/bench-mesh.sh`:
+//! an HTTP/1.1 reverse proxy (no routing, metrics, retries or pool: one upstream
+//! connection per downstream connection), on the same single-threaded runtime as
+//! mesh-proxy. It shows what a proxy costs that leaves all of HTTP to the library;
+//! mesh-proxy speaks the common case itself and carries the whole mesh on top.
 //!
 //!   cargo run --release -p mesh-proxy --example bare-proxy -- LISTEN UPSTREAM
 
