@@ -113,8 +113,7 @@ async fn a_body_delimited_by_close_is_read_to_the_end_and_the_connection_is_not_
     let proxy = proxy_to(addr, "").await;
     let client = client_via(&proxy);
     for _ in 0..2 {
-        let resp = client.get("http://svc/c").send().await.unwrap();
-        assert_eq!(resp.text().await.unwrap(), "all of it");
+        assert_eq!(text_of(&client, "http://svc/c").await, "all of it");
     }
     assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
 }
@@ -217,17 +216,7 @@ async fn max_requests_per_connection_1_asks_the_upstream_to_close() {
     let proxy = proxy_to(addr, rule).await;
     let client = client_via(&proxy);
     for _ in 0..2 {
-        assert_eq!(
-            client
-                .get("http://svc/x")
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-            "ok"
-        );
+        assert_eq!(text_of(&client, "http://svc/x").await, "ok");
     }
     let requests = seen.requests.lock().unwrap().clone();
     assert!(
@@ -246,17 +235,7 @@ async fn a_connection_that_says_close_is_not_reused() {
     let proxy = proxy_to(addr, "").await;
     let client = client_via(&proxy);
     for _ in 0..2 {
-        assert_eq!(
-            client
-                .get("http://svc/x")
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-            "ok"
-        );
+        assert_eq!(text_of(&client, "http://svc/x").await, "ok");
     }
     assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
 }
@@ -342,4 +321,9 @@ async fn incomplete(sent: reqwest::Result<reqwest::Response>) -> bool {
         Ok(resp) => resp.text().await.is_err(),
         Err(_) => true,
     }
+}
+
+/// The body of a GET through the sidecar.
+async fn text_of(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
 }
