@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Which of two mesh-proxy builds costs less CPU per request: an A/B for proxy changes.
+#
+# Starts a client + server sidecar pair of each build in front of one echo upstream,
+# then runs the same fixed-rate load (1 KB POSTs) through pair A and pair B in turns,
+# for several rounds (A first in odd rounds, B first in even ones). CPU time is read from
+# the scheduler's per-thread run time (nanoseconds) of the two proxies of each pair.
+# Prints each round and the median of the per-round ratios B/A with its range.
+#
+# On a virtual machine the same binary's CPU cost drifts by 10-15 % from minute to
+# minute; pairing A and B within a round cancels most of that drift, and the median over
+# 12 or more rounds resolves differences of a few percent. Run it both ways round
+# (A B, then B A): a real difference shows up as ratios on either side of 1.
+#
+#   scripts/bench-ab.sh OLD_BINARY NEW_BINARY            # 12 rounds of 4 s, 16 connections
+#   AB_ROUNDS=16 AB_SECONDS=4 AB_CONNS=64 scripts/bench-ab.sh old/mesh-proxy target/release/mesh-proxy
+#
+# Example: keep the current build, change the code, build again, compare:
+#   cp target/release/mesh-proxy /tmp/mesh-proxy-before
+#   cargo build --release -p mesh-proxy
+#   scripts/bench-ab.sh /tmp/mesh-proxy-before target/release/mesh-proxy
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ $# -ne 2 ] || [ ! -x "$1" ] || [ ! -x "$2" ]; then
+    echo "usage: scripts/bench-ab.sh BINARY_A BINARY_B   (two executable mesh-proxy builds)" >&2
+    exit 64
+fi
+a_bin=$1 b_bin=$2
+rounds=${AB_ROUNDS:-12}
+secs=${AB_SECONDS:-4}
+conns=${AB_CONNS:-16}
+rate=${AB_RATE:-1000}
+run=${AB_DIR:-.run/bench-ab}
+mkdir -p "$run"
+if (( $(nproc) >= 2 )); then up_cpu=1; else up_cpu=0; fi
+
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+    echo "Building release binaries (loadgen, echo)..." >&2
+    cargo build --release --quiet -p bookinfo-loadtest --bin loadgen --example echo
+fi
+bin=target/release
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on port $1" >&2; exit 1; }
+cpu_ns() { local t=0 f; for p in "$@"; do for f in /proc/"$p"/task/*/schedstat; do t=$((t + $(cut -d' ' -f1 "$f"))); done; done; echo "$t"; }
+
+echo_port=$(free_port)
+taskset -c "$up_cpu" "$bin/examples/echo" "127.0.0.1:$echo_port" 2>/dev/null & pids+=($!)
+wait_port "$echo_port"
+
+proxy() { # NAME CONFIG BINARY -> prints "pid outbound_port"
+    local in out admin
+    in=$(free_port) out=$(free_port) admin=$(free_port)
+    env MESH_PROXY_CONFIG="$2" MESH_PROXY_INBOUND="127.0.0.1:$in" MESH_PROXY_OUTBOUND="127.0.0.1:$out" \
+        MESH_PROXY_ADMIN="127.0.0.1:$admin" MESH_PROXY_APP="127.0.0.1:$echo_port" \
+        MESH_PROXY_ACCESS_LOG=false RUST_LOG=warn taskset -c 0 "$3" >"$run/$1.log" 2>&1 &
+    echo "$! $in $out"
+}
+pair() { # NAME BINARY -> sets pair_pids and pair_url
+    cat > "$run/$1-server.yaml" <<YAML
+workload: {name: echo-v1, labels: {app: echo, version: v1}, serviceAccount: echo}
+YAML
+    local s_pid s_in s_out c_pid c_in c_out
+    read -r s_pid s_in s_out < <(proxy "$1-server" "$run/$1-server.yaml" "$2")
+    pids+=("$s_pid")
+    cat > "$run/$1-client.yaml" <<YAML
+workload: {name: loadgen, labels: {app: loadgen, version: v1}, serviceAccount: loadgen}
+registry:
+  services:
+  - name: echo
+    ports: [80]
+    endpoints:
+    - {address: "127.0.0.1:$s_in", labels: {app: echo, version: v1}, workload: echo-v1, sidecar: true}
+YAML
+    read -r c_pid c_in c_out < <(proxy "$1-client" "$run/$1-client.yaml" "$2")
+    pids+=("$c_pid")
+    wait_port "$s_in"; wait_port "$c_out"
+    pair_pids="$s_pid $c_pid" pair_url="http://127.0.0.1:$c_out/echo"
+}
+pair a "$a_bin"; a_pids=$pair_pids a_url=$pair_url
+pair b "$b_bin"; b_pids=$pair_pids b_url=$pair_url
+
+body=$(head -c 1024 /dev/zero | tr '\0' 'x')
+load() { # URL SECONDS
+    taskset -c 0 "$bin/loadgen" -q --rate "$rate" -d "${2}s" -c "$conns" -X POST --body "$body" -H "Host: echo" "$1" >/dev/null
+}
+echo "Warming up both pairs..." >&2
+load "$a_url" 2; load "$b_url" 2
+
+requests=$((rate * secs))
+ratios=()
+for r in $(seq 1 "$rounds"); do
+    if (( r % 2 )); then order="a b"; else order="b a"; fi
+    for side in $order; do
+        if [ "$side" = a ]; then p=$a_pids url=$a_url; else p=$b_pids url=$b_url; fi
+        t0=$(cpu_ns $p); load "$url" "$secs"; t1=$(cpu_ns $p)
+        # CPU microseconds per request, per proxy (the pair's total over two).
+        printf -v "us_$side" '%s' "$(awk -v t=$((t1 - t0)) -v n="$requests" 'BEGIN { printf "%.1f", t / 1000 / n / 2 }')"
+    done
+    ratio=$(awk -v a="$us_a" -v b="$us_b" 'BEGIN { printf "%.3f", b / a }')
+    ratios+=("$ratio")
+    printf 'round %2d: A %6.1f us/request/proxy   B %6.1f   B/A %s\n' "$r" "$us_a" "$us_b" "$ratio"
+done
+printf '%s\n' "${ratios[@]}" | sort -g | awk -v n="$rounds" '{ v[NR] = $1 } END {
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "\nCPU per request, B/A: median %.3f (%.3f to %.3f over %d rounds; below 1: B is cheaper)\n", m, v[1], v[NR], n }'
+echo "($rate rps, $conns connections, ${secs} s per turn, 1 KB bodies, load and proxies on CPU 0, upstream on CPU $up_cpu)"
