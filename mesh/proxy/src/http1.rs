@@ -3,9 +3,10 @@
 //! [`BODY_LIMIT`], no upgrade), written straight against the socket.
 //!
 //! Why not hyper's server for these too: on a sidecar, the HTTP machinery is most of
-//! the user-space cost per request, and a loop that parses a head with `httparse`,
-//! hands the handler a complete body and writes the response head and a ready body in
-//! one `write` does the same job for a fraction of it (`scripts/bench-mesh.sh`).
+//! the user-space cost per request. A loop that parses a head with `httparse`, hands the
+//! handler a complete body and writes the response head and a ready body in one `write`
+//! does the same job for less: on top of the pool's own client connection, it took a
+//! further 8 % off a sidecar pair's CPU per request (`scripts/bench-ab.sh`, 12 rounds).
 //!
 //! Everything else still goes to hyper, for the rest of the connection: the h2 preface,
 //! `CONNECT` and `Upgrade`, chunked or large request bodies, `Expect`, HTTP/1.0, and any
