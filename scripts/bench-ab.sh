@@ -21,6 +21,7 @@
 #   scripts/bench-ab.sh /tmp/mesh-proxy-before target/release/mesh-proxy
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib-bench.sh
 
 if [ $# -ne 2 ] || [ ! -x "$1" ] || [ ! -x "$2" ]; then
     echo "usage: scripts/bench-ab.sh BINARY_A BINARY_B   (two executable mesh-proxy builds)" >&2
@@ -41,12 +42,6 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
 fi
 bin=target/release
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on port $1" >&2; exit 1; }
-cpu_ns() { local t=0 f; for p in "$@"; do for f in /proc/"$p"/task/*/schedstat; do t=$((t + $(cut -d' ' -f1 "$f"))); done; done; echo "$t"; }
 
 echo_port=$(free_port)
 taskset -c "$up_cpu" "$bin/examples/echo" "127.0.0.1:$echo_port" 2>/dev/null & pids+=($!)

@@ -25,6 +25,7 @@
 # with the request body, like fortio's server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib-bench.sh
 
 rate=${BENCH_RATE:-1000}
 secs=${BENCH_SECONDS:-5}
@@ -34,7 +35,6 @@ run=${BENCH_DIR:-.run/bench-mesh}
 mkdir -p "$run"
 if (( $(nproc) >= 2 )); then up_cpu=1; else up_cpu=0; fi
 
-need() { command -v "$1" >/dev/null || { echo "Installing $2 (Debian package)..." >&2; if [ "$(id -u)" = 0 ]; then apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; else sudo apt-get install -y -qq "$2" >/dev/null; fi; }; }
 need nginx nginx
 need curl curl
 nginx_bin=$(command -v nginx)
@@ -45,16 +45,6 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
 fi
 bin=target/release
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on port $1" >&2; exit 1; }
-# CPU time of processes, all threads, in nanoseconds (first field of schedstat).
-cpu_ns() { local t=0 f; for p in "$@"; do for f in /proc/"$p"/task/*/schedstat; do t=$((t + $(cut -d' ' -f1 "$f"))); done; done; echo "$t"; }
-total() { printf '%s\n' "$@" | awk '{ s += $1 } END { print s + 0 }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 # The upstream.
 echo_port=$(free_port)

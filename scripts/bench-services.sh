@@ -10,28 +10,18 @@
 # >= 5,000 pages/s, every process under 15 MB peak RSS. The last column is measured/target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib-bench.sh
 
 secs=${BENCH_SECONDS:-5}
 conns=${BENCH_CONNS:-32}
 ncpu=$(nproc)
 if (( ncpu >= 2 )); then svc_cpu=1; load_cpu=0; else svc_cpu=0; load_cpu=0; fi
 
-if ! command -v wrk >/dev/null; then
-    echo "Installing wrk (Debian package)..." >&2
-    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-    else sudo apt-get install -y -qq wrk >/dev/null; fi
-fi
+need wrk wrk
 
 echo "Building release binaries..." >&2
 cargo build --release --quiet -p bookinfo-productpage -p bookinfo-details -p bookinfo-reviews -p bookinfo-ratings
 bin=target/release
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "service on port $1 did not start" >&2; exit 1; }
 
 # start CPU PORT ENV... BINARY  → sets $started_pid
 start() {
@@ -43,8 +33,6 @@ start() {
     wait_port "$port"
 }
 
-peak_rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-
 printf '%-28s %12s %10s %12s %10s %8s\n' "service" "req/s" "p99 ms" "peak RSS MB" "target" "ratio"
 # bench NAME PID URL TARGET
 bench() {
@@ -55,7 +43,7 @@ bench() {
     if grep -q 'Non-2xx' <<<"$out"; then echo "$name: non-2xx answers during the run:" >&2; echo "$out" >&2; fi
     rps=$(echo "$out" | awk '/Requests\/sec/ { print $2 }')
     p99=$(echo "$out" | awk '$1 == "99%" { v=$2; if (v ~ /us$/) { sub(/us/,"",v); v=v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v=v*1000 }; printf "%.2f", v }')
-    printf '%-28s %12.0f %10s %12s %10s %8s\n' "$name" "$rps" "$p99" "$(peak_rss_mb "$pid")" "$target" "$(awk -v a="$rps" -v b="$target" 'BEGIN { printf "%.2f", a / b }')"
+    printf '%-28s %12.0f %10s %12s %10s %8s\n' "$name" "$rps" "$p99" "$(hwm_mb "$pid")" "$target" "$(awk -v a="$rps" -v b="$target" 'BEGIN { printf "%.2f", a / b }')"
 }
 
 ratings_port=$(free_port); start "$svc_cpu" "$ratings_port" SERVICE_VERSION=v1 "$bin/ratings"; ratings_pid=$started_pid
@@ -87,5 +75,5 @@ start "$svc_cpu" "$pp2_port" $up PRODUCTPAGE_KEEPALIVE=true "$bin/productpage"; 
 bench "productpage (keep-alive)" "$pp2_pid" "http://127.0.0.1:$pp2_port/productpage" 5000
 
 echo
-echo "Peak RSS of the upstreams after the productpage runs: details $(peak_rss_mb "$details_pid") MB, reviews $(peak_rss_mb "$reviews_pid") MB, ratings $(peak_rss_mb "$ratings_pid") MB"
+echo "Peak RSS of the upstreams after the productpage runs: details $(hwm_mb "$details_pid") MB, reviews $(hwm_mb "$reviews_pid") MB, ratings $(hwm_mb "$ratings_pid") MB"
 echo "($secs s per row, $conns connections, service on CPU $svc_cpu, wrk and upstreams on CPU $load_cpu, $(nproc) CPUs)"

@@ -1,0 +1,35 @@
+# Helpers shared by the scripts/bench-*.sh benchmarks; sourced, not run.
+#
+# Every process a bench starts goes into `pids` and is stopped when the bench exits,
+# however it exits.
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# Installs a Debian package when its command is missing: need COMMAND PACKAGE.
+need() {
+    command -v "$1" >/dev/null && return 0
+    echo "Installing $2 (Debian package)..." >&2
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }
+    else
+        sudo apt-get install -y -qq "$2" >/dev/null
+    fi
+}
+
+# A TCP port nothing listens on now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits up to 10 s for something to listen on a port of 127.0.0.1.
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on port $1" >&2; exit 1; }
+
+# CPU time of processes, all threads, in nanoseconds (first field of schedstat).
+cpu_ns() { local t=0 f; for p in "$@"; do for f in /proc/"$p"/task/*/schedstat; do t=$((t + $(cut -d' ' -f1 "$f"))); done; done; echo "$t"; }
+
+# Sum and median of numbers given as arguments.
+total() { printf '%s\n' "$@" | awk '{ s += $1 } END { print s + 0 }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# Peak resident memory of a process, in MB.
+hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
