@@ -56,21 +56,11 @@ proxy() { # NAME CONFIG BINARY -> prints "pid outbound_port"
     echo "$! $in $out"
 }
 pair() { # NAME BINARY -> sets pair_pids and pair_url
-    cat > "$run/$1-server.yaml" <<YAML
-workload: {name: echo-v1, labels: {app: echo, version: v1}, serviceAccount: echo}
-YAML
+    server_config "$run/$1-server.yaml"
     local s_pid s_in s_out c_pid c_in c_out
     read -r s_pid s_in s_out < <(proxy "$1-server" "$run/$1-server.yaml" "$2")
     pids+=("$s_pid")
-    cat > "$run/$1-client.yaml" <<YAML
-workload: {name: loadgen, labels: {app: loadgen, version: v1}, serviceAccount: loadgen}
-registry:
-  services:
-  - name: echo
-    ports: [80]
-    endpoints:
-    - {address: "127.0.0.1:$s_in", labels: {app: echo, version: v1}, workload: echo-v1, sidecar: true}
-YAML
+    client_config "$run/$1-client.yaml" "$s_in"
     read -r c_pid c_in c_out < <(proxy "$1-client" "$run/$1-client.yaml" "$2")
     pids+=("$c_pid")
     wait_port "$s_in"; wait_port "$c_out"

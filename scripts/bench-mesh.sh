@@ -54,18 +54,8 @@ wait_port "$echo_port"
 # Our pair: the server sidecar in front of echo, the client sidecar routing `echo` to it.
 srv_in=$(free_port) srv_out=$(free_port) srv_admin=$(free_port)
 cli_in=$(free_port) cli_out=$(free_port) cli_admin=$(free_port)
-cat > "$run/server.yaml" <<YAML
-workload: {name: echo-v1, labels: {app: echo, version: v1}, serviceAccount: echo}
-YAML
-cat > "$run/client.yaml" <<YAML
-workload: {name: loadgen, labels: {app: loadgen, version: v1}, serviceAccount: loadgen}
-registry:
-  services:
-  - name: echo
-    ports: [80]
-    endpoints:
-    - {address: "127.0.0.1:$srv_in", labels: {app: echo, version: v1}, workload: echo-v1, sidecar: true}
-YAML
+server_config "$run/server.yaml"
+client_config "$run/client.yaml" "$srv_in"
 proxy() { # CONFIG IN OUT ADMIN APP
     env MESH_PROXY_CONFIG="$1" MESH_PROXY_INBOUND="127.0.0.1:$2" MESH_PROXY_OUTBOUND="127.0.0.1:$3" \
         MESH_PROXY_ADMIN="127.0.0.1:$4" MESH_PROXY_APP="127.0.0.1:$5" MESH_PROXY_ACCESS_LOG=false RUST_LOG=warn \

@@ -33,3 +33,24 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 
 
 # Peak resident memory of a process, in MB.
 hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# The configuration of a sidecar in front of the echo upstream: server_config FILE.
+server_config() {
+    cat > "$1" <<YAML
+workload: {name: echo-v1, labels: {app: echo, version: v1}, serviceAccount: echo}
+YAML
+}
+
+# The configuration of the load generator's sidecar, whose registry has the service
+# `echo` behind the server sidecar's inbound port: client_config FILE PORT.
+client_config() {
+    cat > "$1" <<YAML
+workload: {name: loadgen, labels: {app: loadgen, version: v1}, serviceAccount: loadgen}
+registry:
+  services:
+  - name: echo
+    ports: [80]
+    endpoints:
+    - {address: "127.0.0.1:$2", labels: {app: echo, version: v1}, workload: echo-v1, sidecar: true}
+YAML
+}
