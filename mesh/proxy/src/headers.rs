@@ -5,6 +5,16 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use mesh_api::networking::virtual_service::HeaderOperations;
 use rand::Rng;
 
+/// `x-request-id`, which tracing and access logs join on.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `x-envoy-attempt-count`: which try of a request this is (1 for the first).
+pub static X_ENVOY_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
+/// `x-envoy-upstream-service-time`: milliseconds the upstream took to answer.
+pub static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
+    HeaderName::from_static("x-envoy-upstream-service-time");
+/// `grpc-status`, which retry policies (`cancelled`, `unavailable`, ...) read.
+pub static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
 /// Headers that describe one connection, not the request: never forwarded (RFC 9110
 /// section 7.6.1), plus the proxy-only ones an `HTTP_PROXY` client sends.
 const HOP_BY_HOP: [&str; 9] = [
@@ -44,7 +54,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Adds a random UUID v4 `x-request-id` when the request has none (tracing and access
 /// logs join on it).
 pub fn ensure_request_id(headers: &mut HeaderMap) {
-    if headers.contains_key("x-request-id") {
+    if headers.contains_key(&X_REQUEST_ID) {
         return;
     }
     let mut b: [u8; 16] = rand::rng().random();
@@ -63,7 +73,7 @@ pub fn ensure_request_id(headers: &mut HeaderMap) {
         at += 2;
     }
     if let Ok(v) = HeaderValue::from_bytes(&id) {
-        headers.insert("x-request-id", v);
+        headers.insert(X_REQUEST_ID.clone(), v);
     }
 }
 

@@ -39,6 +39,8 @@ const HEAD_LIMIT: usize = 64 * 1024;
 
 /// As many headers as hyper accepts by default.
 const MAX_HEADERS: usize = 100;
+/// Headers a proxy may add to a request on its way through.
+const ADDED_HEADERS: usize = 4;
 
 /// A downstream request's body: complete when the fast lane read the request, streamed
 /// by hyper otherwise.
@@ -466,7 +468,9 @@ fn build(head: &Bytes, parsed: &Parsed, body: Bytes) -> Option<Request<Downstrea
     let slice = |(a, b): (usize, usize)| head.slice(a..b);
     let method = Method::from_bytes(&head[parsed.method.0..parsed.method.1]).ok()?;
     let uri = Uri::from_maybe_shared(slice(parsed.target)).ok()?;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    // Room for what the proxy adds (`x-request-id`, `host`, attempt count, ...) without
+    // the map growing.
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + ADDED_HEADERS);
     for span in &parsed.headers {
         let name = HeaderName::from_bytes(&head[span.name.0..span.name.1]).ok()?;
         let value = HeaderValue::from_maybe_shared(slice(span.value)).ok()?;

@@ -220,7 +220,7 @@ async fn route(
     headers::ensure_request_id(&mut parts.headers);
     if ctx.logging {
         ctx.log.authority = authority.clone();
-        ctx.log.request_id = headers::text(&parts.headers, "x-request-id");
+        ctx.log.request_id = headers::text(&parts.headers, headers::X_REQUEST_ID.as_str());
     }
     if !parts.headers.contains_key(header::HOST)
         && let Ok(v) = HeaderValue::from_str(&authority)
@@ -239,15 +239,8 @@ async fn route(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
-    let routes: &[CompiledRoute] = match snap.table.lookup(&authority) {
-        Some(service) => &service.routes,
-        None => {
-            let host = mesh_api::host::authority_to_host(&authority, &snap.table.namespace);
-            match snap.default_routes(&host) {
-                Some(routes) => routes,
-                None => return passthrough(state, parts, body, &authority, &path, ctx).await,
-            }
-        }
+    let Some(routes) = snap.routes(&authority) else {
+        return passthrough(state, parts, body, &authority, &path, ctx).await;
     };
     let info = RequestInfo {
         method: parts.method.as_str(),
@@ -258,10 +251,12 @@ async fn route(
         port: Some(mesh_api::host::split_authority(&authority).1.unwrap_or(80)),
         headers: &parts.headers,
     };
-    let now = mesh_api::compile::now_ms();
+    // Only routes on a lease (a fault from `meshctl`) need the clock.
+    let live =
+        |r: &CompiledRoute| r.expires_at_ms.is_none() || r.is_live(mesh_api::compile::now_ms());
     let Some(route) = routes
         .iter()
-        .find(|r| r.is_live(now) && matches_any(&r.matches, &info))
+        .find(|r| live(r) && matches_any(&r.matches, &info))
     else {
         return ctx.local(
             LocalReply::NoRoute,
@@ -507,8 +502,10 @@ fn upstream_request(
         .uri(Uri::from(path))
         .body(body)?;
     *req.headers_mut() = parts.headers.clone();
-    req.headers_mut()
-        .insert("x-envoy-attempt-count", HeaderValue::from(attempt));
+    req.headers_mut().insert(
+        headers::X_ENVOY_ATTEMPT_COUNT.clone(),
+        HeaderValue::from(attempt),
+    );
     Ok(req)
 }
 
@@ -544,7 +541,9 @@ async fn attempts(
         else {
             return Err(LocalReply::NoHealthyUpstream);
         };
-        tried.push(endpoint.addr);
+        if policy.retry_ignore_previous_hosts {
+            tried.push(endpoint.addr);
+        }
         let slot = cluster
             .breaker
             .admit()
@@ -575,7 +574,7 @@ async fn attempts(
             Some(Ok(r)) => {
                 let grpc_status = r
                     .headers()
-                    .get("grpc-status")
+                    .get(&headers::GRPC_STATUS)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok());
                 (
@@ -622,7 +621,7 @@ fn relay(
     let (mut parts, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(
-        "x-envoy-upstream-service-time",
+        headers::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
         HeaderValue::from(started.elapsed().as_millis() as u64),
     );
     let body = Observed::new(body::boxed(body), move |_| {
@@ -657,7 +656,7 @@ fn aborted(abort: Abort) -> Response<ProxyBody> {
                 "FI fault_filter_abort: injected by the route's fault",
             );
             r.headers_mut()
-                .insert("grpc-status", HeaderValue::from(code));
+                .insert(headers::GRPC_STATUS.clone(), HeaderValue::from(code));
             r
         }
     }

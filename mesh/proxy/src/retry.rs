@@ -38,10 +38,11 @@ pub fn should_retry(p: &RetryPolicy, a: Attempt) -> bool {
             status,
             grpc_status,
         } => {
-            (on("5xx") && status >= 500)
-                || (on("gateway-error") && matches!(status, 502..=504))
-                || (on("retriable-4xx") && status == 409)
-                || (on("retriable-status-codes") && p.retriable_status_codes.contains(&status))
+            // The cheap status tests go first: most responses are 2xx and fail them all.
+            (status >= 500 && on("5xx"))
+                || (matches!(status, 502..=504) && on("gateway-error"))
+                || (status == 409 && on("retriable-4xx"))
+                || (p.retriable_status_codes.contains(&status) && on("retriable-status-codes"))
                 || grpc_status.is_some_and(|g| {
                     (on("cancelled") && g == 1)
                         || (on("deadline-exceeded") && g == 4)

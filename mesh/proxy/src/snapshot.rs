@@ -36,6 +36,32 @@ pub enum ClusterError {
     },
 }
 
+/// The spellings of `hosts` (qualified) that qualify to them from `namespace`.
+fn spellings<'a>(
+    hosts: impl Iterator<Item = &'a String>,
+    namespace: &str,
+) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    for host in hosts {
+        let mut candidates = vec![host.as_str()];
+        if let Some(base) = host.strip_suffix(".cluster.local") {
+            candidates.push(base);
+            if let Some(base) = base.strip_suffix(".svc") {
+                candidates.push(base);
+                candidates.extend(base.split('.').next());
+            }
+        }
+        for spelling in candidates {
+            // Only what qualifies back to the host itself: `name.ns` with `ns` a public
+            // suffix (`example.com`) is an external name, not this service.
+            if mesh_api::host::qualify(spelling, namespace) == *host {
+                names.insert(spelling.to_owned(), host.clone());
+            }
+        }
+    }
+    names
+}
+
 /// One version of the proxy's configuration.
 #[derive(Debug, Serialize)]
 pub struct Snapshot {
@@ -53,6 +79,12 @@ pub struct Snapshot {
     /// built once instead of per request.
     #[serde(skip)]
     default_routes: HashMap<String, Vec<CompiledRoute>>,
+    /// Every spelling of a routed host that an app in this namespace may put in an
+    /// authority (`reviews`, `reviews.default`, `reviews.default.svc`, the FQDN), with
+    /// the qualified host it names: a request then finds its routes without qualifying
+    /// (and allocating) its host name.
+    #[serde(skip)]
+    spellings: HashMap<String, String>,
     #[serde(skip)]
     authorizer: OnceLock<Authorizer>,
 }
@@ -69,7 +101,13 @@ impl Snapshot {
                 let route = CompiledRoute::default_to(&host);
                 (host, vec![route])
             })
-            .collect();
+            .collect::<HashMap<_, _>>();
+        let routed = table
+            .services
+            .keys()
+            .chain(default_routes.keys())
+            .filter(|host| !host.starts_with('*'));
+        let spellings = spellings(routed, &table.namespace);
         Self {
             version: version.into(),
             table,
@@ -77,13 +115,31 @@ impl Snapshot {
             security: WorkloadSecurity::default(),
             clusters: Mutex::new(HashMap::new()),
             default_routes,
+            spellings,
             authorizer: OnceLock::new(),
         }
     }
 
-    /// The routes of a registry service that no VirtualService routes (qualified host).
-    pub fn default_routes(&self, host: &str) -> Option<&[CompiledRoute]> {
-        self.default_routes.get(host).map(Vec::as_slice)
+    /// The routes for a request's authority (`reviews:9080`, `reviews.default`, an FQDN,
+    /// ...): those of the VirtualService host it names (exact host first, then the most
+    /// specific wildcard), else the default route of a registry service. `None`: a host
+    /// the mesh does not know.
+    pub fn routes(&self, authority: &str) -> Option<&[CompiledRoute]> {
+        let (host, _) = mesh_api::host::split_authority(authority);
+        if let Some(qualified) = self.spellings.get(host) {
+            if let Some(service) = self.table.destination(qualified) {
+                return Some(&service.routes);
+            }
+            if let Some(routes) = self.default_routes.get(qualified) {
+                return Some(routes);
+            }
+        }
+        // Spellings not listed: other letter case, a trailing dot, wildcard hosts.
+        if let Some(service) = self.table.lookup(authority) {
+            return Some(&service.routes);
+        }
+        let qualified = mesh_api::host::authority_to_host(authority, &self.table.namespace);
+        self.default_routes.get(&qualified).map(Vec::as_slice)
     }
 
     /// The same snapshot with `security`.
@@ -262,5 +318,118 @@ impl Store {
             Ok(mut s) => *s = new,
             Err(poisoned) => *poisoned.into_inner() = new,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use mesh_api::compile::{ProxyScope, compile};
+    use mesh_api::config::MeshConfig;
+    use mesh_api::registry::Registry;
+
+    use super::*;
+
+    const RULES: &str = "
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: to-v1
+    route: [{destination: {host: reviews}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop}
+spec:
+  hosts: ['*.shop.example.com']
+  http:
+  - name: shop
+    route: [{destination: {host: www.shop.example.com}}]
+";
+
+    fn snapshot() -> Snapshot {
+        let loaded = MeshConfig::load([("rules.yaml", RULES)]).unwrap();
+        let table = compile(&loaded.config, &ProxyScope::sidecar("default", &[]));
+        let registry: Registry = serde_norway::from_str(
+            "services:
+             - {name: reviews, ports: [9080]}
+             - {name: ratings, ports: [9080]}
+             - {name: details, namespace: other, ports: [9080]}",
+        )
+        .unwrap();
+        Snapshot::new("1", table, registry)
+    }
+
+    /// The route names `authority` resolves to the slow way: qualify, then the table
+    /// (exact host, then wildcards), then the registry's default routes.
+    fn resolved_in_full(snap: &Snapshot, authority: &str) -> Option<Vec<Option<String>>> {
+        let routes = match snap.table.lookup(authority) {
+            Some(service) => &service.routes,
+            None => {
+                let host = mesh_api::host::authority_to_host(authority, &snap.table.namespace);
+                snap.default_routes.get(&host)?
+            }
+        };
+        Some(routes.iter().map(|r| r.name.clone()).collect())
+    }
+
+    #[test]
+    fn every_spelling_finds_the_routes_the_full_resolution_finds() {
+        let snap = snapshot();
+        let authorities = [
+            "reviews",
+            "reviews:9080",
+            "reviews.default",
+            "reviews.default.svc:9080",
+            "reviews.default.svc.cluster.local",
+            "REVIEWS.default:9080",
+            "reviews.default.svc.cluster.local.",
+            "ratings:9080",
+            "ratings.default.svc.cluster.local",
+            "details:9080",
+            "details.other:9080",
+            "details.other.svc.cluster.local",
+            "www.shop.example.com",
+            "reviews.other",
+            "nothing:80",
+            "10.0.0.1:9080",
+            "[::1]:9080",
+        ];
+        for authority in authorities {
+            let fast = snap
+                .routes(authority)
+                .map(|routes| routes.iter().map(|r| r.name.clone()).collect());
+            assert_eq!(
+                fast,
+                resolved_in_full(&snap, authority),
+                "authority {authority}"
+            );
+        }
+        let names = |a: &str| snap.routes(a).map(|r| r[0].name.clone());
+        assert_eq!(
+            names("reviews.default:9080"),
+            Some(Some("to-v1".to_owned()))
+        );
+        assert_eq!(names("www.shop.example.com"), Some(Some("shop".to_owned())));
+        assert!(snap.routes("ratings").is_some());
+        assert!(
+            snap.routes("details").is_none(),
+            "details lives in another namespace"
+        );
+        assert!(snap.routes("nothing").is_none());
+    }
+
+    #[test]
+    fn a_public_suffix_is_not_a_namespace() {
+        let names = spellings(["svc.com.svc.cluster.local".to_owned()].iter(), "default");
+        assert!(names.contains_key("svc.com.svc"));
+        assert!(
+            !names.contains_key("svc.com"),
+            "svc.com is an external name"
+        );
+        assert!(!names.contains_key("svc"), "svc would qualify into default");
     }
 }

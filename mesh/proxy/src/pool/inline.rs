@@ -219,7 +219,8 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, BoxError> {
         })
         .collect();
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // Room for what the proxy adds (`x-envoy-upstream-service-time`, ...).
+    let mut headers = HeaderMap::with_capacity(spans.len() + 4);
     for (name, name_len, value, value_len) in spans {
         let name = HeaderName::from_bytes(&head[name..name + name_len])
             .map_err(|e| format!("malformed response header name: {e}"))?;
