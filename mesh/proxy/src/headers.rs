@@ -57,7 +57,7 @@ pub fn ensure_request_id(headers: &mut HeaderMap) {
     if headers.contains_key(&X_REQUEST_ID) {
         return;
     }
-    let mut b: [u8; 16] = rand::rng().random();
+    let mut b = rand::rng().random::<u128>().to_le_bytes();
     b[6] = (b[6] & 0x0f) | 0x40; // version 4
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
     const HEX: &[u8; 16] = b"0123456789abcdef";

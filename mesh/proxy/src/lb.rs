@@ -111,34 +111,40 @@ impl Balancer {
         tried: &[SocketAddr],
         now: Instant,
     ) -> Option<Arc<Endpoint>> {
-        let available: Vec<&Arc<Endpoint>> = endpoints
-            .iter()
-            .filter(|e| e.health.is_available(now))
-            .collect();
-        if available.is_empty() {
+        let available = |e: &Arc<Endpoint>| e.health.is_available(now);
+        let fresh = |e: &Arc<Endpoint>| available(e) && !tried.contains(&e.addr);
+        // The common case, every endpoint healthy and untried, chooses without a list.
+        if endpoints.iter().all(fresh) {
+            return self.choose(endpoints).cloned();
+        }
+        let mut pool: Vec<&Arc<Endpoint>> = endpoints.iter().filter(|e| fresh(e)).collect();
+        if pool.is_empty() {
+            pool = endpoints.iter().filter(|e| available(e)).collect();
+        }
+        self.choose(&pool).map(|e| (*e).clone())
+    }
+
+    /// One of `pool` by the algorithm; `None` if it is empty.
+    fn choose<'a, E: AsRef<Endpoint>>(&self, pool: &'a [E]) -> Option<&'a E> {
+        let n = pool.len();
+        if n == 0 {
             return None;
         }
-        let fresh: Vec<&Arc<Endpoint>> = available
-            .iter()
-            .copied()
-            .filter(|e| !tried.contains(&e.addr))
-            .collect();
-        let pool = if fresh.is_empty() { available } else { fresh };
-        let chosen = match self.algorithm {
-            Algorithm::RoundRobin => pool[self.next.fetch_add(1, Ordering::Relaxed) % pool.len()],
-            Algorithm::Random => pool[rand::rng().random_range(0..pool.len())],
+        let at = match self.algorithm {
+            Algorithm::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            Algorithm::Random => rand::rng().random_range(0..n),
+            Algorithm::LeastRequest if n == 1 => 0,
             Algorithm::LeastRequest => {
-                if pool.len() == 1 {
-                    pool[0]
+                let mut rng = rand::rng();
+                let (a, b) = (rng.random_range(0..n), rng.random_range(0..n));
+                if pool[b].as_ref().active() < pool[a].as_ref().active() {
+                    b
                 } else {
-                    let mut rng = rand::rng();
-                    let a = pool[rng.random_range(0..pool.len())];
-                    let b = pool[rng.random_range(0..pool.len())];
-                    if b.active() < a.active() { b } else { a }
+                    a
                 }
             }
         };
-        Some(chosen.clone())
+        pool.get(at)
     }
 }
 

@@ -33,7 +33,7 @@ use crate::headers;
 use crate::http1::DownstreamBody;
 use crate::lb::{ActiveGuard, Endpoint};
 use crate::outlier::Outcome;
-use crate::pool::PooledBody;
+use crate::pool::{Outgoing, PooledBody};
 use crate::respond::{self, LocalReply};
 use crate::retry::{self, Attempt};
 pub use crate::server::ConnInfo;
@@ -486,12 +486,9 @@ impl RequestBody {
     }
 }
 
-/// Builds the request for one attempt (the pool turns it into HTTP/1.1 or HTTP/2 form).
-fn upstream_request(
-    parts: &Parts,
-    body: ProxyBody,
-    attempt: u32,
-) -> Result<Request<ProxyBody>, http::Error> {
+/// A copy of the request for a mirror, which outlives the original (the pool turns it
+/// into HTTP/1.1 or HTTP/2 form).
+fn mirrored_request(parts: &Parts, body: ProxyBody) -> Result<Request<ProxyBody>, http::Error> {
     let path = parts
         .uri
         .path_and_query()
@@ -504,7 +501,7 @@ fn upstream_request(
     *req.headers_mut() = parts.headers.clone();
     req.headers_mut().insert(
         headers::X_ENVOY_ATTEMPT_COUNT.clone(),
-        HeaderValue::from(attempt),
+        HeaderValue::from_static("1"),
     );
     Ok(req)
 }
@@ -554,9 +551,15 @@ async fn attempts(
             ctx.log.upstream_host = endpoint.addr.to_string();
         }
         ctx.endpoint = Some(endpoint.clone());
-        let req = upstream_request(parts, body.take(), n).map_err(|_| LocalReply::BadRequest)?;
+        let out = Outgoing {
+            head: parts,
+            attempt: Some(n),
+            body: body.take(),
+        };
         let started = Instant::now();
-        let sent = cluster.pool_for(parts.version).send(endpoint.addr, req);
+        let sent = cluster
+            .pool_for(parts.version)
+            .send_outgoing(endpoint.addr, out);
         let result = match policy.per_try_timeout {
             Some(t) => tokio::time::timeout(t, sent).await.ok(),
             None => Some(sent.await),
@@ -778,7 +781,7 @@ fn mirror(
         else {
             continue;
         };
-        let Ok(req) = upstream_request(parts, body::full(bytes.clone()), 1) else {
+        let Ok(req) = mirrored_request(parts, body::full(bytes.clone())) else {
             continue;
         };
         let version = parts.version;

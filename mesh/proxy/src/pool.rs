@@ -25,6 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version, header};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -33,6 +34,7 @@ use tokio::time::Instant;
 
 use crate::cluster::{BoxError, UpstreamBody};
 use crate::connector::MeshConnector;
+use crate::headers::X_ENVOY_ATTEMPT_COUNT;
 
 mod inline;
 
@@ -79,6 +81,36 @@ impl SendError {
     /// Whether the request never reached the endpoint because no connection was made.
     pub fn is_connect(&self) -> bool {
         matches!(self, Self::Connect(_))
+    }
+}
+
+/// A request as the pool sends it. The head is borrowed: a retry sends the same head
+/// again, and HTTP/1.1 writes it out from there without copying it into a request of
+/// its own.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    /// Method, target (origin or absolute form) and headers; the `Host` header (or the
+    /// URI's authority) names the service.
+    pub head: &'a http::request::Parts,
+    /// Which try this is, sent as `x-envoy-attempt-count` (replacing any such header).
+    pub attempt: Option<u32>,
+    /// The body.
+    pub body: UpstreamBody,
+}
+
+impl Outgoing<'_> {
+    /// The request as an owned value, for hyper's connections.
+    fn into_request(self) -> Request<UpstreamBody> {
+        let mut req = Request::new(self.body);
+        *req.method_mut() = self.head.method.clone();
+        *req.uri_mut() = self.head.uri.clone();
+        *req.version_mut() = self.head.version;
+        *req.headers_mut() = self.head.headers.clone();
+        if let Some(n) = self.attempt {
+            req.headers_mut()
+                .insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(n));
+        }
+        req
     }
 }
 
@@ -140,9 +172,29 @@ impl Pool {
         addr: SocketAddr,
         req: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, SendError> {
+        let (head, body) = req.into_parts();
+        let out = Outgoing {
+            head: &head,
+            attempt: None,
+            body,
+        };
+        self.send_outgoing(addr, out).await
+    }
+
+    /// Sends `out` to the endpoint at `addr`.
+    pub async fn send_outgoing(
+        &self,
+        addr: SocketAddr,
+        out: Outgoing<'_>,
+    ) -> Result<Response<PooledBody>, SendError> {
         match self.inner.settings.protocol {
-            Protocol::Http1 { keep_alive } => self.send_h1(addr, req, keep_alive).await,
-            Protocol::Http2 => self.send_h2(addr, req).await,
+            Protocol::Http1 { keep_alive } if inline::fits(&out.body) => {
+                self.send_inline(addr, out, keep_alive).await
+            }
+            Protocol::Http1 { keep_alive } => {
+                self.send_h1(addr, out.into_request(), keep_alive).await
+            }
+            Protocol::Http2 => self.send_h2(addr, out.into_request()).await,
         }
     }
 
@@ -156,9 +208,6 @@ impl Pool {
         if !keep_alive {
             req.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if inline::fits(&req) {
-            return self.send_inline(addr, req, keep_alive).await;
         }
         let (mut conn, mut reused) = match self.checkout(addr).await {
             Some(conn) => (conn, true),
@@ -193,15 +242,21 @@ impl Pool {
     async fn send_inline(
         &self,
         addr: SocketAddr,
-        mut req: Request<UpstreamBody>,
+        out: Outgoing<'_>,
         keep_alive: bool,
     ) -> Result<Response<PooledBody>, SendError> {
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| SendError::Request(format!("reading the request body: {e}").into()))?
+            .to_bytes();
         let (mut conn, mut reused) = match self.checkout_inline(addr) {
             Some(conn) => (conn, true),
             None => (self.connect_inline(addr).await?, false),
         };
         loop {
-            match conn.send(req, keep_alive).await {
+            match conn.send(out.head, out.attempt, &body, keep_alive).await {
                 Ok((head, framing, conn)) => {
                     let reusable = inline::reusable(&head, framing, keep_alive);
                     let pool = self.inner.clone();
@@ -215,12 +270,11 @@ impl Pool {
                 }
                 // An idle connection the endpoint closed just now: nothing was sent, so
                 // the request goes out again on a fresh connection.
-                Err(inline::Failure::Unsent(unsent, _)) if reused => {
-                    req = *unsent;
+                Err(inline::Failure::Unsent(_)) if reused => {
                     conn = self.connect_inline(addr).await?;
                     reused = false;
                 }
-                Err(inline::Failure::Unsent(_, e)) => return Err(SendError::Request(e.into())),
+                Err(inline::Failure::Unsent(e)) => return Err(SendError::Request(e.into())),
                 Err(inline::Failure::Failed(e)) => return Err(SendError::Request(e)),
             }
         }

@@ -170,7 +170,7 @@ async fn head_204_and_304_have_no_body_whatever_the_headers_say() {
 }
 
 #[tokio::test]
-async fn requests_are_framed_by_content_length_with_the_service_as_host() {
+async fn requests_are_framed_by_content_length_with_the_service_as_host_and_the_try_number() {
     let ok: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
     let (addr, seen) = scripted(vec![Answer(ok, false), Answer(ok, false)]).await;
     let proxy = proxy_to(addr, "").await;
@@ -181,7 +181,12 @@ async fn requests_are_framed_by_content_length_with_the_service_as_host() {
         .send()
         .await
         .unwrap();
-    client.get("http://svc/b").send().await.unwrap();
+    client
+        .get("http://svc/b")
+        .header("x-envoy-attempt-count", "7")
+        .send()
+        .await
+        .unwrap();
     let requests = seen.requests.lock().unwrap().clone();
     assert!(
         requests[0].starts_with("POST /a?q=1 HTTP/1.1\r\n"),
@@ -206,6 +211,18 @@ async fn requests_are_framed_by_content_length_with_the_service_as_host() {
         requests[1]
     );
     assert!(!requests[1].contains("content-length"), "{}", requests[1]);
+    // The sidecar counts the tries itself: a count sent by the app is replaced.
+    for request in &requests {
+        assert_eq!(
+            request.matches("x-envoy-attempt-count").count(),
+            1,
+            "{request}"
+        );
+        assert!(
+            request.contains("\r\nx-envoy-attempt-count: 1\r\n"),
+            "{request}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -17,19 +17,21 @@
 
 use std::future::{Future, poll_fn};
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::request::Parts as RequestParts;
 use http::response::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
-use http_body_util::BodyExt;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use crate::cluster::{BoxError, UpstreamBody};
 use crate::connector::ClientIo;
+use crate::headers::X_ENVOY_ATTEMPT_COUNT;
 
 /// Largest request body this connection takes (larger ones stay on hyper's).
 pub(super) const MAX_BODY: u64 = 64 * 1024;
@@ -42,12 +44,10 @@ const MAX_LINE: usize = 4096;
 /// How much we ask the socket for at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Whether `req` can go over a [`Conn`]: its body is sized and at most [`MAX_BODY`].
-pub(super) fn fits(req: &Request<UpstreamBody>) -> bool {
-    req.body()
-        .size_hint()
-        .exact()
-        .is_some_and(|n| n <= MAX_BODY)
+/// Whether a request with `body` can go over a [`Conn`]: the body is sized and at most
+/// [`MAX_BODY`].
+pub(super) fn fits(body: &UpstreamBody) -> bool {
+    body.size_hint().exact().is_some_and(|n| n <= MAX_BODY)
 }
 
 /// An idle-or-busy HTTP/1.1 connection with the bytes read past the last response.
@@ -60,9 +60,9 @@ pub(super) struct Conn {
 /// Why a request got no response.
 #[derive(Debug)]
 pub(super) enum Failure {
-    /// Nothing reached the endpoint (the connection was already closed): the request,
-    /// given back whole, can go out on another connection.
-    Unsent(Box<Request<UpstreamBody>>, io::Error),
+    /// Nothing reached the endpoint (the connection was already closed): the request can
+    /// go out on another connection.
+    Unsent(io::Error),
     /// The exchange failed after the request went out, or the response was malformed.
     Failed(BoxError),
 }
@@ -91,48 +91,34 @@ impl Conn {
         )
     }
 
-    /// Sends `req` and reads the response head. The response body reads the rest from
-    /// this connection; `keep_alive: false` closes it after this exchange.
+    /// Sends the request (`head`, the try number `attempt` when counted, `body`) and
+    /// reads the response head. The response body reads the rest from this connection;
+    /// `keep_alive: false` closes it after this exchange.
     pub(super) async fn send(
         mut self,
-        req: Request<UpstreamBody>,
+        head: &RequestParts,
+        attempt: Option<u32>,
+        body: &[u8],
         keep_alive: bool,
     ) -> Result<(Parts, Framing, Self), Failure> {
-        let (parts, body) = req.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| Failure::Failed(format!("reading the request body: {e}").into()))?
-            .to_bytes();
         let mut out = Vec::with_capacity(256 + body.len());
-        encode_head(&parts, body.len(), keep_alive, &mut out);
-        out.extend_from_slice(&body);
+        encode_head(head, attempt, body.len(), keep_alive, &mut out);
+        out.extend_from_slice(body);
         // One write carries head and body; if even that first write fails, nothing of the
         // request reached the endpoint and it may be sent again elsewhere.
-        let written = match self.io.write(&out).await {
-            Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero)),
-            other => other,
-        };
-        let n = match written {
+        let n = match self.io.write(&out).await {
+            Ok(0) => return Err(Failure::Unsent(io::ErrorKind::WriteZero.into())),
             Ok(n) => n,
-            Err(e) => {
-                let body = http_body_util::Full::new(body)
-                    .map_err(|never| match never {})
-                    .boxed();
-                return Err(Failure::Unsent(
-                    Box::new(Request::from_parts(parts, body)),
-                    e,
-                ));
-            }
+            Err(e) => return Err(Failure::Unsent(e)),
         };
         let sent = async {
             self.io.write_all(&out[n..]).await?;
             self.io.flush().await
         };
         sent.await.map_err(|e| Failure::Failed(e.into()))?;
-        let head = self.read_head().await.map_err(Failure::Failed)?;
-        let framing = Framing::of(&parts.method, &head).map_err(Failure::Failed)?;
-        Ok((head, framing, self))
+        let response = self.read_head().await.map_err(Failure::Failed)?;
+        let framing = Framing::of(&head.method, &response).map_err(Failure::Failed)?;
+        Ok((response, framing, self))
     }
 
     /// Reads the next final response head (skipping `100 Continue` and other 1xx).
@@ -156,47 +142,84 @@ impl Conn {
     }
 }
 
-/// Writes the request line and headers. A body's length goes in `content-length` (the
-/// proxy removed any `transfer-encoding`, a hop-by-hop header, already).
-fn encode_head(parts: &http::request::Parts, body_len: usize, keep_alive: bool, out: &mut Vec<u8>) {
-    out.extend_from_slice(parts.method.as_str().as_bytes());
+/// Writes the request line and headers: origin-form target, `Host` from the URI when
+/// the headers have none, the try number, and the body's length in `content-length`
+/// (the proxy removed any `transfer-encoding`, a hop-by-hop header, already).
+fn encode_head(
+    head: &RequestParts,
+    attempt: Option<u32>,
+    body_len: usize,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        if name == TRANSFER_ENCODING || name == CONTENT_LENGTH {
-            continue;
-        }
-        if name == CONNECTION && !keep_alive {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
+    let mut put = |name: &[u8], value: &[u8]| {
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
+    };
+    if !head.headers.contains_key(HOST)
+        && let Some(authority) = head.uri.authority()
+    {
+        put(b"host", authority.as_str().as_bytes());
+    }
+    for (name, value) in &head.headers {
+        let replaced = name == TRANSFER_ENCODING
+            || name == CONTENT_LENGTH
+            || (name == CONNECTION && !keep_alive)
+            || (attempt.is_some() && name == X_ENVOY_ATTEMPT_COUNT);
+        if !replaced {
+            put(name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    if let Some(n) = attempt {
+        put(
+            X_ENVOY_ATTEMPT_COUNT.as_str().as_bytes(),
+            itoa(n.into(), &mut [0; 20]),
+        );
     }
     // A body, or a method that is expected to carry one, is sized explicitly (as hyper
     // does: `POST` with an empty body says `content-length: 0`).
     let says_length = body_len > 0
-        || parts.headers.contains_key(CONTENT_LENGTH)
-        || matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
+        || head.headers.contains_key(CONTENT_LENGTH)
+        || matches!(head.method, Method::POST | Method::PUT | Method::PATCH);
     if says_length {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(body_len.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put(b"content-length", itoa(body_len as u64, &mut [0; 20]));
     }
     if !keep_alive {
-        out.extend_from_slice(b"connection: close\r\n");
+        put(b"connection", b"close");
     }
     out.extend_from_slice(b"\r\n");
 }
 
+/// `n` in decimal, written into the end of `buf`.
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 /// Parses a complete response head off the front of `buf`; `None` if it is not all here.
 fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, BoxError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut slots);
-    let len = match parsed.parse(buf) {
+    // Uninitialized slots, as in the listener's parser.
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut parsed,
+        buf,
+        &mut slots,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(format!("malformed response head: {e}").into()),
