@@ -6,6 +6,8 @@
 # for several rounds (A first in odd rounds, B first in even ones). CPU time is read from
 # the scheduler's per-thread run time (nanoseconds) of the two proxies of each pair.
 # Prints each round and the median of the per-round ratios B/A with its range.
+# Either side may be the word `nginx`: a pair of nginx reverse proxies (one worker each,
+# keep-alive), the yardstick of scripts/bench-mesh.sh, measured the same way.
 #
 # On a virtual machine the same binary's CPU cost drifts by 10-15 % from minute to
 # minute; pairing A and B within a round cancels most of that drift, and the median over
@@ -14,6 +16,7 @@
 #
 #   scripts/bench-ab.sh OLD_BINARY NEW_BINARY            # 12 rounds of 4 s, 16 connections
 #   AB_ROUNDS=16 AB_SECONDS=4 AB_CONNS=64 scripts/bench-ab.sh old/mesh-proxy target/release/mesh-proxy
+#   scripts/bench-ab.sh nginx target/release/mesh-proxy   # ours against nginx, precisely
 #
 # Example: keep the current build, change the code, build again, compare:
 #   cp target/release/mesh-proxy /tmp/mesh-proxy-before
@@ -23,10 +26,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib-bench.sh
 
-if [ $# -ne 2 ] || [ ! -x "$1" ] || [ ! -x "$2" ]; then
-    echo "usage: scripts/bench-ab.sh BINARY_A BINARY_B   (two executable mesh-proxy builds)" >&2
+usable() { [ "$1" = nginx ] || [ -x "$1" ]; }
+if [ $# -ne 2 ] || ! usable "$1" || ! usable "$2"; then
+    echo "usage: scripts/bench-ab.sh BINARY_A BINARY_B   (two executable mesh-proxy builds, or nginx)" >&2
     exit 64
 fi
+if [ "$1" = nginx ] || [ "$2" = nginx ]; then need nginx nginx; fi
 a_bin=$1 b_bin=$2
 rounds=${AB_ROUNDS:-12}
 secs=${AB_SECONDS:-4}
@@ -56,6 +61,7 @@ proxy() { # NAME CONFIG BINARY -> prints "pid outbound_port"
     echo "$! $in $out"
 }
 pair() { # NAME BINARY -> sets pair_pids and pair_url
+    if [ "$2" = nginx ]; then nginx_pair "$1"; return; fi
     server_config "$run/$1-server.yaml"
     local s_pid s_in s_out c_pid c_in c_out
     read -r s_pid s_in s_out < <(proxy "$1-server" "$run/$1-server.yaml" "$2")
@@ -65,6 +71,15 @@ pair() { # NAME BINARY -> sets pair_pids and pair_url
     pids+=("$c_pid")
     wait_port "$s_in"; wait_port "$c_out"
     pair_pids="$s_pid $c_pid" pair_url="http://127.0.0.1:$c_out/echo"
+}
+nginx_pair() { # NAME -> sets pair_pids (the workers) and pair_url
+    local s c s_master c_master
+    s=$(free_port) c=$(free_port)
+    nginx_proxy "$run/$1-server" "$s" "$echo_port"; s_master=$!
+    nginx_proxy "$run/$1-client" "$c" "$s"; c_master=$!
+    wait_port "$s"; wait_port "$c"
+    pair_pids="$(pgrep -P "$s_master" | head -1) $(pgrep -P "$c_master" | head -1)"
+    pair_url="http://127.0.0.1:$c/echo"
 }
 pair a "$a_bin"; a_pids=$pair_pids a_url=$pair_url
 pair b "$b_bin"; b_pids=$pair_pids b_url=$pair_url

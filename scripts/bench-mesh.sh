@@ -37,7 +37,6 @@ if (( $(nproc) >= 2 )); then up_cpu=1; else up_cpu=0; fi
 
 need nginx nginx
 need curl curl
-nginx_bin=$(command -v nginx)
 
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
     echo "Building release binaries (mesh-proxy, loadgen, echo)..." >&2
@@ -118,38 +117,8 @@ grep -q 'connection_security_policy="mutual_tls"' <<<"$stats" \
 
 # The nginx pair, one worker each, keep-alive to the next hop.
 ngx_s=$(free_port) ngx_c=$(free_port)
-nginx_conf() { # NAME LISTEN UPSTREAM_PORT
-    mkdir -p "$run/$1"
-    cat > "$run/$1/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $PWD/$run/$1/nginx.pid;
-error_log stderr warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $PWD/$run/$1/body;
-    proxy_temp_path $PWD/$run/$1/proxy;
-    fastcgi_temp_path $PWD/$run/$1/fastcgi;
-    uwsgi_temp_path $PWD/$run/$1/uwsgi;
-    scgi_temp_path $PWD/$run/$1/scgi;
-    upstream next { server 127.0.0.1:$3; keepalive 128; }
-    server {
-        listen 127.0.0.1:$2;
-        location / {
-            proxy_pass http://next;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }
-    }
-}
-CONF
-    taskset -c 0 "$nginx_bin" -p "$PWD/$run/$1" -c "$PWD/$run/$1/nginx.conf" >"$run/$1.log" 2>&1 &
-    pids+=($!)
-}
-nginx_conf nginx-server "$ngx_s" "$echo_port"; ngx_server_master=$!
-nginx_conf nginx-client "$ngx_c" "$ngx_s"; ngx_client_master=$!
+nginx_proxy "$run/nginx-server" "$ngx_s" "$echo_port"; ngx_server_master=$!
+nginx_proxy "$run/nginx-client" "$ngx_c" "$ngx_s"; ngx_client_master=$!
 wait_port "$ngx_s"; wait_port "$ngx_c"
 ngx_server=$(pgrep -P "$ngx_server_master" | head -1)
 ngx_client=$(pgrep -P "$ngx_client_master" | head -1)

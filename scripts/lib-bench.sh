@@ -54,3 +54,38 @@ registry:
     - {address: "127.0.0.1:$2", labels: {app: echo, version: v1}, workload: echo-v1, sidecar: true}
 YAML
 }
+
+# An nginx reverse proxy with one worker, keep-alive to the next hop, in the background
+# (its master's pid in `$!`): nginx_proxy DIR LISTEN_PORT UPSTREAM_PORT. The worker,
+# whose CPU time counts, is `pgrep -P MASTER`.
+nginx_proxy() {
+    local dir
+    mkdir -p "$1"; dir=$(cd "$1" && pwd)
+    cat > "$dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    upstream next { server 127.0.0.1:$3; keepalive 128; }
+    server {
+        listen 127.0.0.1:$2;
+        location / {
+            proxy_pass http://next;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+CONF
+    taskset -c 0 "$(command -v nginx)" -p "$dir" -c "$dir/nginx.conf" >"$dir.log" 2>&1 &
+    pids+=($!)
+}

@@ -63,6 +63,9 @@ struct Ctx {
     endpoint: Option<Arc<Endpoint>>,
     request_bytes: u64,
     remote_ip: std::net::IpAddr,
+    /// The breaker slot and the endpoint's in-flight mark of the response being relayed:
+    /// they are let go of with this context, when the response body ends.
+    upstream: Option<(Slot, ActiveGuard)>,
 }
 
 impl Ctx {
@@ -82,6 +85,7 @@ impl Ctx {
             endpoint: None,
             request_bytes: 0,
             remote_ip: conn.remote.ip(),
+            upstream: None,
         }
     }
 
@@ -507,8 +511,8 @@ fn mirrored_request(parts: &Parts, body: ProxyBody) -> Result<Request<ProxyBody>
 }
 
 /// Runs the attempts of one request: the first try, then retries as the route's policy
-/// allows. The breaker slot and the endpoint's in-flight mark stay with the response
-/// body until it ends.
+/// allows. The breaker slot and the endpoint's in-flight mark of the answering attempt
+/// go to `ctx`, which keeps them until the response body ends.
 async fn attempts(
     cluster: &Arc<Cluster>,
     route: &CompiledRoute,
@@ -605,7 +609,10 @@ async fn attempts(
             ctx.flags.set(Flag::UpstreamRetryLimitExceeded);
         }
         return match (attempt, resp) {
-            (_, Some(r)) => Ok(relay(r, started, slot, active)),
+            (_, Some(r)) => {
+                ctx.upstream = Some((slot, active));
+                Ok(relay(r, started))
+            }
             (Attempt::ConnectFailure, None) => Err(LocalReply::ConnectFailure),
             (Attempt::PerTryTimeout, None) => Err(LocalReply::Timeout),
             (_, None) => Err(LocalReply::ConnectionTerminated),
@@ -615,22 +622,13 @@ async fn attempts(
 }
 
 /// The upstream's response as we send it downstream.
-fn relay(
-    resp: Response<PooledBody>,
-    started: Instant,
-    slot: Slot,
-    active: ActiveGuard,
-) -> Response<ProxyBody> {
+fn relay(resp: Response<PooledBody>, started: Instant) -> Response<ProxyBody> {
     let (mut parts, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(
         headers::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
         HeaderValue::from(started.elapsed().as_millis() as u64),
     );
-    let body = Observed::new(body::boxed(body), move |_| {
-        drop(slot);
-        drop(active);
-    });
     Response::from_parts(parts, body::boxed(body))
 }
 
