@@ -15,6 +15,47 @@ pub static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
 /// `grpc-status`, which retry policies (`cancelled`, `unavailable`, ...) read.
 pub static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
+/// Header names that cross a Bookinfo mesh on nearly every request and that the `http`
+/// crate has no constant for: the mesh's own and the tracing headers the services
+/// propagate. Parsed from the wire, each of these would cost an allocation per request;
+/// [`name`] hands out these shared ones instead.
+static KNOWN: [HeaderName; 22] = [
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("x-envoy-attempt-count"),
+    HeaderName::from_static("x-envoy-upstream-service-time"),
+    HeaderName::from_static("end-user"),
+    HeaderName::from_static("x-b3-traceid"),
+    HeaderName::from_static("x-b3-spanid"),
+    HeaderName::from_static("x-b3-parentspanid"),
+    HeaderName::from_static("x-b3-sampled"),
+    HeaderName::from_static("x-b3-flags"),
+    HeaderName::from_static("b3"),
+    HeaderName::from_static("x-ot-span-context"),
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+    HeaderName::from_static("x-datadog-trace-id"),
+    HeaderName::from_static("x-datadog-parent-id"),
+    HeaderName::from_static("x-datadog-sampling-priority"),
+    HeaderName::from_static("x-cloud-trace-context"),
+    HeaderName::from_static("grpc-trace-bin"),
+    HeaderName::from_static("sw8"),
+    HeaderName::from_static("jwt"),
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+];
+
+/// A header name read from the wire (any letter case): one of [`KNOWN`] without
+/// allocating, else as `HeaderName::from_bytes` makes it.
+pub fn name(bytes: &[u8]) -> Result<HeaderName, http::header::InvalidHeaderName> {
+    for known in &KNOWN {
+        let k = known.as_str().as_bytes();
+        if k.len() == bytes.len() && k.eq_ignore_ascii_case(bytes) {
+            return Ok(known.clone());
+        }
+    }
+    HeaderName::from_bytes(bytes)
+}
+
 /// Headers that describe one connection, not the request: never forwarded (RFC 9110
 /// section 7.6.1), plus the proxy-only ones an `HTTP_PROXY` client sends.
 const HOP_BY_HOP: [&str; 9] = [
@@ -77,6 +118,29 @@ pub fn ensure_request_id(headers: &mut HeaderMap) {
     }
 }
 
+/// `n` in decimal as a header value, in one allocation (`HeaderValue::from(u64)` takes
+/// two).
+pub fn decimal(n: u64) -> HeaderValue {
+    match HeaderValue::from_bytes(digits(n, &mut [0; 20])) {
+        Ok(v) => v,
+        // Digits are always a valid value.
+        Err(_) => HeaderValue::from_static("0"),
+    }
+}
+
+/// `n` in decimal, written into the end of `buf`.
+pub fn digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 /// Applies `set`, `add` and `remove`, in that order, as Envoy does.
 pub fn apply(ops: Option<&HeaderOperations>, headers: &mut HeaderMap) {
     let Some(ops) = ops else { return };
@@ -113,6 +177,25 @@ pub fn text(headers: &HeaderMap, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_names_are_the_shared_ones_in_any_case_and_others_still_parse() {
+        assert_eq!(name(b"X-Request-ID").unwrap(), X_REQUEST_ID);
+        assert_eq!(name(b"x-b3-sampled").unwrap().as_str(), "x-b3-sampled");
+        assert_eq!(
+            name(b"Content-Length").unwrap(),
+            http::header::CONTENT_LENGTH
+        );
+        assert_eq!(name(b"X-Custom").unwrap().as_str(), "x-custom");
+        assert!(name(b"bad name").is_err());
+        for known in &KNOWN {
+            assert_eq!(
+                HeaderName::from_bytes(known.as_str().as_bytes()).unwrap(),
+                *known,
+                "{known} is written in lower case"
+            );
+        }
+    }
 
     #[test]
     fn strips_connection_headers_and_keeps_the_rest() {

@@ -42,3 +42,9 @@ pub mod state;
 pub mod telemetry;
 pub mod tls;
 pub mod tunnel;
+
+/// The hash map of the per-request lookups (endpoints, clusters, host spellings, metric
+/// series): foldhash instead of SipHash, which showed up in the profile of every
+/// request. Their keys come from configuration or are bounded, and a request only looks
+/// keys up, so seeded foldhash's weaker flooding resistance costs nothing here.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

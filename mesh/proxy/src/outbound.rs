@@ -238,19 +238,17 @@ async fn route(
     {
         return denied;
     }
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    // A handle on the target (shared bytes, no copy) that outlives changes to `parts`.
+    let target = parts.uri.path_and_query().cloned();
+    let path = target.as_ref().map_or("/", |p| p.as_str());
     let Some(routes) = snap.routes(&authority) else {
-        return passthrough(state, parts, body, &authority, &path, ctx).await;
+        return passthrough(state, parts, body, &authority, path, ctx).await;
     };
     let info = RequestInfo {
         method: parts.method.as_str(),
         scheme: "http",
         authority: &authority,
-        path: &path,
+        path,
         // A plain http:// authority without a port addresses port 80 (`match: port: 80`).
         port: Some(mesh_api::host::split_authority(&authority).1.unwrap_or(80)),
         headers: &parts.headers,
@@ -314,7 +312,7 @@ async fn route(
 
     // Rewrite and header manipulation happen on the copy we send.
     if let Some(rw) = &route.rewrite {
-        rewrite(rw, route, &mut parts, &path);
+        rewrite(rw, route, &mut parts, path);
     }
     headers::apply(
         route.headers.as_ref().and_then(|h| h.request.as_ref()),
@@ -448,6 +446,13 @@ enum RequestBody {
 
 impl RequestBody {
     async fn read(parts: &Parts, body: DownstreamBody) -> Result<Self, crate::cluster::BoxError> {
+        // The fast lane read the whole body already (at most the retry buffer's size).
+        let body = match body {
+            DownstreamBody::Complete(bytes) => {
+                return Ok(Self::Buffered(bytes.unwrap_or_default()));
+            }
+            streamed => streamed,
+        };
         let length = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -526,10 +531,16 @@ async fn attempts(
     } else {
         1
     };
+    // The hosts of earlier tries, filled only once there is a retry (most requests
+    // succeed on the first try and need no list).
     let mut tried = Vec::new();
+    let mut last = None;
     for n in 1..=max {
         if n > 1 {
             tokio::time::sleep(retry::backoff_before(policy, n - 1)).await;
+            if policy.retry_ignore_previous_hosts {
+                tried.extend(last);
+            }
         }
         let avoid: &[SocketAddr] = if policy.retry_ignore_previous_hosts {
             &tried
@@ -542,9 +553,7 @@ async fn attempts(
         else {
             return Err(LocalReply::NoHealthyUpstream);
         };
-        if policy.retry_ignore_previous_hosts {
-            tried.push(endpoint.addr);
-        }
+        last = Some(endpoint.addr);
         let slot = cluster
             .breaker
             .admit()
@@ -627,7 +636,7 @@ fn relay(resp: Response<PooledBody>, started: Instant) -> Response<ProxyBody> {
     headers::strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(
         headers::X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
-        HeaderValue::from(started.elapsed().as_millis() as u64),
+        headers::decimal(started.elapsed().as_millis() as u64),
     );
     Response::from_parts(parts, body::boxed(body))
 }

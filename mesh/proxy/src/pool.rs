@@ -15,7 +15,7 @@
 //! key to build and hash from a URI), and no task is spawned per request to watch for a
 //! connection becoming idle again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -32,6 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::FastMap;
 use crate::cluster::{BoxError, UpstreamBody};
 use crate::connector::MeshConnector;
 use crate::headers::X_ENVOY_ATTEMPT_COUNT;
@@ -124,7 +125,7 @@ pub struct Pool {
 struct Inner {
     connector: MeshConnector,
     settings: PoolSettings,
-    hosts: Mutex<HashMap<SocketAddr, Host>>,
+    hosts: Mutex<FastMap<SocketAddr, Host>>,
 }
 
 #[derive(Debug, Default)]
@@ -160,7 +161,7 @@ impl Pool {
             inner: Arc::new(Inner {
                 connector,
                 settings,
-                hosts: Mutex::new(HashMap::new()),
+                hosts: Mutex::new(FastMap::default()),
             }),
         }
     }
@@ -245,12 +246,9 @@ impl Pool {
         out: Outgoing<'_>,
         keep_alive: bool,
     ) -> Result<Response<PooledBody>, SendError> {
-        let body = out
-            .body
-            .collect()
+        let body = whole(out.body)
             .await
-            .map_err(|e| SendError::Request(format!("reading the request body: {e}").into()))?
-            .to_bytes();
+            .map_err(|e| SendError::Request(format!("reading the request body: {e}").into()))?;
         let (mut conn, mut reused) = match self.checkout_inline(addr) {
             Some(conn) => (conn, true),
             None => (self.connect_inline(addr).await?, false),
@@ -259,13 +257,11 @@ impl Pool {
             match conn.send(out.head, out.attempt, &body, keep_alive).await {
                 Ok((head, framing, conn)) => {
                     let reusable = inline::reusable(&head, framing, keep_alive);
-                    let pool = self.inner.clone();
-                    let done: inline::Done = Box::new(move |conn| {
-                        if let Some(conn) = conn {
-                            pool.checkin_inline(addr, conn);
-                        }
-                    });
-                    let body = inline::ResponseBody::new(conn, framing, reusable, done);
+                    let home = Home {
+                        pool: self.inner.clone(),
+                        addr,
+                    };
+                    let body = inline::ResponseBody::new(conn, framing, reusable, home);
                     return Ok(Response::from_parts(head, PooledBody(Source::Inline(body))));
                 }
                 // An idle connection the endpoint closed just now: nothing was sent, so
@@ -406,13 +402,37 @@ impl Pool {
         Ok(conn)
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Host>> {
+    fn lock(&self) -> MutexGuard<'_, FastMap<SocketAddr, Host>> {
         self.inner.lock()
     }
 }
 
+/// All of a small body that [`inline::fits`]. It is one frame nearly always (a buffered
+/// request), taken as it is: no list of chunks to collect into and flatten.
+async fn whole(mut body: UpstreamBody) -> Result<Bytes, BoxError> {
+    let mut first = Bytes::new();
+    let mut joined: Option<bytes::BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        // Trailers have no place in a sized HTTP/1.1 body.
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        match &mut joined {
+            Some(all) => all.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let mut all = bytes::BytesMut::with_capacity(first.len() + data.len());
+                all.extend_from_slice(&first);
+                all.extend_from_slice(&data);
+                joined = Some(all);
+            }
+        }
+    }
+    Ok(joined.map_or(first, bytes::BytesMut::freeze))
+}
+
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Host>> {
+    fn lock(&self) -> MutexGuard<'_, FastMap<SocketAddr, Host>> {
         // The map stays consistent even if a holder panicked: every change is one call.
         self.hosts.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -433,6 +453,18 @@ impl Inner {
         let mut hosts = self.lock();
         let host = hosts.entry(addr).or_default();
         park(&mut host.inline, conn, self.settings.idle_timeout);
+    }
+}
+
+/// The pool and endpoint a connection of our own goes back to when its response ends.
+struct Home {
+    pool: Arc<Inner>,
+    addr: SocketAddr,
+}
+
+impl Home {
+    fn take_back(self, conn: inline::Conn) {
+        self.pool.checkin_inline(self.addr, conn);
     }
 }
 

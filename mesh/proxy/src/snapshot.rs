@@ -5,7 +5,7 @@
 //! a new snapshot: requests in flight keep the `Arc` of the one they started with, new
 //! requests see the new one, and nothing is dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -15,6 +15,7 @@ use mesh_api::{CompiledRoute, EffectivePolicy, RouteTable};
 use mesh_api::{EndpointRecord, ServiceRecord};
 use serde::Serialize;
 
+use crate::FastMap;
 use crate::authz::Authorizer;
 use crate::cluster::{Cluster, ClusterKey};
 use crate::mtls::Mtls;
@@ -40,8 +41,8 @@ pub enum ClusterError {
 fn spellings<'a>(
     hosts: impl Iterator<Item = &'a String>,
     namespace: &str,
-) -> HashMap<String, String> {
-    let mut names = HashMap::new();
+) -> FastMap<String, String> {
+    let mut names = FastMap::default();
     for host in hosts {
         let mut candidates = vec![host.as_str()];
         if let Some(base) = host.strip_suffix(".cluster.local") {
@@ -74,17 +75,17 @@ pub struct Snapshot {
     /// PeerAuthentications and AuthorizationPolicies that may apply to this workload.
     pub security: WorkloadSecurity,
     #[serde(skip)]
-    clusters: Mutex<HashMap<ClusterKey, Arc<Cluster>>>,
+    clusters: Mutex<FastMap<ClusterKey, Arc<Cluster>>>,
     /// The default route of every registry service that no VirtualService routes,
     /// built once instead of per request.
     #[serde(skip)]
-    default_routes: HashMap<String, Vec<CompiledRoute>>,
+    default_routes: FastMap<String, Vec<CompiledRoute>>,
     /// Every spelling of a routed host that an app in this namespace may put in an
     /// authority (`reviews`, `reviews.default`, `reviews.default.svc`, the FQDN), with
     /// the qualified host it names: a request then finds its routes without qualifying
     /// (and allocating) its host name.
     #[serde(skip)]
-    spellings: HashMap<String, String>,
+    spellings: FastMap<String, String>,
     #[serde(skip)]
     authorizer: OnceLock<Authorizer>,
 }
@@ -101,7 +102,7 @@ impl Snapshot {
                 let route = CompiledRoute::default_to(&host);
                 (host, vec![route])
             })
-            .collect::<HashMap<_, _>>();
+            .collect::<FastMap<_, _>>();
         let routed = table
             .services
             .keys()
@@ -113,7 +114,7 @@ impl Snapshot {
             table,
             registry,
             security: WorkloadSecurity::default(),
-            clusters: Mutex::new(HashMap::new()),
+            clusters: Mutex::new(FastMap::default()),
             default_routes,
             spellings,
             authorizer: OnceLock::new(),

@@ -2,7 +2,6 @@
 //! histogram buckets, so Prometheus queries, Grafana dashboards and Kiali written for
 //! Istio work unchanged against our proxies.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
 
@@ -231,7 +230,7 @@ impl Series {
 /// the label set is built only the first time a combination occurs.
 #[derive(Debug)]
 pub struct SeriesCache<K> {
-    series: Mutex<HashMap<K, Series>>,
+    series: Mutex<crate::FastMap<K, Series>>,
 }
 
 /// Combinations kept per cache; past this (a scan of odd status codes, say) it starts
@@ -241,7 +240,7 @@ const SERIES_CACHE_LIMIT: usize = 1024;
 impl<K: Hash + Eq> Default for SeriesCache<K> {
     fn default() -> Self {
         Self {
-            series: Mutex::new(HashMap::new()),
+            series: Mutex::new(crate::FastMap::default()),
         }
     }
 }

@@ -121,6 +121,11 @@ impl Authorizer {
 
     /// Decides one request.
     pub fn authorize(&self, request: &RequestAttributes<'_>) -> Decision {
+        // No policy selects the workload (the usual case): nothing to compare, so the
+        // request's facts (a few strings) are not built.
+        if self.custom.is_empty() && self.deny.is_empty() && self.allow.is_empty() {
+            return Decision::Allow;
+        }
         let facts = Facts::of(request);
         for policy in self.custom.iter().chain(&self.deny) {
             if let Some(rule) = policy.matching_rule(&facts) {

@@ -25,13 +25,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts as RequestParts;
 use http::response::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use crate::cluster::{BoxError, UpstreamBody};
 use crate::connector::ClientIo;
-use crate::headers::X_ENVOY_ATTEMPT_COUNT;
+use crate::headers::{X_ENVOY_ATTEMPT_COUNT, digits};
 
 /// Largest request body this connection takes (larger ones stay on hyper's).
 pub(super) const MAX_BODY: u64 = 64 * 1024;
@@ -43,6 +43,8 @@ const MAX_HEADERS: usize = 100;
 const MAX_LINE: usize = 4096;
 /// How much we ask the socket for at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// Largest request buffer a connection keeps for its next request.
+const KEPT_OUT: usize = 16 * 1024;
 
 /// Whether a request with `body` can go over a [`Conn`]: the body is sized and at most
 /// [`MAX_BODY`].
@@ -55,7 +57,15 @@ pub(super) fn fits(body: &UpstreamBody) -> bool {
 pub(super) struct Conn {
     io: ClientIo,
     buf: BytesMut,
+    /// The request being written, kept for the next one (no allocation per request).
+    out: Vec<u8>,
+    /// Where the headers of the response head being parsed are.
+    spans: Vec<HeaderSpan>,
 }
+
+/// A header's name and value in a response head: (name start, name length, value start,
+/// value length).
+type HeaderSpan = (usize, usize, usize, usize);
 
 /// Why a request got no response.
 #[derive(Debug)]
@@ -73,6 +83,8 @@ impl Conn {
         Self {
             io,
             buf: BytesMut::new(),
+            out: Vec::new(),
+            spans: Vec::new(),
         }
     }
 
@@ -101,7 +113,9 @@ impl Conn {
         body: &[u8],
         keep_alive: bool,
     ) -> Result<(Parts, Framing, Self), Failure> {
-        let mut out = Vec::with_capacity(256 + body.len());
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        out.reserve(256 + body.len());
         encode_head(head, attempt, body.len(), keep_alive, &mut out);
         out.extend_from_slice(body);
         // One write carries head and body; if even that first write fails, nothing of the
@@ -116,6 +130,10 @@ impl Conn {
             self.io.flush().await
         };
         sent.await.map_err(|e| Failure::Failed(e.into()))?;
+        // A large upload's buffer is not kept for every later request.
+        if out.capacity() <= KEPT_OUT {
+            self.out = out;
+        }
         let response = self.read_head().await.map_err(Failure::Failed)?;
         let framing = Framing::of(&head.method, &response).map_err(Failure::Failed)?;
         Ok((response, framing, self))
@@ -124,7 +142,7 @@ impl Conn {
     /// Reads the next final response head (skipping `100 Continue` and other 1xx).
     async fn read_head(&mut self) -> Result<Parts, BoxError> {
         loop {
-            if let Some(head) = parse_head(&mut self.buf)? {
+            if let Some(head) = parse_head(&mut self.buf, &mut self.spans)? {
                 if head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS
                 {
                     continue;
@@ -180,7 +198,7 @@ fn encode_head(
     if let Some(n) = attempt {
         put(
             X_ENVOY_ATTEMPT_COUNT.as_str().as_bytes(),
-            itoa(n.into(), &mut [0; 20]),
+            digits(n.into(), &mut [0; 20]),
         );
     }
     // A body, or a method that is expected to carry one, is sized explicitly (as hyper
@@ -189,7 +207,7 @@ fn encode_head(
         || head.headers.contains_key(CONTENT_LENGTH)
         || matches!(head.method, Method::POST | Method::PUT | Method::PATCH);
     if says_length {
-        put(b"content-length", itoa(body_len as u64, &mut [0; 20]));
+        put(b"content-length", digits(body_len as u64, &mut [0; 20]));
     }
     if !keep_alive {
         put(b"connection", b"close");
@@ -197,21 +215,8 @@ fn encode_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// `n` in decimal, written into the end of `buf`.
-fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
-}
-
 /// Parses a complete response head off the front of `buf`; `None` if it is not all here.
-fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, BoxError> {
+fn parse_head(buf: &mut BytesMut, spans: &mut Vec<HeaderSpan>) -> Result<Option<Parts>, BoxError> {
     // Uninitialized slots, as in the listener's parser.
     let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut []);
@@ -232,20 +237,17 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Parts>, BoxError> {
     };
     // Header positions, so the values can be cut from the head without copying.
     let base = buf.as_ptr() as usize;
-    let spans: Vec<(usize, usize, usize, usize)> = parsed
-        .headers
-        .iter()
-        .map(|h| {
-            let name = h.name.as_ptr() as usize - base;
-            let value = h.value.as_ptr() as usize - base;
-            (name, h.name.len(), value, h.value.len())
-        })
-        .collect();
+    spans.clear();
+    spans.extend(parsed.headers.iter().map(|h| {
+        let name = h.name.as_ptr() as usize - base;
+        let value = h.value.as_ptr() as usize - base;
+        (name, h.name.len(), value, h.value.len())
+    }));
     let head = buf.split_to(len).freeze();
     // Room for what the proxy adds (`x-envoy-upstream-service-time`, ...).
     let mut headers = HeaderMap::with_capacity(spans.len() + 4);
-    for (name, name_len, value, value_len) in spans {
-        let name = HeaderName::from_bytes(&head[name..name + name_len])
+    for &(name, name_len, value, value_len) in spans.iter() {
+        let name = crate::headers::name(&head[name..name + name_len])
             .map_err(|e| format!("malformed response header name: {e}"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value..value + value_len))
             .map_err(|e| format!("malformed value of response header {name}: {e}"))?;
@@ -360,28 +362,24 @@ pub(super) fn reusable(head: &Parts, framing: Framing, keep_alive: bool) -> bool
         && head.status != StatusCode::SWITCHING_PROTOCOLS
 }
 
-/// What a finished response body does with its connection: `Some` to keep, `None`
-/// when it cannot carry another request.
-pub(super) type Done = Box<dyn FnOnce(Option<Conn>) + Send + Sync>;
-
-/// A response body read from its connection by whoever polls it. When it ends, `done`
-/// gets the connection back (or `None` when it cannot be reused); dropped early, the
-/// connection closes.
+/// A response body read from its connection by whoever polls it. When it ends, the
+/// connection goes back to its pool (`home`) if it can carry another request; dropped
+/// early, the connection closes.
 pub(super) struct ResponseBody {
     conn: Option<Conn>,
     framing: Framing,
     reusable: bool,
-    done: Option<Done>,
+    home: Option<super::Home>,
 }
 
 impl ResponseBody {
     /// The body of a response whose head was just read from `conn`.
-    pub(super) fn new(conn: Conn, framing: Framing, reusable: bool, done: Done) -> Self {
+    pub(super) fn new(conn: Conn, framing: Framing, reusable: bool, home: super::Home) -> Self {
         let mut body = Self {
             conn: Some(conn),
             framing,
             reusable,
-            done: Some(done),
+            home: Some(home),
         };
         // An empty body may never be polled: give the connection back now.
         if framing.is_done() {
@@ -392,9 +390,11 @@ impl ResponseBody {
 
     fn finish(&mut self) {
         let conn = self.conn.take();
-        if let Some(done) = self.done.take() {
-            let clean = conn.filter(|c| self.reusable && c.buf.is_empty());
-            done(clean);
+        if let (Some(home), Some(conn)) = (self.home.take(), conn)
+            && self.reusable
+            && conn.buf.is_empty()
+        {
+            home.take_back(conn);
         }
     }
 
