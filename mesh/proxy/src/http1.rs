@@ -124,7 +124,11 @@ where
             mut keep_alive,
         } = head;
         let method_is_head = req.method() == Method::HEAD;
-        let Some(resp) = conn.respond(handler(req)).await else {
+        // Pinned here, where it is made: passed by value, the request's future (a few
+        // KB) would be copied into `respond`'s state and then again into a pinned slot,
+        // on every request.
+        let response = pin!(handler(req));
+        let Some(resp) = conn.respond(response).await else {
             return Outcome::Closed;
         };
         keep_alive &= !*shutdown.borrow();
@@ -227,13 +231,12 @@ impl Conn {
     /// pipelined next request are kept for later.
     async fn respond<F: Future<Output = Response<ProxyBody>>>(
         &mut self,
-        response: F,
+        mut response: Pin<&mut F>,
     ) -> Option<Response<ProxyBody>> {
-        let mut response = pin!(response);
         loop {
             tokio::select! {
                 biased;
-                resp = &mut response => return Some(resp),
+                resp = response.as_mut() => return Some(resp),
                 read = self.io.read_buf(&mut self.buf), if self.buf.len() < HEAD_LIMIT => match read {
                     Ok(0) | Err(_) => return None,
                     Ok(_) => {}

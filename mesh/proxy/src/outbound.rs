@@ -105,7 +105,8 @@ pub async fn handle(
     conn: ConnInfo,
 ) -> Response<ProxyBody> {
     if req.method() == Method::CONNECT && !state.gateway {
-        return crate::tunnel::open(state, req).await;
+        // Boxed, like the other rare paths, to keep the common request's future small.
+        return Box::pin(crate::tunnel::open(state, req)).await;
     }
     let ctx = Ctx::new(&req, conn, state.access_log);
     let mut pending = Pending {

@@ -192,10 +192,12 @@ impl Pool {
             Protocol::Http1 { keep_alive } if inline::fits(&out.body) => {
                 self.send_inline(addr, out, keep_alive).await
             }
+            // The other paths' futures are boxed: inline, their state would make every
+            // request's future as large as theirs (and futures are copied as they move).
             Protocol::Http1 { keep_alive } => {
-                self.send_h1(addr, out.into_request(), keep_alive).await
+                Box::pin(self.send_h1(addr, out.into_request(), keep_alive)).await
             }
-            Protocol::Http2 => self.send_h2(addr, out.into_request()).await,
+            Protocol::Http2 => Box::pin(self.send_h2(addr, out.into_request())).await,
         }
     }
 
@@ -251,7 +253,7 @@ impl Pool {
             .map_err(|e| SendError::Request(format!("reading the request body: {e}").into()))?;
         let (mut conn, mut reused) = match self.checkout_inline(addr) {
             Some(conn) => (conn, true),
-            None => (self.connect_inline(addr).await?, false),
+            None => (Box::pin(self.connect_inline(addr)).await?, false),
         };
         loop {
             match conn.send(out.head, out.attempt, &body, keep_alive).await {
@@ -267,7 +269,7 @@ impl Pool {
                 // An idle connection the endpoint closed just now: nothing was sent, so
                 // the request goes out again on a fresh connection.
                 Err(inline::Failure::Unsent(_)) if reused => {
-                    conn = self.connect_inline(addr).await?;
+                    conn = Box::pin(self.connect_inline(addr)).await?;
                     reused = false;
                 }
                 Err(inline::Failure::Unsent(e)) => return Err(SendError::Request(e.into())),
