@@ -51,8 +51,9 @@ pub const RETRY_BUFFER_LIMIT: usize = 64 * 1024;
 #[derive(Debug)]
 struct Ctx {
     start: Instant,
-    logging: bool,
-    log: Entry,
+    /// Boxed: most sidecars run with the log off, and inline it would add half a KB to
+    /// every request's future.
+    log: Option<Box<Entry>>,
     flags: Flags,
     /// The destination host, once a route picked one.
     host: Option<String>,
@@ -72,12 +73,7 @@ impl Ctx {
     fn new(req: &Request<DownstreamBody>, conn: ConnInfo, logging: bool) -> Self {
         Self {
             start: Instant::now(),
-            logging,
-            log: if logging {
-                Entry::for_request(req, &conn)
-            } else {
-                Entry::default()
-            },
+            log: logging.then(|| Box::new(Entry::for_request(req, &conn))),
             flags: Flags::none(),
             host: None,
             service: None,
@@ -93,8 +89,15 @@ impl Ctx {
         if let (_, Some(flag), _) = reply.parts() {
             self.flags.set(flag);
         }
-        self.log.details = reply.details().to_owned();
+        if let Some(log) = self.log() {
+            log.details = reply.details().to_owned();
+        }
         respond::local(reply, cause)
+    }
+
+    /// The access-log entry, when the log is on.
+    fn log(&mut self) -> Option<&mut Entry> {
+        self.log.as_deref_mut()
     }
 }
 
@@ -146,7 +149,9 @@ impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(mut ctx) = self.ctx.take() {
             ctx.flags.set(Flag::DownstreamConnectionTermination);
-            ctx.log.details = "downstream_remote_disconnect".to_owned();
+            if let Some(log) = ctx.log() {
+                log.details = "downstream_remote_disconnect".to_owned();
+            }
             record(&self.state, ctx, 0, 0);
         }
     }
@@ -182,8 +187,7 @@ fn record(state: &ProxyState, ctx: Ctx, code: u16, bytes: u64) {
             state.metrics.record_request(&call, measured);
         }
     }
-    if ctx.logging {
-        let mut log = ctx.log;
+    if let Some(mut log) = ctx.log {
         log.code = code;
         log.flags = ctx.flags.to_string();
         log.bytes_received = ctx.request_bytes;
@@ -223,9 +227,9 @@ async fn route(
     };
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::ensure_request_id(&mut parts.headers);
-    if ctx.logging {
-        ctx.log.authority = authority.clone();
-        ctx.log.request_id = headers::text(&parts.headers, headers::X_REQUEST_ID.as_str());
+    if let Some(log) = ctx.log() {
+        log.authority = authority.clone();
+        log.request_id = headers::text(&parts.headers, headers::X_REQUEST_ID.as_str());
     }
     if !parts.headers.contains_key(header::HOST)
         && let Ok(v) = HeaderValue::from_str(&authority)
@@ -266,8 +270,8 @@ async fn route(
             &format!("no route for {authority}{path}"),
         );
     };
-    if ctx.logging {
-        ctx.log.route_name = route.name.clone().unwrap_or_default();
+    if let Some(log) = ctx.log() {
+        log.route_name = route.name.clone().unwrap_or_default();
     }
 
     let destinations = match &route.action {
@@ -294,8 +298,8 @@ async fn route(
             .or(authority_port),
     };
     ctx.host = Some(key.host.clone());
-    if ctx.logging {
-        ctx.log.upstream_cluster = key.to_string();
+    if let Some(log) = ctx.log() {
+        log.upstream_cluster = key.to_string();
     }
 
     if let Some(f) = &route.fault {
@@ -306,7 +310,9 @@ async fn route(
         }
         if let Some(abort) = decision.abort {
             ctx.flags.set(Flag::FaultInjected);
-            ctx.log.details = "fault_filter_abort".to_owned();
+            if let Some(log) = ctx.log() {
+                log.details = "fault_filter_abort".to_owned();
+            }
             return aborted(abort);
         }
     }
@@ -395,12 +401,12 @@ fn authorize(
     match snap.authorizer().authorize(&attrs) {
         Decision::Allow => None,
         Decision::Deny { policy } => {
-            ctx.log.details = format!("rbac_access_denied_matched_policy[{policy}]");
-            Some(respond::text(
-                StatusCode::FORBIDDEN,
-                DENIED_BODY,
-                &format!("- {}: {policy}", ctx.log.details),
-            ))
+            let details = format!("rbac_access_denied_matched_policy[{policy}]");
+            let cause = format!("- {details}: {policy}");
+            if let Some(log) = ctx.log() {
+                log.details = details;
+            }
+            Some(respond::text(StatusCode::FORBIDDEN, DENIED_BODY, &cause))
         }
     }
 }
@@ -561,8 +567,8 @@ async fn attempts(
             .await
             .map_err(|_| LocalReply::Overflow)?;
         let active = endpoint.start_request();
-        if ctx.logging {
-            ctx.log.upstream_host = endpoint.addr.to_string();
+        if let Some(log) = ctx.log() {
+            log.upstream_host = endpoint.addr.to_string();
         }
         ctx.endpoint = Some(endpoint.clone());
         let out = Outgoing {
@@ -581,11 +587,15 @@ async fn attempts(
         let (attempt, resp) = match result {
             None => (Attempt::PerTryTimeout, None),
             Some(Err(e)) if e.is_connect() => {
-                ctx.log.upstream_failure = root_cause(&e);
+                if let Some(log) = ctx.log() {
+                    log.upstream_failure = root_cause(&e);
+                }
                 (Attempt::ConnectFailure, None)
             }
             Some(Err(e)) => {
-                ctx.log.upstream_failure = root_cause(&e);
+                if let Some(log) = ctx.log() {
+                    log.upstream_failure = root_cause(&e);
+                }
                 (Attempt::Reset, None)
             }
             Some(Ok(r)) => {
@@ -699,7 +709,9 @@ fn redirect(
         .and_then(|c| u16::try_from(c).ok())
         .and_then(|c| StatusCode::from_u16(c).ok())
         .unwrap_or(StatusCode::MOVED_PERMANENTLY);
-    ctx.log.details = "direct_response".to_owned();
+    if let Some(log) = ctx.log() {
+        log.details = "direct_response".to_owned();
+    }
     let mut resp = Response::new(body::empty());
     *resp.status_mut() = code;
     if let Ok(v) = HeaderValue::from_str(&format!("{scheme}://{host}{port}{path}")) {
@@ -712,7 +724,9 @@ fn direct_response(
     d: &mesh_api::networking::virtual_service::HttpDirectResponse,
     ctx: &mut Ctx,
 ) -> Response<ProxyBody> {
-    ctx.log.details = "direct_response".to_owned();
+    if let Some(log) = ctx.log() {
+        log.details = "direct_response".to_owned();
+    }
     let text = d
         .body
         .as_ref()
@@ -810,7 +824,9 @@ async fn passthrough(
     path: &str,
     ctx: &mut Ctx,
 ) -> Response<ProxyBody> {
-    ctx.log.upstream_cluster = "PassthroughCluster".to_owned();
+    if let Some(log) = ctx.log() {
+        log.upstream_cluster = "PassthroughCluster".to_owned();
+    }
     ctx.service = Some(ServiceName {
         host: authority.to_owned(),
         name: authority.to_owned(),
@@ -834,14 +850,18 @@ async fn passthrough(
             Response::from_parts(parts, body::boxed(body))
         }
         Err(e) if e.is_connect() => {
-            ctx.log.upstream_failure = root_cause(&e);
+            if let Some(log) = ctx.log() {
+                log.upstream_failure = root_cause(&e);
+            }
             ctx.local(
                 LocalReply::ConnectFailure,
                 &format!("connecting to {authority} failed"),
             )
         }
         Err(e) => {
-            ctx.log.upstream_failure = root_cause(&e);
+            if let Some(log) = ctx.log() {
+                log.upstream_failure = root_cause(&e);
+            }
             ctx.local(
                 LocalReply::ConnectionTerminated,
                 &format!("{authority} closed the connection"),
