@@ -175,7 +175,9 @@ fn options(w: &World) -> Options {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chaos-test-{}-{name}", std::process::id()));
+    // Under the target folder, not /tmp: a run's journal and report stay there to look at.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("chaos-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -395,7 +395,8 @@ async fn simple_tls_origination_reaches_a_service_entry_host() {
     // moves it to the TLS port, and the DestinationRule originates TLS (SIMPLE).
     bookinfo_common::client::install_crypto_provider();
     let (server, ca_pem) = tls_server("books.example.com", "a secure answer").await;
-    let dir = std::env::temp_dir().join(format!("mesh-proxy-egress-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mesh-proxy-egress-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, ca_pem).unwrap();

@@ -27,11 +27,14 @@ pub(crate) fn shipped(name: &str) -> PathBuf {
 /// A fresh scratch directory for this test.
 pub(crate) fn scratch() -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
+    // Under the target folder, not /tmp: the sidecars read these files for as long as
+    // they run, so they outlive the test function, and `cargo clean` removes them.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "mesh-proxy-test-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -17,11 +17,14 @@ pub(crate) struct Ep<'a>(pub(crate) SocketAddr, pub(crate) &'a str, pub(crate) b
 /// Starts a sidecar (every listener on a free loopback port) in front of `app`.
 pub(crate) async fn file_sidecar(endpoints: &[Ep<'_>], rules: &str, app: SocketAddr) -> Running {
     bookinfo_common::client::install_crypto_provider();
-    let dir = std::env::temp_dir().join(format!(
+    // Under the target folder, not /tmp: the sidecar reads these files for as long as it
+    // runs, so they outlive the test function, and `cargo clean` is what removes them.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "mesh-proxy-test-{}-{}",
         std::process::id(),
         DIRS.fetch_add(1, Ordering::Relaxed)
     ));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let eps: String = endpoints
         .iter()
