@@ -8,6 +8,9 @@
 #   3. through the same path with nginx as the proxy pair (one worker each, keep-alive),
 #   4. through a pair of bare hyper proxies (mesh-proxy's `bare-proxy` example: a plain
 #      proxy on the HTTP library and runtime we build on, with no proxy logic at all),
+#   5. through a pair of TCP relays (the `tcp-relay` example: bytes copied both ways, no
+#      HTTP at all), the floor: the same socket calls per request as any proxy pair, so
+#      what it costs is the kernel's and the runtime's share, the same for every row,
 # at several connection counts. Prints p50/p90/p99 latency and what each pair adds,
 # CPU seconds per 1000 requests and peak RSS per proxy, and the ratios ours/nginx.
 #
@@ -40,7 +43,7 @@ need curl curl
 
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
     echo "Building release binaries (mesh-proxy, loadgen, echo)..." >&2
-    cargo build --release --quiet -p mesh-proxy --bin mesh-proxy --example bare-proxy -p mesh-control --bin mesh-control -p bookinfo-loadtest --bin loadgen --example echo
+    cargo build --release --quiet -p mesh-proxy --bin mesh-proxy --example bare-proxy --example tcp-relay -p mesh-control --bin mesh-control -p bookinfo-loadtest --bin loadgen --example echo
 fi
 bin=target/release
 
@@ -87,6 +90,12 @@ bare_s=$(free_port) bare_c=$(free_port)
 taskset -c 0 "$bin/examples/bare-proxy" "127.0.0.1:$bare_s" "127.0.0.1:$echo_port" 2>"$run/bare-server.log" & pids+=($!); bare_server=$!
 taskset -c 0 "$bin/examples/bare-proxy" "127.0.0.1:$bare_c" "127.0.0.1:$bare_s" 2>"$run/bare-client.log" & pids+=($!); bare_client=$!
 wait_port "$bare_s"; wait_port "$bare_c"
+
+# The floor: TCP relays, one per side.
+relay_s=$(free_port) relay_c=$(free_port)
+taskset -c 0 "$bin/examples/tcp-relay" "127.0.0.1:$relay_s" "127.0.0.1:$echo_port" 2>"$run/relay-server.log" & pids+=($!); relay_server=$!
+taskset -c 0 "$bin/examples/tcp-relay" "127.0.0.1:$relay_c" "127.0.0.1:$relay_s" 2>"$run/relay-client.log" & pids+=($!); relay_client=$!
+wait_port "$relay_s"; wait_port "$relay_c"
 
 # The same pair with mTLS: both proxies take their configuration and certificates from a
 # control plane; the client sees the server's endpoint as a sidecar and speaks mTLS to it.
@@ -137,7 +146,7 @@ measure() { # NAME URL CONNS [HOST]
 }
 field() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); l=r['latency_ms']['corrected']; print(l['p50'], l['p90'], l['p99'], r['requests']['completed'], r['requests']['errors'] + r['requests']['dropped'])" "$1"; }
 
-paths="ours ours-h2 ours-mtls nginx bare"
+paths="ours ours-h2 ours-mtls nginx bare relay"
 printf '\n%-6s %-9s %9s %9s %9s | %9s %9s %9s | %13s %13s | %s\n' conns path p50 p90 p99 "+p50" "+p90" "+p99" "cpu s/1k cli" "cpu s/1k srv" "errors (all rounds)"
 declare -A add_p99 cpu_ratios
 for c in $conns; do
@@ -153,6 +162,7 @@ for c in $conns; do
                 ours) cli=$ours_client srv=$ours_server url="http://127.0.0.1:$cli_out/echo" host=echo ;;
                 ours-h2) cli=$h2_client srv=$ours_server url="http://127.0.0.1:$h2_out/echo" host=echo ;;
                 bare) cli=$bare_client srv=$bare_server url="http://127.0.0.1:$bare_c/echo" host="" ;;
+                relay) cli=$relay_client srv=$relay_server url="http://127.0.0.1:$relay_c/echo" host="" ;;
                 ours-mtls) cli=$mtls_client srv=$mtls_server url="http://127.0.0.1:$m_cli_out/echo" host=echo ;;
                 nginx) cli=$ngx_client srv=$ngx_server url="http://127.0.0.1:$ngx_c/echo" host="" ;;
             esac
@@ -190,12 +200,12 @@ done
 echo
 echo "Ratios to nginx (lower is better; targets for ours: added p99 <= 0.9, CPU per request <= 0.9; nginx runs plaintext):"
 for c in $conns; do
-    for path in ours ours-h2 ours-mtls bare; do
+    for path in ours ours-h2 ours-mtls bare relay; do
         read -r lo mid hi < <(printf '%s\n' ${cpu_ratios[$path-$c]} | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print v[1], m, v[NR] }')
         awk -v c="$c" -v p="$path" -v ao="${add_p99[$path-$c]}" -v an="${add_p99[nginx-$c]}" -v lo="$lo" -v mid="$mid" -v hi="$hi" -v r="$rounds" \
             'BEGIN { printf "  %3s connections, %-10s added p99 %s, CPU per request %.2f (%.2f to %.2f over %d rounds)\n", c, p ":", (an > 0 ? sprintf("%.2f", ao / an) : "n/a (nginx added nothing measurable)"), mid, lo, hi, r }'
     done
 done
 echo
-echo "Peak RSS (MB): ours client $(hwm_mb "$ours_client"), ours server $(hwm_mb "$ours_server"); h2 client $(hwm_mb "$h2_client"); with mTLS client $(hwm_mb "$mtls_client"), server $(hwm_mb "$mtls_server"); nginx client worker $(hwm_mb "$ngx_client"), nginx server worker $(hwm_mb "$ngx_server"); bare client $(hwm_mb "$bare_client"), server $(hwm_mb "$bare_server") (target: <= 12 MB per proxy)"
+echo "Peak RSS (MB): ours client $(hwm_mb "$ours_client"), ours server $(hwm_mb "$ours_server"); h2 client $(hwm_mb "$h2_client"); with mTLS client $(hwm_mb "$mtls_client"), server $(hwm_mb "$mtls_server"); nginx client worker $(hwm_mb "$ngx_client"), nginx server worker $(hwm_mb "$ngx_server"); bare client $(hwm_mb "$bare_client"), server $(hwm_mb "$bare_server"); relay client $(hwm_mb "$relay_client"), server $(hwm_mb "$relay_server") (target: <= 12 MB per proxy)"
 echo "($rate rps, medians of $rounds rounds of ${secs} s per row, each after a 2 s warm-up, 1 KB bodies, load and proxies on CPU 0, upstream on CPU $up_cpu)"
