@@ -5,7 +5,9 @@
 # then runs the same fixed-rate load (1 KB POSTs) through pair A and pair B in turns,
 # for several rounds (A first in odd rounds, B first in even ones). CPU time is read from
 # the scheduler's per-thread run time (nanoseconds) of the two proxies of each pair.
-# Prints each round and the median of the per-round ratios B/A with its range.
+# Prints each round and the median of the per-round ratios B/A with its range. Each round
+# also loads the echo upstream directly, so the latency each pair adds (its p50 and p99
+# over the direct path's, medians over the rounds) is printed too, with the ratio B/A.
 # Either side may be the word `nginx`: a pair of nginx reverse proxies (one worker each,
 # keep-alive), the yardstick of scripts/bench-mesh.sh, measured the same way.
 #
@@ -85,9 +87,16 @@ pair a "$a_bin"; a_pids=$pair_pids a_url=$pair_url
 pair b "$b_bin"; b_pids=$pair_pids b_url=$pair_url
 
 body=$(head -c 1024 /dev/zero | tr '\0' 'x')
-load() { # URL SECONDS
-    taskset -c 0 "$bin/loadgen" -q --rate "$rate" -d "${2}s" -c "$conns" -X POST --body "$body" -H "Host: echo" "$1" >/dev/null
+load() { # URL SECONDS [JSON_REPORT]
+    local report=()
+    [ -n "${3:-}" ] && report=(--json "$3")
+    taskset -c 0 "$bin/loadgen" -q --rate "$rate" -d "${2}s" -c "$conns" -X POST --body "$body" -H "Host: echo" \
+        "${report[@]}" "$1" >/dev/null
 }
+# The coordinated-omission-corrected p50 and p99 (ms) of a loadgen JSON report.
+latency() { python3 -c "import json,sys; l=json.load(open(sys.argv[1]))['latency_ms']['corrected']; print(l['p50'], l['p99'])" "$1"; }
+direct_url="http://127.0.0.1:$echo_port/echo"
+declare -A p50s p99s
 echo "Warming up both pairs..." >&2
 load "$a_url" 2; load "$b_url" 2
 
@@ -95,9 +104,14 @@ requests=$((rate * secs))
 ratios=()
 for r in $(seq 1 "$rounds"); do
     if (( r % 2 )); then order="a b"; else order="b a"; fi
+    load "$direct_url" "$secs" "$run/direct.json"
+    read -r l50 l99 < <(latency "$run/direct.json")
+    p50s[direct]+=" $l50"; p99s[direct]+=" $l99"
     for side in $order; do
         if [ "$side" = a ]; then p=$a_pids url=$a_url; else p=$b_pids url=$b_url; fi
-        t0=$(cpu_ns $p); load "$url" "$secs"; t1=$(cpu_ns $p)
+        t0=$(cpu_ns $p); load "$url" "$secs" "$run/$side.json"; t1=$(cpu_ns $p)
+        read -r l50 l99 < <(latency "$run/$side.json")
+        p50s[$side]+=" $l50"; p99s[$side]+=" $l99"
         # CPU microseconds per request, per proxy (the pair's total over two).
         printf -v "us_$side" '%s' "$(awk -v t=$((t1 - t0)) -v n="$requests" 'BEGIN { printf "%.1f", t / 1000 / n / 2 }')"
     done
@@ -108,4 +122,16 @@ done
 printf '%s\n' "${ratios[@]}" | sort -g | awk -v n="$rounds" '{ v[NR] = $1 } END {
     m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
     printf "\nCPU per request, B/A: median %.3f (%.3f to %.3f over %d rounds; below 1: B is cheaper)\n", m, v[1], v[NR], n }'
+added() { # SIDE PERCENTILE -> the side's median minus the direct path's, in ms
+    local -n of=$2
+    awk -v s="$(median ${of[$1]})" -v d="$(median ${of[direct]})" 'BEGIN { printf "%.3f", s - d }'
+}
+a50=$(added a p50s) b50=$(added b p50s) a99=$(added a p99s) b99=$(added b p99s)
+awk -v a50="$a50" -v b50="$b50" -v a99="$a99" -v b99="$b99" 'BEGIN {
+    printf "Added latency (medians over the rounds, minus the direct path'"'"'s): p50 A %.3f ms, B %.3f ms; p99 A %.3f ms, B %.3f ms", a50, b50, a99, b99
+    if (a99 > 0) printf "; p99 B/A %.2f", b99 / a99
+    print "" }'
+# The p99 of a few seconds is set by the machine's own hiccups as much as by the path:
+# how far the direct path's p99 moved between rounds says how much the added p99 can be trusted.
+printf '%s\n' ${p99s[direct]} | sort -g | awk '{ v[NR] = $1 } END { printf "(the direct path'"'"'s own p99 ranged %.3f to %.3f ms over the rounds)\n", v[1], v[NR] }'
 echo "($rate rps, $conns connections, ${secs} s per turn, 1 KB bodies, load and proxies on CPU 0, upstream on CPU $up_cpu)"
