@@ -129,7 +129,7 @@ added() { # SIDE PERCENTILE -> the side's median minus the direct path's, in ms
 a50=$(added a p50s) b50=$(added b p50s) a99=$(added a p99s) b99=$(added b p99s)
 awk -v a50="$a50" -v b50="$b50" -v a99="$a99" -v b99="$b99" 'BEGIN {
     printf "Added latency (medians over the rounds, minus the direct path'"'"'s): p50 A %.3f ms, B %.3f ms; p99 A %.3f ms, B %.3f ms", a50, b50, a99, b99
-    if (a99 > 0) printf "; p99 B/A %.2f", b99 / a99
+    if (a99 >= 0.05 && b99 >= 0) printf "; p99 B/A %.2f", b99 / a99
     print "" }'
 # The p99 of a few seconds is set by the machine's own hiccups as much as by the path:
 # how far the direct path's p99 moved between rounds says how much the added p99 can be trusted.
