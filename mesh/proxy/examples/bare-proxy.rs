@@ -6,42 +6,21 @@
 //!
 //!   cargo run --release -p mesh-proxy --example bare-proxy -- LISTEN UPSTREAM
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use common::Error;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
 fn main() -> Result<(), Error> {
-    let mut args = std::env::args().skip(1);
-    let (Some(listen), Some(upstream)) = (args.next(), args.next()) else {
-        eprintln!("usage: bare-proxy LISTEN_ADDR UPSTREAM_ADDR");
-        std::process::exit(64);
-    };
-    let listen: SocketAddr = listen.parse()?;
-    let upstream: SocketAddr = upstream.parse()?;
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(serve(listen, upstream))
-}
-
-async fn serve(listen: SocketAddr, upstream: SocketAddr) -> Result<(), Error> {
-    let listener = TcpListener::bind(listen).await?;
-    loop {
-        let (downstream, _) = listener.accept().await?;
-        tokio::spawn(async move {
-            if let Err(error) = relay(downstream, upstream).await {
-                eprintln!("bare-proxy: {error}");
-            }
-        });
-    }
+    common::run("bare-proxy", relay)
 }
 
 /// Serves one downstream connection over one upstream connection.

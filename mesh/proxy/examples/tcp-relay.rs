@@ -7,37 +7,16 @@
 //!
 //!   cargo run --release -p mesh-proxy --example tcp-relay -- LISTEN UPSTREAM
 
+mod common;
+
 use std::net::SocketAddr;
 
+use common::Error;
 use tokio::io::copy_bidirectional;
-use tokio::net::{TcpListener, TcpStream};
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use tokio::net::TcpStream;
 
 fn main() -> Result<(), Error> {
-    let mut args = std::env::args().skip(1);
-    let (Some(listen), Some(upstream)) = (args.next(), args.next()) else {
-        eprintln!("usage: tcp-relay LISTEN_ADDR UPSTREAM_ADDR");
-        std::process::exit(64);
-    };
-    let listen: SocketAddr = listen.parse()?;
-    let upstream: SocketAddr = upstream.parse()?;
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(serve(listen, upstream))
-}
-
-async fn serve(listen: SocketAddr, upstream: SocketAddr) -> Result<(), Error> {
-    let listener = TcpListener::bind(listen).await?;
-    loop {
-        let (downstream, _) = listener.accept().await?;
-        tokio::spawn(async move {
-            if let Err(error) = relay(downstream, upstream).await {
-                eprintln!("tcp-relay: {error}");
-            }
-        });
-    }
+    common::run("tcp-relay", relay)
 }
 
 /// Copies both ways until either side closes.
