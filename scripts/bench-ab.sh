@@ -119,9 +119,8 @@ for r in $(seq 1 "$rounds"); do
     ratios+=("$ratio")
     printf 'round %2d: A %6.1f us/request/proxy   B %6.1f   B/A %s\n' "$r" "$us_a" "$us_b" "$ratio"
 done
-printf '%s\n' "${ratios[@]}" | sort -g | awk -v n="$rounds" '{ v[NR] = $1 } END {
-    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf "\nCPU per request, B/A: median %.3f (%.3f to %.3f over %d rounds; below 1: B is cheaper)\n", m, v[1], v[NR], n }'
+read -r lo mid hi < <(spread "${ratios[@]}")
+printf '\nCPU per request, B/A: median %.3f (%.3f to %.3f over %d rounds; below 1: B is cheaper)\n' "$mid" "$lo" "$hi" "$rounds"
 added() { # SIDE PERCENTILE -> the side's median minus the direct path's, in ms
     local -n of=$2
     awk -v s="$(median ${of[$1]})" -v d="$(median ${of[direct]})" 'BEGIN { printf "%.3f", s - d }'
@@ -133,5 +132,6 @@ awk -v a50="$a50" -v b50="$b50" -v a99="$a99" -v b99="$b99" 'BEGIN {
     print "" }'
 # The p99 of a few seconds is set by the machine's own hiccups as much as by the path:
 # how far the direct path's p99 moved between rounds says how much the added p99 can be trusted.
-printf '%s\n' ${p99s[direct]} | sort -g | awk '{ v[NR] = $1 } END { printf "(the direct path'"'"'s own p99 ranged %.3f to %.3f ms over the rounds)\n", v[1], v[NR] }'
+read -r lo mid hi < <(spread ${p99s[direct]})
+printf "(the direct path's own p99 ranged %.3f to %.3f ms over the rounds)\n" "$lo" "$hi"
 echo "($rate rps, $conns connections, ${secs} s per turn, 1 KB bodies, load and proxies on CPU 0, upstream on CPU $up_cpu)"

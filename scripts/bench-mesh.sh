@@ -148,7 +148,7 @@ field() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); l=r['late
 
 paths="ours ours-h2 ours-mtls nginx bare relay"
 printf '\n%-6s %-9s %9s %9s %9s | %9s %9s %9s | %13s %13s | %s\n' conns path p50 p90 p99 "+p50" "+p90" "+p99" "cpu s/1k cli" "cpu s/1k srv" "errors (all rounds)"
-declare -A add_p99 cpu_ratios
+declare -A add_p99 cpu_ratios above_ratios
 for c in $conns; do
     declare -A m=()   # per path: space-separated values over the rounds
     for r in $(seq 1 "$rounds"); do
@@ -181,6 +181,9 @@ for c in $conns; do
         done
         for path in $paths; do
             cpu_ratios[$path-$c]+=" $(awk -v o="${cpu_round[$path]}" -v n="${cpu_round[nginx]}" 'BEGIN { print (n > 0 ? o / n : 0) }')"
+            # The same ratio for what each pair costs above the relay floor: the share of
+            # CPU that is the proxy's own work rather than the kernel's and the runtime's.
+            above_ratios[$path-$c]+=" $(awk -v o="${cpu_round[$path]}" -v n="${cpu_round[nginx]}" -v f="${cpu_round[relay]}" 'BEGIN { print (n > f ? (o - f) / (n - f) : 0) }')"
         done
     done
     d50=$(median ${m[direct-p50]}) d90=$(median ${m[direct-p90]}) d99=$(median ${m[direct-p99]})
@@ -202,10 +205,20 @@ echo "Ratios to nginx (lower is better; targets for ours: added p99 <= 0.9, CPU 
 # A ratio to an added p99 under 0.05 ms would only magnify noise, so none is printed then.
 for c in $conns; do
     for path in ours ours-h2 ours-mtls bare relay; do
-        read -r lo mid hi < <(printf '%s\n' ${cpu_ratios[$path-$c]} | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print v[1], m, v[NR] }')
+        read -r lo mid hi < <(spread ${cpu_ratios[$path-$c]})
         awk -v c="$c" -v p="$path" -v ao="${add_p99[$path-$c]}" -v an="${add_p99[nginx-$c]}" -v lo="$lo" -v mid="$mid" -v hi="$hi" -v r="$rounds" \
             'BEGIN { printf "  %3s connections, %-10s added p99 %s, CPU per request %.2f (%.2f to %.2f over %d rounds)\n", c, p ":", (an >= 0.05 ? sprintf("%.2f", ao / an) : "n/a (nginx added under 0.05 ms)"), mid, lo, hi, r }'
     done
+done
+echo
+echo "CPU per request above the floor (each pair's minus the TCP relay pair's, in the same round), ratio to nginx's:"
+for c in $conns; do
+    line=$(printf '  %3s connections:' "$c")
+    for path in ours ours-h2 ours-mtls bare; do
+        read -r lo mid hi < <(spread ${above_ratios[$path-$c]})
+        line+=$(printf ' %s %.2f (%.2f to %.2f);' "$path" "$mid" "$lo" "$hi")
+    done
+    echo "${line%;}"
 done
 echo
 echo "Peak RSS (MB): ours client $(hwm_mb "$ours_client"), ours server $(hwm_mb "$ours_server"); h2 client $(hwm_mb "$h2_client"); with mTLS client $(hwm_mb "$mtls_client"), server $(hwm_mb "$mtls_server"); nginx client worker $(hwm_mb "$ngx_client"), nginx server worker $(hwm_mb "$ngx_server"); bare client $(hwm_mb "$bare_client"), server $(hwm_mb "$bare_server"); relay client $(hwm_mb "$relay_client"), server $(hwm_mb "$relay_server") (target: <= 12 MB per proxy)"
