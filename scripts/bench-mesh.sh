@@ -147,11 +147,14 @@ measure() { # NAME URL CONNS [HOST]
 field() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); l=r['latency_ms']['corrected']; print(l['p50'], l['p90'], l['p99'], r['requests']['completed'], r['requests']['errors'] + r['requests']['dropped'])" "$1"; }
 
 paths="ours ours-h2 ours-mtls nginx bare relay"
+# A progress line on a terminal (each row takes minutes), overwritten by the next.
+progress() { if [ -t 2 ]; then local f=$1; shift; printf "\r\033[K$f" "$@" >&2; fi; }
 printf '\n%-6s %-9s %9s %9s %9s | %9s %9s %9s | %13s %13s | %s\n' conns path p50 p90 p99 "+p50" "+p90" "+p99" "cpu s/1k cli" "cpu s/1k srv" "errors (all rounds)"
 declare -A add_p99 cpu_ratios pair_cpu
 for c in $conns; do
     declare -A m=()   # per path: space-separated values over the rounds
     for r in $(seq 1 "$rounds"); do
+        progress "(%s connections: round %s of %s)" "$c" "$r" "$rounds"
         # Take turns: odd rounds in order, even rounds reversed.
         order="direct $paths"
         (( r % 2 )) || order="direct $(tr ' ' '\n' <<<"$paths" | tac | tr '\n' ' ')"
@@ -183,6 +186,7 @@ for c in $conns; do
             cpu_ratios[$path-$c]+=" $(awk -v o="${cpu_round[$path]}" -v n="${cpu_round[nginx]}" 'BEGIN { print (n > 0 ? o / n : 0) }')"
         done
     done
+    progress ""
     d50=$(median ${m[direct-p50]}) d90=$(median ${m[direct-p90]}) d99=$(median ${m[direct-p99]})
     printf '%-6s %-9s %9.3f %9.3f %9.3f | %9s %9s %9s | %13s %13s | %s\n' "$c" direct "$d50" "$d90" "$d99" - - - - - "$(total ${m[direct-err]})"
     for path in $paths; do
