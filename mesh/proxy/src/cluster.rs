@@ -124,17 +124,18 @@ impl Cluster {
             .collect::<Vec<_>>();
         // Auto mTLS: with no TLS setting in the DestinationRule, talk mTLS to endpoints
         // that have a sidecar; `ISTIO_MUTUAL` forces it, `DISABLE` turns it off. SIMPLE and
-        // MUTUAL (TLS to servers outside the mesh) are not originated by this proxy yet.
+        // MUTUAL are TLS to servers outside the mesh, originated below.
         let wants_mtls = match &policy.tls {
             UpstreamTls::Auto => !endpoints.is_empty() && endpoints.iter().all(|e| e.meta.sidecar),
             UpstreamTls::Explicit(t) => t.mode == TlsMode::IstioMutual,
         };
-        // SIMPLE: originate TLS to a server outside the mesh, checked by its DNS name.
+        // SIMPLE and MUTUAL: originate TLS to a server outside the mesh, checked by its DNS
+        // name (MUTUAL also presents a client certificate).
         let mut server_name = None;
         let mut originate = None;
         if let UpstreamTls::Explicit(t) = &policy.tls {
             match t.mode {
-                TlsMode::Simple => match origination::client_config(t) {
+                TlsMode::Simple | TlsMode::Mutual => match origination::client_config(t) {
                     Ok(config) => {
                         server_name = Some(t.sni.clone().unwrap_or_else(|| key.host.clone()));
                         originate = Some(config);
@@ -143,9 +144,6 @@ impl Cluster {
                         tracing::warn!(cluster = %key, %error, "Cannot originate TLS; connecting in plaintext.")
                     }
                 },
-                TlsMode::Mutual => {
-                    tracing::warn!(cluster = %key, "TLS origination with a client certificate (MUTUAL) is not supported; connecting in plaintext.");
-                }
                 TlsMode::Disable | TlsMode::IstioMutual => {}
             }
         }

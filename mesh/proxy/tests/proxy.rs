@@ -343,9 +343,21 @@ async fn connect_tunnels_tcp_to_a_service_and_counts_it() {
     assert_eq!(value("istio_tcp_received_bytes_total"), Some(20));
 }
 
-/// A TLS server for `name`, with its own CA: (address, CA PEM).
-async fn tls_server(name: &str, answer: &'static str) -> (SocketAddr, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+/// A TLS server outside the mesh.
+struct TlsServer {
+    addr: SocketAddr,
+    /// The PEM of the CA that signed its certificate.
+    ca_pem: String,
+    /// With client authentication: a client certificate and key (PEM) it accepts.
+    client: Option<(String, String)>,
+}
+
+/// An HTTPS server for `name` answering `answer`, with its own CA; with `client_auth`, it
+/// accepts only clients that present a certificate from that CA.
+async fn tls_server(name: &str, answer: &'static str, client_auth: bool) -> TlsServer {
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -356,10 +368,30 @@ async fn tls_server(name: &str, answer: &'static str) -> (SocketAddr, String) {
         .unwrap()
         .signed_by(&leaf_key, &issuer)
         .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(mesh_proxy::tls::provider())
+    let builder = rustls::ServerConfig::builder_with_provider(mesh_proxy::tls::provider())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
+        .unwrap();
+    let (builder, client) = if client_auth {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            mesh_proxy::tls::provider(),
+        )
+        .build()
+        .unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["client.example.com".to_owned()]).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&client_key, &issuer).unwrap();
+        (
+            builder.with_client_cert_verifier(verifier),
+            Some((cert.pem(), client_key.serialize_pem())),
+        )
+    } else {
+        (builder.with_no_client_auth(), None)
+    };
+    let config = builder
         .with_single_cert(
             vec![leaf.der().clone()],
             rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der()).into(),
@@ -386,50 +418,98 @@ async fn tls_server(name: &str, answer: &'static str) -> (SocketAddr, String) {
             });
         }
     });
-    (addr, ca.pem())
+    TlsServer {
+        addr,
+        ca_pem: ca.pem(),
+        client,
+    }
+}
+
+/// The egress lab's shape: the app calls http://books.example.com (port 80), the route
+/// moves it to the TLS `port`, and the DestinationRule originates TLS there with `tls`.
+fn egress_rules(port: u16, tls: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: books}}\nspec:\n  hosts: [books.example.com]\n  ports:\n  - {{number: 80, name: http, protocol: HTTP}}\n  - {{number: {port}, name: https, protocol: HTTPS}}\n  resolution: STATIC\n  endpoints:\n  - address: 127.0.0.1\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: books}}\nspec:\n  hosts: [books.example.com]\n  http:\n  - match: [{{port: 80}}]\n    route:\n    - destination: {{host: books.example.com, port: {{number: {port}}}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: books}}\nspec:\n  host: books.example.com\n  trafficPolicy:\n    portLevelSettings:\n    - port: {{number: {port}}}\n      tls: {tls}\n"
+    )
+}
+
+/// A file in this test's scratch folder.
+fn egress_file(test: &str, name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("mesh-proxy-egress-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The status and body of a GET of the egress host through a sidecar with `rules`.
+async fn egress_get(rules: &str) -> (reqwest::StatusCode, String) {
+    let (_proxy, client) = sidecar(&[], rules).await;
+    let resp = client
+        .get("http://books.example.com/books/v1/volumes")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let why = resp
+        .headers()
+        .get("x-mesh-error")
+        .map(|v| format!(" ({v:?})"))
+        .unwrap_or_default();
+    (status, format!("{}{why}", resp.text().await.unwrap()))
 }
 
 #[tokio::test]
 async fn simple_tls_origination_reaches_a_service_entry_host() {
-    // The egress lab's shape: the app calls http://books.example.com (port 80), the route
-    // moves it to the TLS port, and the DestinationRule originates TLS (SIMPLE).
     bookinfo_common::client::install_crypto_provider();
-    let (server, ca_pem) = tls_server("books.example.com", "a secure answer").await;
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("mesh-proxy-egress-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca = dir.join("ca.pem");
-    std::fs::write(&ca, ca_pem).unwrap();
-    let port = server.port();
-    let rules = format!(
-        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: books}}\nspec:\n  hosts: [books.example.com]\n  ports:\n  - {{number: 80, name: http, protocol: HTTP}}\n  - {{number: {port}, name: https, protocol: HTTPS}}\n  resolution: STATIC\n  endpoints:\n  - address: 127.0.0.1\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: books}}\nspec:\n  hosts: [books.example.com]\n  http:\n  - match: [{{port: 80}}]\n    route:\n    - destination: {{host: books.example.com, port: {{number: {port}}}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: books}}\nspec:\n  host: books.example.com\n  trafficPolicy:\n    portLevelSettings:\n    - port: {{number: {port}}}\n      tls: {{mode: SIMPLE, caCertificates: {}}}\n",
-        ca.display()
-    );
-    let (_proxy, client) = sidecar(&[], &rules).await;
-    let resp = client
-        .get("http://books.example.com/books/v1/volumes")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        200,
-        "{:?}",
-        resp.headers().get("x-mesh-error")
-    );
-    assert_eq!(resp.text().await.unwrap(), "a secure answer");
+    let server = tls_server("books.example.com", "a secure answer", false).await;
+    let ca = egress_file("simple", "ca.pem", &server.ca_pem);
+    let port = server.addr.port();
+    let (status, body) = egress_get(&egress_rules(
+        port,
+        &format!("{{mode: SIMPLE, caCertificates: {}}}", ca.display()),
+    ))
+    .await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "a secure answer"));
 
     // Without the CA the server's certificate is not trusted: no answer from it.
-    let rules = rules.replace(&format!(", caCertificates: {}", ca.display()), "");
-    let (_proxy, client) = sidecar(&[], &rules).await;
-    let resp = client
-        .get("http://books.example.com/books/v1/volumes")
-        .send()
-        .await
-        .unwrap();
+    let (status, _) = egress_get(&egress_rules(port, "{mode: SIMPLE}")).await;
     assert!(
-        resp.status().is_server_error(),
-        "an untrusted server must not answer: {}",
-        resp.status()
+        status.is_server_error(),
+        "an untrusted server must not answer: {status}"
+    );
+}
+
+#[tokio::test]
+async fn mutual_tls_origination_presents_the_client_certificate() {
+    bookinfo_common::client::install_crypto_provider();
+    let server = tls_server("books.example.com", "for known clients", true).await;
+    let (cert_pem, key_pem) = server.client.clone().unwrap();
+    let ca = egress_file("mutual", "ca.pem", &server.ca_pem);
+    let cert = egress_file("mutual", "client.pem", &cert_pem);
+    let key = egress_file("mutual", "client-key.pem", &key_pem);
+    let port = server.addr.port();
+    let (status, body) = egress_get(&egress_rules(
+        port,
+        &format!(
+            "{{mode: MUTUAL, caCertificates: {}, clientCertificate: {}, privateKey: {}}}",
+            ca.display(),
+            cert.display(),
+            key.display()
+        ),
+    ))
+    .await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "for known clients"));
+
+    // The same server refuses a client that shows no certificate (SIMPLE).
+    let (status, _) = egress_get(&egress_rules(
+        port,
+        &format!("{{mode: SIMPLE, caCertificates: {}}}", ca.display()),
+    ))
+    .await;
+    assert!(
+        status.is_server_error(),
+        "a server that wants a client certificate must not answer without one: {status}"
     );
 }
