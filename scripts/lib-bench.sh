@@ -27,11 +27,10 @@ wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev
 # CPU time of processes, all threads, in nanoseconds (first field of schedstat).
 cpu_ns() { local t=0 f; for p in "$@"; do for f in /proc/"$p"/task/*/schedstat; do t=$((t + $(cut -d' ' -f1 "$f"))); done; done; echo "$t"; }
 
-# Sum and median of numbers given as arguments.
+# Sum, spread and median of numbers given as arguments; spread prints "LO MID HI".
 total() { printf '%s\n' "$@" | awk '{ s += $1 } END { print s + 0 }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-# Smallest, median and largest of numbers given as arguments: "LO MID HI".
 spread() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print v[1], m, v[NR] }'; }
+median() { local lo mid hi; read -r lo mid hi < <(spread "$@"); echo "$mid"; }
 
 # Peak resident memory of a process, in MB.
 hwm_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
