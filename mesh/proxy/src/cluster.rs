@@ -87,6 +87,9 @@ pub struct Cluster {
     pub use_client_protocol: bool,
     /// The service, as metrics name it.
     pub service: ServiceName,
+    /// Why the TLS the DestinationRule asks for (`SIMPLE`, `MUTUAL`) cannot be set up:
+    /// requests get `503 UF` naming it rather than going out unprotected.
+    pub tls_error: Option<String>,
     /// Metric series of the requests sent to this cluster's endpoints.
     series: SeriesCache<(SocketAddr, u16, Flags)>,
 }
@@ -131,8 +134,11 @@ impl Cluster {
         };
         // SIMPLE and MUTUAL: originate TLS to a server outside the mesh, checked by its DNS
         // name (MUTUAL also presents a client certificate).
+        // A rule that asks for TLS it cannot have fails closed: sending the request in
+        // plaintext instead would put on the wire what the rule meant to protect.
         let mut server_name = None;
         let mut originate = None;
+        let mut tls_error = None;
         if let UpstreamTls::Explicit(t) = &policy.tls {
             match t.mode {
                 TlsMode::Simple | TlsMode::Mutual => match origination::client_config(t) {
@@ -141,7 +147,8 @@ impl Cluster {
                         originate = Some(config);
                     }
                     Err(error) => {
-                        tracing::warn!(cluster = %key, %error, "Cannot originate TLS; connecting in plaintext.")
+                        tracing::warn!(cluster = %key, %error, "Cannot originate TLS; requests to this cluster get 503 UF until the DestinationRule is fixed.");
+                        tls_error = Some(error.to_string());
                     }
                 },
                 TlsMode::Disable | TlsMode::IstioMutual => {}
@@ -190,6 +197,7 @@ impl Cluster {
             http2: pools.http2,
             use_client_protocol: pool.use_client_protocol,
             service: ServiceName::from_host(&key.host),
+            tls_error,
             series: SeriesCache::default(),
         }
     }

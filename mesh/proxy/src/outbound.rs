@@ -342,6 +342,10 @@ async fn route(
             }
         }
     };
+    if let Some(error) = &cluster.tls_error {
+        let cause = format!("TLS origination for {}: {error}", cluster.name);
+        return ctx.local(LocalReply::ConnectFailure, &cause);
+    }
     let body = match RequestBody::read(&parts, body).await {
         Ok(b) => b,
         Err(e) => {

@@ -482,6 +482,45 @@ async fn simple_tls_origination_reaches_a_service_entry_host() {
 }
 
 #[tokio::test]
+async fn tls_origination_that_cannot_be_set_up_fails_closed() {
+    bookinfo_common::client::install_crypto_provider();
+    // A plain HTTP server on the port the rule wants TLS to: it would answer a request
+    // sent in plaintext, so any answer from it means the request went out unprotected.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicU32::new(0));
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let _ = tcp
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nplaintext")
+                .await;
+        }
+    });
+    for (tls, why) in [
+        (
+            "{mode: SIMPLE, caCertificates: /nonexistent/ca.pem}",
+            "caCertificates /nonexistent/ca.pem",
+        ),
+        (
+            "{mode: MUTUAL, credentialName: books-creds}",
+            "credentialName books-creds is a Kubernetes secret",
+        ),
+    ] {
+        let (status, body) = egress_get(&egress_rules(port, tls)).await;
+        assert_eq!(status.as_u16(), 503, "{tls}: {body}");
+        assert!(body.contains("\"UF upstream_reset_before_response_started{connection_failure}: TLS origination for outbound|"), "{tls}: {body}");
+        assert!(body.contains(why), "{tls}: {body}");
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "nothing may reach the server without the TLS the rule asks for"
+    );
+}
+
+#[tokio::test]
 async fn mutual_tls_origination_presents_the_client_certificate() {
     bookinfo_common::client::install_crypto_provider();
     let server = tls_server("books.example.com", "for known clients", true).await;
