@@ -181,6 +181,19 @@ pub struct ProxyStatus {
     pub last_seen_ms: u64,
 }
 
+impl Entry {
+    /// When the proxy was last in contact. A proxy holding a poll open is in contact now:
+    /// without this, the dashboard and `proxy-status` would show a live proxy as seen
+    /// seconds ago, for as long as its long poll lasts.
+    fn seen_ms(&self) -> u64 {
+        if self.polls > 0 {
+            now_ms()
+        } else {
+            self.last_seen_ms
+        }
+    }
+}
+
 /// All registered workloads.
 #[derive(Debug, Default)]
 pub struct Workloads {
@@ -293,9 +306,12 @@ impl Workloads {
             .values()
             .map(|e| WorkloadView {
                 spec: e.spec.clone(),
-                last_seen_ms: e.last_seen_ms,
-                age_ms: u64::try_from(now.duration_since(e.last_seen).as_millis())
-                    .unwrap_or(u64::MAX),
+                last_seen_ms: e.seen_ms(),
+                age_ms: if e.polls > 0 {
+                    0
+                } else {
+                    u64::try_from(now.duration_since(e.last_seen).as_millis()).unwrap_or(u64::MAX)
+                },
                 registered_at_ms: e.registered_at_ms,
             })
             .collect()
@@ -313,7 +329,7 @@ impl Workloads {
                     status: if version == latest { "SYNCED" } else { "STALE" },
                     version,
                     latest: latest.to_owned(),
-                    last_seen_ms: e.last_seen_ms,
+                    last_seen_ms: e.seen_ms(),
                 }
             })
             .collect()
@@ -390,6 +406,25 @@ mod tests {
         w.poll_ended("reviews-v2", later);
         assert!(w.expire(later + Duration::from_secs(14)).is_empty());
         assert_eq!(w.expire(later + Duration::from_secs(15)), ["reviews-v2"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_proxy_holding_a_poll_open_is_seen_now() {
+        let mut w = Workloads::new();
+        let t0 = Instant::now();
+        w.register(spec("reviews-v1", "v1", 1), t0);
+        w.register(spec("reviews-v2", "v2", 2), t0);
+        w.poll_started("reviews-v2", Some("3"), t0);
+        let later = t0 + Duration::from_secs(9);
+        let ages: Vec<u64> = w.list(later).iter().map(|v| v.age_ms).collect();
+        assert_eq!(ages, [9000, 0]);
+        w.poll_ended("reviews-v2", later);
+        let ages: Vec<u64> = w
+            .list(later + Duration::from_secs(2))
+            .iter()
+            .map(|v| v.age_ms)
+            .collect();
+        assert_eq!(ages, [11000, 2000]);
     }
 
     #[test]

@@ -29,9 +29,9 @@ pub const FLAGS: &[FlagHelp] = &[
     FlagHelp {
         code: "UF",
         name: "UpstreamConnectionFailure",
-        cause: "Connecting to the chosen endpoint failed (refused, reset, or TLS handshake failure).",
-        example: "`meshctl kill reviews-v2`: until the supervisor restarts it, calls routed to reviews v2 fail to connect; also an mTLS mismatch (STRICT PeerAuthentication with a client sending plain text).",
-        fix: "Wait for the restart (`meshctl proxy-status`, the up log), add retries on connect-failure in the VirtualService, or fix the TLS mode (DestinationRule trafficPolicy.tls / PeerAuthentication).",
+        cause: "Connecting to the chosen endpoint failed (refused, reset, or TLS handshake failure), or the TLS a DestinationRule asks for (SIMPLE, MUTUAL) could not be set up, so nothing was sent.",
+        example: "`meshctl kill reviews-v2`: until the supervisor restarts it, calls routed to reviews v2 fail to connect; also an mTLS mismatch (STRICT PeerAuthentication with a client sending plain text), or tls.mode SIMPLE with a caCertificates file that does not exist.",
+        fix: "Wait for the restart (`meshctl proxy-status`, the up log), add retries on connect-failure in the VirtualService, or fix the TLS mode (DestinationRule trafficPolicy.tls / PeerAuthentication); the x-mesh-error header names a TLS file that is missing or unreadable.",
     },
     FlagHelp {
         code: "UO",
