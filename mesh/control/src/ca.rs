@@ -7,23 +7,14 @@
 //! are replaced by the SPIFFE URI `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
-};
-use time::OffsetDateTime;
+use mesh_proxy::tls::{LocalCa, SpiffeId, TlsError};
 
 /// File names of a persisted root in `--ca-dir`.
 pub const ROOT_CERT_FILE: &str = "root-cert.pem";
 /// See [`ROOT_CERT_FILE`].
 pub const ROOT_KEY_FILE: &str = "root-key.pem";
-
-/// How long a generated root is valid.
-const ROOT_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-/// Issued certificates start this much in the past, for clocks slightly behind ours.
-const BACKDATE: Duration = Duration::from_secs(60);
 
 /// Why the CA could not start or sign.
 #[derive(Debug, thiserror::Error)]
@@ -38,19 +29,23 @@ pub enum CaError {
         source: std::io::Error,
     },
     /// A root file that is not a usable certificate or key.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     BadRoot {
         /// The file.
         path: String,
         /// What is wrong.
-        message: String,
+        #[source]
+        source: TlsError,
     },
     /// The CSR could not be read or its signature is wrong.
     #[error("invalid CSR: {0}")]
     BadCsr(String),
+    /// The namespace and service account make no valid SPIFFE ID.
+    #[error("{0}")]
+    BadIdentity(TlsError),
     /// Certificate generation failed.
-    #[error("certificate generation failed: {0}")]
-    Generate(#[from] rcgen::Error),
+    #[error("{0}")]
+    Generate(TlsError),
 }
 
 /// Where the root comes from.
@@ -80,19 +75,12 @@ pub struct Issued {
     pub expires_at_ms: u64,
 }
 
-/// The certificate authority.
+/// The certificate authority: the mesh's [`LocalCa`] (root and workload certificate
+/// profiles, CSR signing, shared with the proxy's tests and static-file setups), plus
+/// where its root comes from.
+#[derive(Debug)]
 pub struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    root_pem: String,
-    trust_domain: String,
-}
-
-impl std::fmt::Debug for Ca {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ca")
-            .field("trust_domain", &self.trust_domain)
-            .finish_non_exhaustive()
-    }
+    ca: LocalCa,
 }
 
 fn read(path: &Path) -> Result<String, CaError> {
@@ -126,9 +114,9 @@ impl Ca {
                     source,
                 })?;
                 let ca = Self::generate(trust_domain)?;
-                write(&key, &ca.issuer.key().serialize_pem())?;
+                write(&key, &ca.ca.key_pem())?;
                 restrict_permissions(&key)?;
-                write(&cert, &ca.root_pem)?;
+                write(&cert, ca.ca.root_pem())?;
                 Ok(ca)
             }
         }
@@ -136,64 +124,36 @@ impl Ca {
 
     /// A fresh self-signed root.
     pub fn generate(trust_domain: &str) -> Result<Self, CaError> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        let mut name = DistinguishedName::new();
-        name.push(DnType::OrganizationName, trust_domain);
-        name.push(DnType::CommonName, "Bookinfo-RS mesh root CA");
-        params.distinguished_name = name;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - BACKDATE;
-        params.not_after = now + ROOT_VALIDITY;
-        params.serial_number = Some(random_serial());
-        let cert = params.self_signed(&key)?;
         Ok(Self {
-            root_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-            trust_domain: trust_domain.to_owned(),
+            ca: LocalCa::new(trust_domain).map_err(CaError::Generate)?,
         })
     }
 
     fn load(cert: &Path, key: &Path, trust_domain: &str) -> Result<Self, CaError> {
         let cert_pem = read(cert)?;
         let key_pem = read(key)?;
-        let bad = |path: &Path, message: String| CaError::BadRoot {
-            path: path.display().to_string(),
-            message,
-        };
-        let key_pair = KeyPair::from_pem(&key_pem)
-            .map_err(|e| bad(key, format!("not a usable private key: {e}")))?;
-        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key_pair)
-            .map_err(|e| bad(cert, format!("not a usable CA certificate: {e}")))?;
-        Ok(Self {
-            issuer,
-            root_pem: cert_pem,
-            trust_domain: trust_domain.to_owned(),
-        })
+        let ca = LocalCa::from_pem(&cert_pem, &key_pem, trust_domain).map_err(|source| {
+            // Name the file that is wrong.
+            let path = match &source {
+                TlsError::Decode { what, .. } if what.ends_with("key") => key,
+                _ => cert,
+            };
+            CaError::BadRoot {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
+        Ok(Self { ca })
     }
 
     /// The root certificate, PEM.
     pub fn root_pem(&self) -> &str {
-        &self.root_pem
+        self.ca.root_pem()
     }
 
     /// The trust domain (`cluster.local`).
     pub fn trust_domain(&self) -> &str {
-        &self.trust_domain
-    }
-
-    /// The SPIFFE ID of a service account.
-    pub fn spiffe_id(&self, namespace: &str, service_account: &str) -> String {
-        format!(
-            "spiffe://{}/ns/{namespace}/sa/{service_account}",
-            self.trust_domain
-        )
+        self.ca.trust_domain()
     }
 
     /// Signs a CSR for the identity `namespace`/`service_account`, valid for `ttl`.
@@ -204,47 +164,25 @@ impl Ca {
         service_account: &str,
         ttl: Duration,
     ) -> Result<Issued, CaError> {
-        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
-            .map_err(|e| CaError::BadCsr(e.to_string()))?;
-        let spiffe_id = self.spiffe_id(namespace, service_account);
-        let mut params = CertificateParams::default();
-        // Subject is empty as in Istio: the identity lives in the URI SAN only.
-        params.distinguished_name = DistinguishedName::new();
-        params.subject_alt_names = vec![SanType::URI(spiffe_id.as_str().try_into()?)];
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - BACKDATE;
-        params.not_after = now + ttl;
-        params.serial_number = Some(random_serial());
-        let request = CertificateSigningRequestParams {
-            params,
-            public_key: csr.public_key,
-        };
-        let leaf = request.signed_by(&self.issuer)?;
-        let expires = now + ttl;
-        let expires_at_ms = u64::try_from(expires.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let spiffe_id = SpiffeId::new(self.trust_domain(), namespace, service_account)
+            .map_err(CaError::BadIdentity)?;
+        let expires = SystemTime::now() + ttl;
+        let chain = self
+            .ca
+            .sign_csr(csr_pem, &spiffe_id, ttl)
+            .map_err(|e| match e {
+                TlsError::Decode { reason, .. } => CaError::BadCsr(reason),
+                other => CaError::Generate(other),
+            })?;
+        let expires_at_ms = expires
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         Ok(Issued {
-            chain: vec![leaf.pem(), self.root_pem.clone()],
-            spiffe_id,
+            chain,
+            spiffe_id: spiffe_id.as_str().to_owned(),
             expires_at_ms,
         })
     }
-}
-
-/// 16 random bytes with the top bit clear (serials are positive integers).
-fn random_serial() -> SerialNumber {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[0] &= 0x7f;
-    SerialNumber::from_slice(&bytes)
 }
 
 #[cfg(unix)]

@@ -12,6 +12,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use x509_parser::time::ASN1Time;
 
@@ -64,6 +65,36 @@ impl LocalCa {
             issuer: Issuer::new(params, key),
             trust_domain: trust_domain.to_owned(),
         })
+    }
+
+    /// A CA with an existing root: its certificate and private key, PEM (a root kept
+    /// across restarts, or one an operator supplies).
+    pub fn from_pem(cert_pem: &str, key_pem: &str, trust_domain: &str) -> Result<Self, TlsError> {
+        let key = KeyPair::from_pem(key_pem)
+            .map_err(|e| decode_error("root key", &format!("not a usable private key: {e}")))?;
+        let root_der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| {
+            decode_error(
+                "root certificate",
+                &format!("not a usable CA certificate: {e}"),
+            )
+        })?;
+        let issuer = Issuer::from_ca_cert_der(&root_der, key).map_err(|e| {
+            decode_error(
+                "root certificate",
+                &format!("not a usable CA certificate: {e}"),
+            )
+        })?;
+        Ok(Self {
+            issuer,
+            root_der,
+            root_pem: cert_pem.to_owned(),
+            trust_domain: trust_domain.to_owned(),
+        })
+    }
+
+    /// The root's private key (PEM), for keeping the root across restarts.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
     }
 
     /// The trust domain this CA issues for.
