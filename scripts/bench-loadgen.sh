@@ -10,6 +10,7 @@
 # and loadgen (closed model, one runtime thread) each run alone, pinned to CPU 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib-bench.sh
 
 secs=${BENCH_SECONDS:-5}
 conns=${BENCH_CONNS:-64}
@@ -20,11 +21,7 @@ for v in secs conns rounds port; do
 done
 if (( $(nproc) >= 2 )); then server_cpu=1; load_cpu=0; else server_cpu=0; load_cpu=0; fi
 
-if ! command -v wrk >/dev/null; then
-    echo "Installing wrk (Debian package)..." >&2
-    sudo=""; (( EUID == 0 )) || sudo="sudo"
-    $sudo apt-get update -qq >&2 && $sudo apt-get install -y -qq wrk >&2
-fi
+need wrk wrk
 
 echo "Building loadgen and the echo server (release)..." >&2
 cargo build --release -q -p bookinfo-loadtest --bin loadgen --example echo
@@ -33,8 +30,7 @@ loadgen="$target_dir/release/loadgen"
 echo_bin="$target_dir/release/examples/echo"
 
 taskset -c "$server_cpu" "$echo_bin" "127.0.0.1:$port" 2>/dev/null &
-server_pid=$!
-trap 'kill "$server_pid" 2>/dev/null || true' EXIT
+pids+=($!)
 for _ in $(seq 50); do
     curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break
     sleep 0.1
@@ -43,7 +39,7 @@ curl -fsS -o /dev/null "http://127.0.0.1:$port/" || { echo "bench-loadgen.sh: ec
 
 url="http://127.0.0.1:$port/"
 tmp=$(mktemp -d)
-trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap 'cleanup; rm -rf "$tmp"' EXIT
 
 # Client CPU seconds (user + system) of a command, via GNU time when it is installed: on a
 # busy machine requests per CPU-second is the steadier measure of "fast on one core".
@@ -78,5 +74,4 @@ for round in $(seq "$rounds"); do
     printf '%-6s %12.0f %12.0f %7s   %14s %14s\n' "$round" "$wrk_rps" "$lg_rps" "$ratio" \
         "$(cpu_per_req "$tmp/wrk.cpu" "$wrk_n")" "$(cpu_per_req "$tmp/lg.cpu" "$lg_n")"
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')
-echo "loadgen/wrk = $median (median of $rounds round(s); target >= 0.80; ${conns} connections, ${secs} s, one core each)"
+echo "loadgen/wrk = $(median "${ratios[@]}") (median of $rounds round(s); target >= 0.80; ${conns} connections, ${secs} s, one core each)"
