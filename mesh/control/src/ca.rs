@@ -221,6 +221,19 @@ mod tests {
             err.to_string().contains("not a usable private key"),
             "{err}"
         );
+        // The key of another root: its leaves would fail every handshake, so it is refused.
+        let other = dir.join("other");
+        Ca::start(&RootSource::Dir(other.clone()), "cluster.local").unwrap();
+        let mixed = RootSource::Files {
+            cert: dir.join(ROOT_CERT_FILE),
+            key: other.join(ROOT_KEY_FILE),
+        };
+        let err = Ca::start(&mixed, "cluster.local").unwrap_err().to_string();
+        assert!(
+            err.starts_with(&other.join(ROOT_KEY_FILE).display().to_string())
+                && err.contains("is not the private key of the root certificate"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -10,10 +10,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
+    SanType, SerialNumber,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::time::ASN1Time;
 
 use super::identity::decode_error;
@@ -78,6 +80,20 @@ impl LocalCa {
                 &format!("not a usable CA certificate: {e}"),
             )
         })?;
+        // A key of another certificate would sign leaves that fail to verify against this
+        // root, on every handshake, far from the cause: refuse the pair here instead.
+        let (_, cert) = X509Certificate::from_der(&root_der).map_err(|e| {
+            decode_error(
+                "root certificate",
+                &format!("not a usable CA certificate: {e}"),
+            )
+        })?;
+        if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+            return Err(decode_error(
+                "root key",
+                "it is not the private key of the root certificate",
+            ));
+        }
         let issuer = Issuer::from_ca_cert_der(&root_der, key).map_err(|e| {
             decode_error(
                 "root certificate",
