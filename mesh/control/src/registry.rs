@@ -182,14 +182,16 @@ pub struct ProxyStatus {
 }
 
 impl Entry {
-    /// When the proxy was last in contact. A proxy holding a poll open is in contact now:
-    /// without this, the dashboard and `proxy-status` would show a live proxy as seen
-    /// seconds ago, for as long as its long poll lasts.
-    fn seen_ms(&self) -> u64 {
+    /// When the proxy was last in contact (ms since the Unix epoch) and how long ago that
+    /// is (ms). A proxy holding a poll open is in contact now: without this, the
+    /// dashboard and `proxy-status` would show a live proxy as seen seconds ago, for as
+    /// long as its long poll lasts.
+    fn seen(&self, now: Instant) -> (u64, u64) {
         if self.polls > 0 {
-            now_ms()
+            (now_ms(), 0)
         } else {
-            self.last_seen_ms
+            let age = u64::try_from(now.duration_since(self.last_seen).as_millis());
+            (self.last_seen_ms, age.unwrap_or(u64::MAX))
         }
     }
 }
@@ -304,15 +306,14 @@ impl Workloads {
     pub fn list(&self, now: Instant) -> Vec<WorkloadView> {
         self.entries
             .values()
-            .map(|e| WorkloadView {
-                spec: e.spec.clone(),
-                last_seen_ms: e.seen_ms(),
-                age_ms: if e.polls > 0 {
-                    0
-                } else {
-                    u64::try_from(now.duration_since(e.last_seen).as_millis()).unwrap_or(u64::MAX)
-                },
-                registered_at_ms: e.registered_at_ms,
+            .map(|e| {
+                let (last_seen_ms, age_ms) = e.seen(now);
+                WorkloadView {
+                    spec: e.spec.clone(),
+                    last_seen_ms,
+                    age_ms,
+                    registered_at_ms: e.registered_at_ms,
+                }
             })
             .collect()
     }
@@ -329,7 +330,7 @@ impl Workloads {
                     status: if version == latest { "SYNCED" } else { "STALE" },
                     version,
                     latest: latest.to_owned(),
-                    last_seen_ms: e.seen_ms(),
+                    last_seen_ms: e.seen(Instant::now()).0,
                 }
             })
             .collect()

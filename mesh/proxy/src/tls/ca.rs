@@ -72,34 +72,26 @@ impl LocalCa {
     /// A CA with an existing root: its certificate and private key, PEM (a root kept
     /// across restarts, or one an operator supplies).
     pub fn from_pem(cert_pem: &str, key_pem: &str, trust_domain: &str) -> Result<Self, TlsError> {
+        let bad_cert = |e: &dyn std::fmt::Display| {
+            decode_error(
+                "root certificate",
+                &format!("not a usable CA certificate: {e}"),
+            )
+        };
         let key = KeyPair::from_pem(key_pem)
             .map_err(|e| decode_error("root key", &format!("not a usable private key: {e}")))?;
-        let root_der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| {
-            decode_error(
-                "root certificate",
-                &format!("not a usable CA certificate: {e}"),
-            )
-        })?;
+        let root_der =
+            CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| bad_cert(&e))?;
         // A key of another certificate would sign leaves that fail to verify against this
         // root, on every handshake, far from the cause: refuse the pair here instead.
-        let (_, cert) = X509Certificate::from_der(&root_der).map_err(|e| {
-            decode_error(
-                "root certificate",
-                &format!("not a usable CA certificate: {e}"),
-            )
-        })?;
+        let (_, cert) = X509Certificate::from_der(&root_der).map_err(|e| bad_cert(&e))?;
         if cert.public_key().raw != key.subject_public_key_info().as_slice() {
             return Err(decode_error(
                 "root key",
                 "it is not the private key of the root certificate",
             ));
         }
-        let issuer = Issuer::from_ca_cert_der(&root_der, key).map_err(|e| {
-            decode_error(
-                "root certificate",
-                &format!("not a usable CA certificate: {e}"),
-            )
-        })?;
+        let issuer = Issuer::from_ca_cert_der(&root_der, key).map_err(|e| bad_cert(&e))?;
         Ok(Self {
             issuer,
             root_der,
