@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mesh_proxy::tls::{LocalCa, SpiffeId, TlsError};
+use mesh_identity::{IdentityError, LocalCa, SpiffeId};
 
 /// File names of a persisted root in `--ca-dir`.
 pub const ROOT_CERT_FILE: &str = "root-cert.pem";
@@ -35,17 +35,17 @@ pub enum CaError {
         path: String,
         /// What is wrong.
         #[source]
-        source: TlsError,
+        source: IdentityError,
     },
     /// The CSR could not be read or its signature is wrong.
     #[error("invalid CSR: {0}")]
     BadCsr(String),
     /// The namespace and service account make no valid SPIFFE ID.
     #[error("{0}")]
-    BadIdentity(TlsError),
+    BadIdentity(IdentityError),
     /// Certificate generation failed.
     #[error("{0}")]
-    Generate(TlsError),
+    Generate(IdentityError),
 }
 
 /// Where the root comes from.
@@ -135,7 +135,7 @@ impl Ca {
         let ca = LocalCa::from_pem(&cert_pem, &key_pem, trust_domain).map_err(|source| {
             // Name the file that is wrong.
             let path = match &source {
-                TlsError::Decode { what, .. } if what.ends_with("key") => key,
+                IdentityError::Decode { what, .. } if what.ends_with("key") => key,
                 _ => cert,
             };
             CaError::BadRoot {
@@ -171,7 +171,7 @@ impl Ca {
             .ca
             .sign_csr(csr_pem, &spiffe_id, ttl)
             .map_err(|e| match e {
-                TlsError::Decode { reason, .. } => CaError::BadCsr(reason),
+                IdentityError::Decode { reason, .. } => CaError::BadCsr(reason),
                 other => CaError::Generate(other),
             })?;
         let expires_at_ms = expires

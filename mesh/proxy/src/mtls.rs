@@ -17,12 +17,15 @@ use crate::tls::{
 };
 
 /// The mesh's trust domain (the `cluster.local` of `spiffe://cluster.local/ns/..`).
-pub const TRUST_DOMAIN: &str = "cluster.local";
+pub const TRUST_DOMAIN: &str = mesh_identity::DEFAULT_TRUST_DOMAIN;
 
 /// Why no identity could be had.
 #[derive(Debug, thiserror::Error)]
-pub enum IdentityError {
-    /// Key, CSR, certificate or config trouble.
+pub enum IssueError {
+    /// Key, CSR or certificate trouble.
+    #[error(transparent)]
+    Identity(#[from] mesh_identity::IdentityError),
+    /// The TLS configurations around the certificate could not be built.
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// The CA could not be reached or refused.
@@ -89,10 +92,7 @@ impl Mtls {
 }
 
 /// Asks the control plane's CA for a certificate for `spiffe_id`.
-pub async fn issue(
-    control: &ControlClient,
-    spiffe_id: &SpiffeId,
-) -> Result<Identity, IdentityError> {
+pub async fn issue(control: &ControlClient, spiffe_id: &SpiffeId) -> Result<Identity, IssueError> {
     let (key, csr) = Identity::csr(spiffe_id)?;
     let chain = control.certificate(&csr).await?;
     let root = chain.last().cloned().unwrap_or_default();

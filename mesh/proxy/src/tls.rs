@@ -4,8 +4,9 @@
 //! certificate whose URI SAN is the workload's SPIFFE ID
 //! (`spiffe://cluster.local/ns/<ns>/sa/<sa>`), and the mesh's trust root. The pieces:
 //!
-//! - [`identity`]: SPIFFE IDs, key + CSR generation, loading a signed chain, renewal time.
-//! - [`ca`]: [`LocalCa`], a real certificate authority for tests and static-file setups.
+//! The identity itself (SPIFFE IDs, key + CSR, the CA, chain verification) lives in the
+//! `mesh-identity` crate, shared with the control plane; this module puts it on the wire.
+//!
 //! - [`store`]: [`CertStore`], the rotating certificate holder both TLS sides resolve from,
 //!   so a renewed certificate serves new handshakes without touching live connections.
 //! - [`config`]: rustls server/client configurations that verify the peer chains to the mesh
@@ -15,64 +16,35 @@
 //! Sidecar-to-sidecar mTLS is recognised by its ALPN `istio-http/1.1`, as in Istio.
 
 pub mod accept;
-pub mod ca;
 pub mod config;
-pub mod identity;
 pub mod store;
 
 pub use accept::{Accepted, MeshStream, MtlsMode, Sniffed, accept, connect, sniff};
-pub use ca::LocalCa;
 pub use config::{
-    ALPN_ISTIO_H2, ALPN_ISTIO_HTTP11, ClientAuth, ClientConfigs, SpiffeServerVerifier,
-    client_config, server_config,
+    ALPN_ISTIO_H2, ALPN_ISTIO_HTTP11, ClientAuth, ClientConfigs, client_config, server_config,
 };
-pub use identity::{Identity, SpiffeId, peer_spiffe_id, peer_spiffe_id_of, spiffe_id_of_cert};
+pub use mesh_identity::{
+    Identity, IdentityError, LocalCa, SpiffeId, SpiffeServerVerifier, peer_spiffe_id,
+    peer_spiffe_id_of, provider, spiffe_id_of_cert,
+};
 pub use store::CertStore;
 
-use std::sync::Arc;
-
-/// The crypto provider every mesh TLS configuration uses (ring, chosen explicitly so no
-/// process-wide default is needed).
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Everything that can go wrong with identities and mTLS connections.
+/// Everything that can go wrong with mTLS connections and their configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// rcgen could not build a key, CSR or certificate.
-    #[error("certificate generation failed: {0}")]
-    Generate(#[from] rcgen::Error),
-    /// A PEM or DER input could not be decoded.
-    #[error("invalid {what}: {reason}")]
-    Decode {
-        /// Which input (e.g. "certificate chain PEM").
-        what: &'static str,
-        /// What was wrong with it.
-        reason: String,
-    },
-    /// A string is not a `spiffe://<trust-domain>/ns/<ns>/sa/<sa>` ID.
-    #[error(
-        "invalid SPIFFE ID {0:?}: expected spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>"
-    )]
-    InvalidSpiffeId(String),
-    /// The leaf certificate carries no `spiffe://` URI SAN.
-    #[error("certificate has no spiffe:// URI SAN")]
-    NoSpiffeId,
+    /// An identity problem: key, certificate, SPIFFE ID, or a peer that is not who it
+    /// should be.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The destination host is not usable as a TLS server name (SNI).
+    #[error("invalid TLS server name: {0}")]
+    ServerName(String),
     /// The certificate does not belong to the key, or does not chain to the root, etc.
     #[error("TLS: {0}")]
     Rustls(#[from] rustls::Error),
     /// The client-certificate verifier could not be built (e.g. empty root store).
     #[error("client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
-    /// The server presented a different identity than the one the client expected.
-    #[error("peer identity {actual:?} is not the expected {expected}")]
-    UnexpectedPeer {
-        /// The SPIFFE ID the client asked for.
-        expected: String,
-        /// The SPIFFE ID the server's certificate carries (if any).
-        actual: Option<String>,
-    },
     /// STRICT mode got a plaintext connection; it has been closed.
     #[error("plaintext connection rejected: mTLS is STRICT")]
     PlaintextRejected,
@@ -95,14 +67,15 @@ impl TlsError {
             return Self::Io(error);
         };
         if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = tls {
-            match other.0.downcast_ref::<TlsError>() {
-                Some(Self::UnexpectedPeer { expected, actual }) => {
-                    return Self::UnexpectedPeer {
+            match other.0.downcast_ref::<IdentityError>() {
+                Some(IdentityError::UnexpectedPeer { expected, actual }) => {
+                    return IdentityError::UnexpectedPeer {
                         expected: expected.clone(),
                         actual: actual.clone(),
-                    };
+                    }
+                    .into();
                 }
-                Some(Self::NoSpiffeId) => return Self::NoSpiffeId,
+                Some(IdentityError::NoSpiffeId) => return IdentityError::NoSpiffeId.into(),
                 _ => {}
             }
         }

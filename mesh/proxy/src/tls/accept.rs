@@ -149,10 +149,8 @@ pub async fn connect<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let name = ServerName::try_from(server_name.to_owned()).map_err(|e| TlsError::Decode {
-        what: "TLS server name",
-        reason: e.to_string(),
-    })?;
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|e| TlsError::ServerName(e.to_string()))?;
     let tls = TlsConnector::from(config)
         .connect(name, stream)
         .await

@@ -18,8 +18,7 @@ use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::time::ASN1Time;
 
-use super::identity::decode_error;
-use super::{Identity, SpiffeId, TlsError};
+use crate::{Identity, IdentityError, SpiffeId};
 
 /// Root lifetime (Istio's self-signed root: 10 years).
 const ROOT_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -44,7 +43,7 @@ impl std::fmt::Debug for LocalCa {
 
 impl LocalCa {
     /// A new root for `trust_domain` (e.g. `cluster.local`), valid for 10 years.
-    pub fn new(trust_domain: &str) -> Result<Self, TlsError> {
+    pub fn new(trust_domain: &str) -> Result<Self, IdentityError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
@@ -71,22 +70,27 @@ impl LocalCa {
 
     /// A CA with an existing root: its certificate and private key, PEM (a root kept
     /// across restarts, or one an operator supplies).
-    pub fn from_pem(cert_pem: &str, key_pem: &str, trust_domain: &str) -> Result<Self, TlsError> {
+    pub fn from_pem(
+        cert_pem: &str,
+        key_pem: &str,
+        trust_domain: &str,
+    ) -> Result<Self, IdentityError> {
         let bad_cert = |e: &dyn std::fmt::Display| {
-            decode_error(
+            IdentityError::decode(
                 "root certificate",
-                &format!("not a usable CA certificate: {e}"),
+                format!("not a usable CA certificate: {e}"),
             )
         };
-        let key = KeyPair::from_pem(key_pem)
-            .map_err(|e| decode_error("root key", &format!("not a usable private key: {e}")))?;
+        let key = KeyPair::from_pem(key_pem).map_err(|e| {
+            IdentityError::decode("root key", format!("not a usable private key: {e}"))
+        })?;
         let root_der =
             CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| bad_cert(&e))?;
         // A key of another certificate would sign leaves that fail to verify against this
         // root, on every handshake, far from the cause: refuse the pair here instead.
         let (_, cert) = X509Certificate::from_der(&root_der).map_err(|e| bad_cert(&e))?;
         if cert.public_key().raw != key.subject_public_key_info().as_slice() {
-            return Err(decode_error(
+            return Err(IdentityError::decode(
                 "root key",
                 "it is not the private key of the root certificate",
             ));
@@ -128,9 +132,9 @@ impl LocalCa {
         csr_pem: &str,
         spiffe_id: &SpiffeId,
         ttl: Duration,
-    ) -> Result<Vec<String>, TlsError> {
+    ) -> Result<Vec<String>, IdentityError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
-            .map_err(|e| decode_error("CSR", &e.to_string()))?;
+            .map_err(|e| IdentityError::decode("CSR", e))?;
         let now = SystemTime::now();
         let params = leaf_params(spiffe_id, now - BACKDATE, now + ttl)?;
         let leaf = params.signed_by(&csr.public_key, &self.issuer)?;
@@ -138,7 +142,7 @@ impl LocalCa {
     }
 
     /// Issues a complete identity (new key included), valid from now for `ttl`.
-    pub fn issue(&self, spiffe_id: &SpiffeId, ttl: Duration) -> Result<Identity, TlsError> {
+    pub fn issue(&self, spiffe_id: &SpiffeId, ttl: Duration) -> Result<Identity, IdentityError> {
         let now = SystemTime::now();
         self.issue_between(spiffe_id, now - BACKDATE, now + ttl)
     }
@@ -150,7 +154,7 @@ impl LocalCa {
         spiffe_id: &SpiffeId,
         not_before: SystemTime,
         not_after: SystemTime,
-    ) -> Result<Identity, TlsError> {
+    ) -> Result<Identity, IdentityError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let leaf = leaf_params(spiffe_id, not_before, not_after)?.signed_by(&key, &self.issuer)?;
         Identity::from_parts(
@@ -165,7 +169,7 @@ fn leaf_params(
     spiffe_id: &SpiffeId,
     not_before: SystemTime,
     not_after: SystemTime,
-) -> Result<CertificateParams, TlsError> {
+) -> Result<CertificateParams, IdentityError> {
     let mut params = CertificateParams::default();
     // Like Istio's workload certificates: empty subject, the identity lives in the SAN.
     params.distinguished_name = DistinguishedName::new();
@@ -189,7 +193,7 @@ fn set_validity(
     params: &mut CertificateParams,
     not_before: SystemTime,
     not_after: SystemTime,
-) -> Result<(), TlsError> {
+) -> Result<(), IdentityError> {
     // rcgen wants `time::OffsetDateTime`; x509-parser's ASN1Time converts from seconds, which
     // spares a direct dependency on `time`.
     params.not_before = asn1_time(not_before)?.to_datetime();
@@ -197,12 +201,12 @@ fn set_validity(
     Ok(())
 }
 
-fn asn1_time(at: SystemTime) -> Result<ASN1Time, TlsError> {
+fn asn1_time(at: SystemTime) -> Result<ASN1Time, IdentityError> {
     let secs = match at.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(_) => 0,
     };
-    ASN1Time::from_timestamp(secs).map_err(|e| decode_error("certificate validity", &e.to_string()))
+    ASN1Time::from_timestamp(secs).map_err(|e| IdentityError::decode("certificate validity", e))
 }
 
 /// 16 random bytes, positive as a DER integer.
