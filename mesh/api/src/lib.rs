@@ -14,6 +14,8 @@
 //! * [`host`]: host qualification and authority matching.
 //! * [`matching`]: route matching on a borrowed request view.
 //! * [`mod@compile`]: the per-proxy [`RouteTable`] the proxy holds in an `Arc`.
+//! * [`wire`]: the control plane's HTTP contract (registration, proxy configuration,
+//!   faults, describe and overview views, errors), shared by server and clients.
 //!
 //! No I/O happens here: callers pass file names and texts.
 
@@ -32,6 +34,7 @@ pub mod resource;
 pub mod security;
 pub mod string_match;
 pub mod validate;
+pub mod wire;
 
 pub use compile::{
     CompiledRoute, CompiledService, CompiledSubset, Listener, ProxyScope, RouteAction, RouteTable,

@@ -1,6 +1,6 @@
 //! The closed set of resource kinds the mesh understands.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::networking::destination_rule::DestinationRule;
 use crate::networking::gateway::Gateway;
@@ -20,7 +20,7 @@ pub const NETWORKING_VERSIONS: [&str; 3] = [
 pub const SECURITY_VERSIONS: [&str; 2] = ["security.istio.io/v1", "security.istio.io/v1beta1"];
 
 /// Resource kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Kind {
     /// networking.istio.io VirtualService.
     VirtualService,

@@ -14,14 +14,15 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use mesh_api::Kind;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use mesh_api::wire::{
+    self, CaRoot, CertificateRequest, Deregistered, FaultCreated, FaultDeleted, FaultRequest,
+    FaultsCleared, Registered, WorkloadSpec,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::control::Control;
 use crate::dashboard;
 use crate::error::AppError;
-use crate::faults::FaultRequest;
-use crate::registry::WorkloadSpec;
 
 type Shared = State<Arc<Control>>;
 type ApiResult = Result<Response, AppError>;
@@ -53,12 +54,9 @@ pub fn router(control: Arc<Control>) -> Router {
         .with_state(control)
 }
 
-fn ok(value: Value) -> ApiResult {
+/// A 200 answer with `value` as JSON; every answer is one of the `mesh_api::wire` types.
+fn ok<T: Serialize>(value: T) -> ApiResult {
     Ok(Json(value).into_response())
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, AppError> {
-    serde_json::to_value(value).map_err(|e| AppError::Internal(format!("encoding failed: {e}")))
 }
 
 async fn not_found() -> AppError {
@@ -114,7 +112,11 @@ async fn apply(
     let q = query(q)?;
     let file = file_name(&q);
     let (applied, version) = control.apply(&file, utf8(&body)?)?;
-    ok(json!({"applied": applied.applied, "warnings": applied.warnings, "version": version}))
+    ok(wire::Applied {
+        applied: applied.applied,
+        warnings: applied.warnings,
+        version,
+    })
 }
 
 async fn delete_resources(
@@ -125,7 +127,11 @@ async fn delete_resources(
     let q = query(q)?;
     let file = file_name(&q);
     let (deleted, version) = control.delete(&file, utf8(&body)?)?;
-    ok(json!({"deleted": deleted.deleted, "missing": deleted.missing, "version": version}))
+    ok(wire::Deleted {
+        deleted: deleted.deleted,
+        missing: deleted.missing,
+        version,
+    })
 }
 
 async fn resources(
@@ -141,11 +147,11 @@ async fn resources(
             ))
         })?),
     };
-    ok(to_json(&control.resources(kind))?)
+    ok(control.resources(kind))
 }
 
 async fn config_errors(State(control): Shared) -> ApiResult {
-    ok(to_json(&control.config_errors())?)
+    ok(control.config_errors())
 }
 
 async fn overview(State(control): Shared) -> ApiResult {
@@ -166,17 +172,17 @@ async fn describe(
 async fn register(State(control): Shared, body: Bytes) -> ApiResult {
     let spec: WorkloadSpec = json_body(&body, "workload")?;
     let name = control.register(spec)?;
-    ok(json!({"registered": name}))
+    ok(Registered { registered: name })
 }
 
 async fn deregister(State(control): Shared, p: Result<Path<String>, PathRejection>) -> ApiResult {
     let name = path(p)?;
     control.deregister(&name)?;
-    ok(json!({"deregistered": name}))
+    ok(Deregistered { deregistered: name })
 }
 
 async fn workloads(State(control): Shared) -> ApiResult {
-    ok(to_json(&control.workloads())?)
+    ok(control.workloads())
 }
 
 async fn proxy_config(
@@ -206,25 +212,17 @@ async fn proxy_config(
         )),
     };
     let config = control.poll(workload, held, wait).await?;
-    ok(to_json(&config)?)
+    ok(config)
 }
 
 async fn proxy_status(State(control): Shared) -> ApiResult {
-    ok(to_json(&control.proxy_status())?)
+    ok(control.proxy_status())
 }
 
 async fn ca_root(State(control): Shared) -> ApiResult {
-    ok(json!({"root": control.root_pem()}))
-}
-
-/// Body of `POST /api/v1/certificates`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CertificateRequest {
-    workload: String,
-    csr: String,
-    #[serde(default)]
-    ttl_seconds: Option<u64>,
+    ok(CaRoot {
+        root: control.root_pem().to_owned(),
+    })
 }
 
 /// Longest certificate lifetime a workload may ask for (a year).
@@ -242,31 +240,27 @@ async fn certificate(State(control): Shared, body: Bytes) -> ApiResult {
         }
     };
     let issued = control.issue(&request.workload, &request.csr, ttl)?;
-    ok(
-        json!({"chain": issued.chain, "spiffe_id": issued.spiffe_id, "expires_at_ms": issued.expires_at_ms}),
-    )
+    ok(issued)
 }
 
 async fn add_fault(State(control): Shared, body: Bytes) -> ApiResult {
     let request: FaultRequest = json_body(&body, "fault")?;
-    let (view, warnings) = control.add_fault(request)?;
-    let mut value = to_json(&view)?;
-    if let Value::Object(map) = &mut value {
-        map.insert("warnings".to_owned(), json!(warnings));
-    }
-    Ok((StatusCode::CREATED, Json(value)).into_response())
+    let (lease, warnings) = control.add_fault(request)?;
+    Ok((StatusCode::CREATED, Json(FaultCreated { lease, warnings })).into_response())
 }
 
 async fn faults(State(control): Shared) -> ApiResult {
-    ok(to_json(&control.faults())?)
+    ok(control.faults())
 }
 
 async fn remove_fault(State(control): Shared, p: Result<Path<String>, PathRejection>) -> ApiResult {
     let id = path(p)?;
     control.remove_fault(&id)?;
-    ok(json!({"deleted": id}))
+    ok(FaultDeleted { deleted: id })
 }
 
 async fn clear_faults(State(control): Shared) -> ApiResult {
-    ok(json!({"deleted": control.clear_faults()}))
+    ok(FaultsCleared {
+        deleted: control.clear_faults(),
+    })
 }

@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mesh_api::wire::Issued;
 use mesh_identity::{IdentityError, LocalCa, SpiffeId};
 
 /// File names of a persisted root in `--ca-dir`.
@@ -62,17 +63,6 @@ pub enum RootSource {
         /// Its private key.
         key: std::path::PathBuf,
     },
-}
-
-/// An issued certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issued {
-    /// Leaf then root, PEM.
-    pub chain: Vec<String>,
-    /// The identity in the leaf.
-    pub spiffe_id: String,
-    /// End of validity, ms since the Unix epoch.
-    pub expires_at_ms: u64,
 }
 
 /// The certificate authority: the mesh's [`LocalCa`] (root and workload certificate

@@ -7,19 +7,22 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use mesh_api::host::qualify;
+use mesh_api::wire::{
+    ErrorRecord, FaultRequest, Issued, LeaseView, Overview, ProxyConfig, ProxyStatus,
+    ResourceEntry, ServiceDescription, ServiceOverview, WorkloadSpec, WorkloadView,
+};
 use mesh_api::{Kind, ProxyScope, Resource};
-use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::ca::{Ca, CaError, Issued, RootSource};
+use crate::ca::{Ca, CaError, RootSource};
 use crate::error::AppError;
-use crate::faults::{FaultRequest, Faults, LeaseView};
+use crate::faults::{FaultSpec, Faults};
 use crate::metrics::{Gauges, Metrics};
-use crate::push::{Hub, ProxyConfig, compile_for};
-use crate::registry::{ProxyStatus, WorkloadSpec, WorkloadView, Workloads};
+use crate::push::{Hub, compile_for};
+use crate::registry::Workloads;
 use crate::source::ConfigSource;
-use crate::store::{Applied, Deleted, Entry, Rejected, Store};
+use crate::store::{Applied, Deleted, Rejected, Store};
 
 /// Longest long poll a caller may ask for with `?wait=`.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -200,18 +203,19 @@ impl Control {
     }
 
     /// Resources in force.
-    pub fn resources(&self, kind: Option<Kind>) -> Vec<Entry> {
+    pub fn resources(&self, kind: Option<Kind>) -> Vec<ResourceEntry> {
         lock(&self.store).entries(kind)
     }
 
     /// Recent rejected changes.
-    pub fn config_errors(&self) -> Vec<crate::store::ErrorRecord> {
+    pub fn config_errors(&self) -> Vec<ErrorRecord> {
         lock(&self.store).errors().cloned().collect()
     }
 
     /// Registers a workload.
     pub fn register(&self, spec: WorkloadSpec) -> Result<String, AppError> {
-        spec.validate().map_err(AppError::BadRequest)?;
+        spec.validate()
+            .map_err(|e| AppError::BadRequest(e.to_string()))?;
         let name = spec.name.clone();
         let changed = lock(&self.workloads).register(spec, Instant::now());
         if changed {
@@ -303,8 +307,7 @@ impl Control {
 
     /// Creates a fault lease; returns its view plus warnings.
     pub fn add_fault(&self, request: FaultRequest) -> Result<(LeaseView, Vec<String>), AppError> {
-        let spec = request
-            .validate()
+        let spec = FaultSpec::try_from(request)
             .map_err(|e| AppError::BadRequest(format!("invalid fault: {e}")))?;
         let mut warnings = Vec::new();
         let known = lock(&self.workloads)
@@ -410,7 +413,7 @@ impl Control {
 
     /// Everything about one service, for `meshctl describe`; not found when no route,
     /// endpoint or fault mentions it (most likely a typo).
-    pub fn describe(&self, service: &str, namespace: &str) -> Result<Value, AppError> {
+    pub fn describe(&self, service: &str, namespace: &str) -> Result<ServiceDescription, AppError> {
         let host = qualify(service, namespace);
         let short = host.split('.').next().unwrap_or(service).to_owned();
         let service_ns = host.split('.').nth(1).unwrap_or(namespace).to_owned();
@@ -450,33 +453,35 @@ impl Control {
                 Resource::AuthorizationPolicy(p)
                     if applies(p.namespace(), p.spec.selector.as_ref()) =>
                 {
-                    authorization.push(serde_json::to_value(p).unwrap_or_default());
+                    authorization.push(p.clone());
                 }
                 Resource::PeerAuthentication(p)
                     if applies(p.namespace(), p.spec.selector.as_ref()) =>
                 {
-                    peer_authentication.push(serde_json::to_value(p).unwrap_or_default());
+                    peer_authentication.push(p.clone());
                 }
                 _ => {}
             }
         }
-        Ok(json!({
-            "host": host,
-            "routes": compiled.map(|s| serde_json::to_value(&s.routes).unwrap_or_default()).unwrap_or_else(|| json!([])),
-            "subsets": compiled.map(|s| serde_json::to_value(&s.subsets).unwrap_or_default()).unwrap_or_else(|| json!({})),
-            "policy": compiled.map(|s| serde_json::to_value(&s.policy).unwrap_or_default()),
-            "endpoints": endpoints,
-            "faults": faults,
-            "authorization": authorization,
-            "peer_authentication": peer_authentication,
-            "virtual_services": compiled.map(|s| s.virtual_services.clone()).unwrap_or_default(),
-            "destination_rule": compiled.and_then(|s| s.destination_rule.clone()),
-            "version": self.version().to_string(),
-        }))
+        Ok(ServiceDescription {
+            host,
+            routes: compiled.map(|s| s.routes.clone()).unwrap_or_default(),
+            subsets: compiled.map(|s| s.subsets.clone()).unwrap_or_default(),
+            policy: compiled.map(|s| s.policy.clone()),
+            endpoints,
+            faults,
+            authorization,
+            peer_authentication,
+            virtual_services: compiled
+                .map(|s| s.virtual_services.clone())
+                .unwrap_or_default(),
+            destination_rule: compiled.and_then(|s| s.destination_rule.clone()),
+            version: self.version().to_string(),
+        })
     }
 
     /// The routing of a sidecar in the default namespace, per service, for the dashboard.
-    pub fn overview(&self) -> Value {
+    pub fn overview(&self) -> Overview {
         let config = lock(&self.store).config();
         let mut table = compile_for(
             &config,
@@ -491,24 +496,26 @@ impl Control {
                 .entry(host.clone())
                 .or_insert_with(|| mesh_api::CompiledService::with_default_route(&host));
         }
-        let services: Vec<Value> = table
+        let services = table
             .services
-            .values()
-            .map(|s| {
-                json!({
-                    "host": s.host,
-                    "virtual_services": s.virtual_services,
-                    "destination_rule": s.destination_rule,
-                    "routes": s.routes.iter().map(crate::dashboard::describe_route).collect::<Vec<_>>(),
-                })
+            .into_values()
+            .map(|s| ServiceOverview {
+                routes: s
+                    .routes
+                    .iter()
+                    .map(crate::dashboard::describe_route)
+                    .collect(),
+                host: s.host,
+                virtual_services: s.virtual_services,
+                destination_rule: s.destination_rule,
             })
             .collect();
-        json!({
-            "version": self.version().to_string(),
-            "resources": config.len(),
-            "services": services,
-            "errors": self.config_errors(),
-        })
+        Overview {
+            version: self.version().to_string(),
+            resources: config.len(),
+            services,
+            errors: self.config_errors(),
+        }
     }
 
     /// Metrics exposition.

@@ -3,8 +3,8 @@
 //! routes per service, active faults counting down, and recent configuration errors.
 
 use axum::response::Html;
+use mesh_api::wire::RouteSummary;
 use mesh_api::{CompiledRoute, RouteAction};
-use serde_json::{Value, json};
 
 /// `GET /`.
 pub async fn page() -> Html<&'static str> {
@@ -12,7 +12,7 @@ pub async fn page() -> Html<&'static str> {
 }
 
 /// A route in a few words for the dashboard: what it matches, where it goes, its fault.
-pub fn describe_route(route: &CompiledRoute) -> Value {
+pub fn describe_route(route: &CompiledRoute) -> RouteSummary {
     let matches: Vec<String> = route
         .matches
         .iter()
@@ -64,14 +64,18 @@ pub fn describe_route(route: &CompiledRoute) -> Value {
         }
         parts.join(", ")
     });
-    json!({
-        "name": route.name,
-        "match": if matches.is_empty() { "any".to_owned() } else { matches.join(" | ") },
-        "to": to,
-        "timeout": route.timeout.map(|t| format!("{t:?}")),
-        "fault": fault,
-        "expires_at_ms": route.expires_at_ms,
-    })
+    RouteSummary {
+        name: route.name.clone(),
+        matches: if matches.is_empty() {
+            "any".to_owned()
+        } else {
+            matches.join(" | ")
+        },
+        to,
+        timeout: route.timeout.map(|t| format!("{t:?}")),
+        fault,
+        expires_at_ms: route.expires_at_ms,
+    }
 }
 
 fn string_match(m: &mesh_api::StringMatch) -> String {

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use mesh_api::wire::ApiError;
 
 /// An API failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,9 +46,12 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = match &self {
-            Self::InvalidConfig { error, errors } => json!({"error": error, "errors": errors}),
-            other => json!({"error": other.to_string()}),
+        let body = match self {
+            Self::InvalidConfig { error, errors } => ApiError { error, errors },
+            other => ApiError {
+                error: other.to_string(),
+                errors: Vec::new(),
+            },
         };
         (status, Json(body)).into_response()
     }

@@ -17,65 +17,15 @@ use mesh_api::defaults::{AbortStatus, EffectiveAbort, EffectiveDelay};
 use mesh_api::duration::format_duration;
 use mesh_api::host::qualify;
 use mesh_api::networking::virtual_service::HttpMatchRequest;
+use mesh_api::wire::{AbortView, DelayView, FaultRequest, LeaseView};
 use mesh_api::{
     CompiledRoute, CompiledService, EffectiveFault, RouteAction, RouteTable, StringMatch,
     WeightedDestinations, parse_duration,
 };
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 /// Longest lease a caller may ask for.
 pub const MAX_TTL_SECONDS: u64 = 3600;
-
-/// The body of `POST /api/v1/faults`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FaultRequest {
-    /// Target service (`ratings` or a qualified host).
-    pub service: String,
-    /// Namespace that qualifies a short service name (default `default`).
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Only traffic routed to this subset.
-    #[serde(default)]
-    pub subset: Option<String>,
-    /// Delay to inject.
-    #[serde(default)]
-    pub delay: Option<DelayRequest>,
-    /// Abort to inject.
-    #[serde(default)]
-    pub abort: Option<AbortRequest>,
-    /// Only requests carrying these headers with exactly these values.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Lease duration, 1 to 3600 seconds.
-    #[serde(default, alias = "ttlSeconds")]
-    pub ttl_seconds: Option<i64>,
-}
-
-/// `delay` of a fault request.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DelayRequest {
-    /// Istio duration (`7s`, `500ms`).
-    #[serde(alias = "fixedDelay")]
-    pub fixed_delay: String,
-    /// Share of requests, 0-100 (default 100).
-    #[serde(default)]
-    pub percentage: Option<f64>,
-}
-
-/// `abort` of a fault request.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AbortRequest {
-    /// HTTP status to answer with.
-    #[serde(alias = "httpStatus")]
-    pub http_status: i64,
-    /// Share of requests, 0-100 (default 100).
-    #[serde(default)]
-    pub percentage: Option<f64>,
-}
 
 /// A bad fault request; Display names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,21 +73,23 @@ fn percentage(field: &'static str, value: Option<f64>) -> Result<f64, FaultError
     Ok(value)
 }
 
-impl FaultRequest {
-    /// Checks every field.
-    pub fn validate(self) -> Result<FaultSpec, FaultError> {
-        let service = self.service.trim().to_owned();
+impl TryFrom<FaultRequest> for FaultSpec {
+    type Error = FaultError;
+
+    /// Checks every field of a request.
+    fn try_from(request: FaultRequest) -> Result<Self, FaultError> {
+        let service = request.service.trim().to_owned();
         if service.is_empty() {
             return Err(invalid("service", "is required"));
         }
-        let namespace = self.namespace.unwrap_or_else(|| "default".to_owned());
+        let namespace = request.namespace.unwrap_or_else(|| "default".to_owned());
         if namespace.is_empty() {
             return Err(invalid("namespace", "must not be empty"));
         }
-        if self.delay.is_none() && self.abort.is_none() {
+        if request.delay.is_none() && request.abort.is_none() {
             return Err(invalid("delay", "a fault needs a delay, an abort or both"));
         }
-        let delay = match self.delay {
+        let delay = match request.delay {
             None => None,
             Some(d) => {
                 let fixed = parse_duration(&d.fixed_delay)
@@ -148,7 +100,7 @@ impl FaultRequest {
                 Some((fixed, percentage("delay.percentage", d.percentage)?))
             }
         };
-        let abort = match self.abort {
+        let abort = match request.abort {
             None => None,
             Some(a) => {
                 let status = u16::try_from(a.http_status)
@@ -164,27 +116,27 @@ impl FaultRequest {
             }
         };
         let mut headers = BTreeMap::new();
-        for (name, value) in self.headers {
+        for (name, value) in request.headers {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
                 return Err(invalid("headers", format!("{name:?} is not a header name")));
             }
             headers.insert(name.to_ascii_lowercase(), value);
         }
-        let ttl = match self.ttl_seconds {
+        let ttl = match request.ttl_seconds {
             None => return Err(invalid("ttl_seconds", "is required (1 to 3600)")),
             Some(t) => u64::try_from(t)
                 .ok()
                 .filter(|t| (1..=MAX_TTL_SECONDS).contains(t))
                 .ok_or_else(|| invalid("ttl_seconds", format!("{t} is not between 1 and 3600")))?,
         };
-        if self.subset.as_deref() == Some("") {
+        if request.subset.as_deref() == Some("") {
             return Err(invalid("subset", "must not be empty"));
         }
         Ok(FaultSpec {
             host: qualify(&service, &namespace),
             service,
             namespace,
-            subset: self.subset,
+            subset: request.subset,
             delay,
             abort,
             headers,
@@ -221,56 +173,6 @@ pub struct Lease {
     pub expires_at_ms: u64,
     /// End on tokio's clock (what our expiry uses).
     pub deadline: Instant,
-}
-
-/// `delay` as listed.
-#[derive(Debug, Clone, Serialize)]
-pub struct DelayView {
-    /// Duration in Istio notation.
-    pub fixed_delay: String,
-    /// Share of requests.
-    pub percentage: f64,
-}
-
-/// `abort` as listed.
-#[derive(Debug, Clone, Serialize)]
-pub struct AbortView {
-    /// Status.
-    pub http_status: u16,
-    /// Share of requests.
-    pub percentage: f64,
-}
-
-/// A lease as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct LeaseView {
-    /// Lease id.
-    pub id: String,
-    /// Service as given.
-    pub service: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Qualified host.
-    pub host: String,
-    /// Subset restriction.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subset: Option<String>,
-    /// Delay.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delay: Option<DelayView>,
-    /// Abort.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub abort: Option<AbortView>,
-    /// Header matches.
-    pub headers: BTreeMap<String, String>,
-    /// Lease duration.
-    pub ttl_seconds: u64,
-    /// Creation time (ms since the epoch).
-    pub created_at_ms: u64,
-    /// End time (ms since the epoch).
-    pub expires_at_ms: u64,
-    /// Time left.
-    pub remaining_ms: u64,
 }
 
 impl Lease {
@@ -495,9 +397,7 @@ mod tests {
     use mesh_api::{MeshConfig, ProxyScope, compile};
 
     fn request(json: serde_json::Value) -> Result<FaultSpec, FaultError> {
-        serde_json::from_value::<FaultRequest>(json)
-            .unwrap()
-            .validate()
+        FaultSpec::try_from(serde_json::from_value::<FaultRequest>(json).unwrap())
     }
 
     #[test]

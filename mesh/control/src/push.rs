@@ -6,8 +6,7 @@
 //! the registry built from the registered workloads.
 
 use mesh_api::compile::now_ms;
-use mesh_api::{MeshConfig, ProxyScope, Registry, RouteTable, compile};
-use serde::Serialize;
+use mesh_api::{MeshConfig, ProxyScope, RouteTable, compile};
 use tokio::sync::watch;
 
 use crate::faults::Faults;
@@ -55,19 +54,6 @@ impl Hub {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
     }
-}
-
-/// What `GET /api/v1/proxy-config` answers.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProxyConfig {
-    /// Version of this configuration (a string so proxies treat it as opaque).
-    pub version: String,
-    /// The workload's routing table.
-    pub table: RouteTable,
-    /// Services and endpoints.
-    pub registry: Registry,
-    /// PeerAuthentications and AuthorizationPolicies that may apply to the workload.
-    pub security: mesh_api::security::WorkloadSecurity,
 }
 
 /// Compiles the table of one proxy: routes for its scope plus the fault leases.

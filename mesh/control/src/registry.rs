@@ -6,12 +6,11 @@
 //! tokio's clock, which tests can pause and advance.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use mesh_api::compile::now_ms;
-use mesh_api::{EndpointRecord, ProxyScope, Registry, ServiceRecord};
-use serde::{Deserialize, Serialize};
+use mesh_api::wire::{ProxyStatus, SyncStatus, WorkloadSpec, WorkloadView};
+use mesh_api::{EndpointRecord, Registry, ServiceRecord};
 use tokio::time::Instant;
 
 /// A workload not seen for this long is dropped from the registry.
@@ -19,123 +18,6 @@ pub const WORKLOAD_TTL: Duration = Duration::from_secs(15);
 
 /// Port services listen on when a workload does not say (Bookinfo's 9080).
 pub const DEFAULT_SERVICE_PORT: u16 = 9080;
-
-/// What a proxy runs as.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Next to an application.
-    #[default]
-    Sidecar,
-    /// An ingress gateway.
-    Gateway,
-}
-
-impl Mode {
-    /// `sidecar` or `gateway`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sidecar => "sidecar",
-            Self::Gateway => "gateway",
-        }
-    }
-}
-
-/// The registration body of `POST /api/v1/workloads`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkloadSpec {
-    /// Unique name, e.g. `reviews-v2`.
-    pub name: String,
-    /// Namespace (default `default`).
-    #[serde(default = "default_namespace")]
-    pub namespace: String,
-    /// Service the workload serves (`reviews`); none for gateways.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    /// Service account, the identity in its certificate (default `default`).
-    #[serde(default = "default_service_account", alias = "service_account")]
-    pub service_account: String,
-    /// Labels (`app`, `version`, `istio`).
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Where the service's traffic for this workload goes (its sidecar's inbound listener).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<SocketAddr>,
-    /// Whether a sidecar of ours fronts the address (auto mTLS).
-    #[serde(default = "yes")]
-    pub sidecar: bool,
-    /// Sidecar or gateway.
-    #[serde(default)]
-    pub mode: Mode,
-    /// Service ports (default 9080).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<u16>,
-}
-
-fn default_namespace() -> String {
-    "default".to_owned()
-}
-
-fn default_service_account() -> String {
-    "default".to_owned()
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// Kubernetes-style names: lowercase letters, digits, `-` and `.`, 1 to 253 characters.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && !name.starts_with(['-', '.'])
-}
-
-impl WorkloadSpec {
-    /// Checks the fields; the error names the field.
-    pub fn validate(&self) -> Result<(), String> {
-        if !valid_name(&self.name) {
-            return Err(format!(
-                "name: {:?} is not a valid workload name (lowercase letters, digits, '-' and '.')",
-                self.name
-            ));
-        }
-        if !valid_name(&self.namespace) {
-            return Err(format!(
-                "namespace: {:?} is not a valid namespace",
-                self.namespace
-            ));
-        }
-        if let Some(service) = &self.service
-            && !valid_name(service)
-        {
-            return Err(format!("service: {service:?} is not a valid service name"));
-        }
-        if !valid_name(&self.service_account) {
-            return Err(format!(
-                "serviceAccount: {:?} is not a valid service account name",
-                self.service_account
-            ));
-        }
-        if self.ports.contains(&0) {
-            return Err("ports: 0 is not a port".to_owned());
-        }
-        Ok(())
-    }
-
-    /// The scope the workload's routing table is compiled for.
-    pub fn scope(&self) -> ProxyScope {
-        ProxyScope {
-            namespace: self.namespace.clone(),
-            labels: self.labels.clone(),
-            gateway: self.mode == Mode::Gateway,
-        }
-    }
-}
 
 /// A registered workload.
 #[derive(Debug, Clone)]
@@ -148,37 +30,6 @@ struct Entry {
     acked: Option<String>,
     /// Long polls in flight: a proxy waiting on us is alive.
     polls: usize,
-}
-
-/// A workload as the API lists it.
-#[derive(Debug, Clone, Serialize)]
-pub struct WorkloadView {
-    /// The registration.
-    #[serde(flatten)]
-    pub spec: WorkloadSpec,
-    /// Last registration, poll or heartbeat, in milliseconds since the Unix epoch.
-    pub last_seen_ms: u64,
-    /// Milliseconds since then.
-    pub age_ms: u64,
-    /// Registration time, in milliseconds since the Unix epoch.
-    pub registered_at_ms: u64,
-}
-
-/// One line of `proxy-status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProxyStatus {
-    /// Workload name.
-    pub workload: String,
-    /// `sidecar` or `gateway`.
-    pub mode: &'static str,
-    /// Version the proxy holds (empty before its first poll).
-    pub version: String,
-    /// Version in force.
-    pub latest: String,
-    /// `SYNCED` when it holds the latest version, else `STALE`.
-    pub status: &'static str,
-    /// Last contact, in milliseconds since the Unix epoch.
-    pub last_seen_ms: u64,
 }
 
 impl Entry {
@@ -326,8 +177,12 @@ impl Workloads {
                 let version = e.acked.clone().unwrap_or_default();
                 ProxyStatus {
                     workload: e.spec.name.clone(),
-                    mode: e.spec.mode.as_str(),
-                    status: if version == latest { "SYNCED" } else { "STALE" },
+                    mode: e.spec.mode,
+                    status: if version == latest {
+                        SyncStatus::Synced
+                    } else {
+                        SyncStatus::Stale
+                    },
                     version,
                     latest: latest.to_owned(),
                     last_seen_ms: e.seen(Instant::now()).0,
@@ -446,9 +301,14 @@ mod tests {
     #[test]
     fn names_are_checked() {
         let mut bad = spec("Reviews V1", "v1", 1);
-        assert!(bad.validate().unwrap_err().starts_with("name:"));
+        assert!(bad.validate().unwrap_err().to_string().starts_with("name:"));
         bad.name = "ok".into();
         bad.service_account = String::new();
-        assert!(bad.validate().unwrap_err().starts_with("serviceAccount:"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("serviceAccount:")
+        );
     }
 }

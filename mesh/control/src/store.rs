@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use mesh_api::compile::now_ms;
 use mesh_api::parse::Loaded;
+use mesh_api::wire::{ErrorRecord, ResourceEntry};
 use mesh_api::{ConfigError, Kind, MeshConfig, Warning, parse_file};
-use serde::Serialize;
 
 use crate::source::SourceFile;
 
@@ -60,19 +60,6 @@ impl Rejected {
     }
 }
 
-/// A rejected change, remembered for the dashboard.
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorRecord {
-    /// When, in milliseconds since the Unix epoch.
-    pub at_ms: u64,
-    /// Which change (`config-dir`, `apply bookinfo.yaml`, ...).
-    pub change: String,
-    /// The one-line summary.
-    pub error: String,
-    /// Every problem.
-    pub errors: Vec<String>,
-}
-
 /// Result of a successful apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -89,23 +76,6 @@ pub struct Deleted {
     pub deleted: Vec<String>,
     /// Resources named in the text that were not in force.
     pub missing: Vec<String>,
-}
-
-/// One resource in force and where it came from.
-#[derive(Debug, Clone, Serialize)]
-pub struct Entry {
-    /// `VirtualService`, ...
-    pub kind: Kind,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// `api` or the name of the configuration source (`config-dir`).
-    pub source: String,
-    /// File name as given by the source or the `file` parameter of apply.
-    pub file: String,
-    /// The resource as parsed.
-    pub resource: serde_json::Value,
 }
 
 /// The validated configuration plus what it was built from.
@@ -318,14 +288,14 @@ impl Store {
     }
 
     /// Every resource in force, optionally of one kind.
-    pub fn entries(&self, kind: Option<Kind>) -> Vec<Entry> {
+    pub fn entries(&self, kind: Option<Kind>) -> Vec<ResourceEntry> {
         self.config
             .resources()
             .iter()
             .filter(|l| kind.is_none_or(|k| l.resource.kind() == k))
             .map(|l| {
                 let key = key_of(l);
-                Entry {
+                ResourceEntry {
                     source: self.origins.get(&key).cloned().unwrap_or_default(),
                     kind: key.0,
                     namespace: key.1,

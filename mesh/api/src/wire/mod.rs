@@ -1,0 +1,32 @@
+//! The control plane's HTTP contract, typed: every body a proxy, `meshctl`, the chaos
+//! runner or a script sends to `mesh-control` or gets back (see
+//! `docs/control-plane-api.md`).
+//!
+//! The control plane serializes these types and `mesh-client` deserializes them, so the
+//! two cannot drift apart; the JSON each produces is pinned by `tests/wire.rs`, because
+//! Chaos Toolkit experiments and curl users read it without our types.
+//!
+//! - [`workload`]: registration ([`WorkloadSpec`]), the registry listing and
+//!   `proxy-status`.
+//! - [`proxy`]: the watch API's [`ProxyConfig`] and the certificate exchange.
+//! - [`fault`]: fault requests and the leases they create.
+//! - [`views`]: what `describe` and the dashboard's overview show, and resources in force.
+//! - [`answers`]: the small acknowledgements (`applied`, `deleted`, ...) and the error body.
+
+pub mod answers;
+pub mod fault;
+pub mod proxy;
+pub mod views;
+pub mod workload;
+
+pub use answers::{
+    ApiError, Applied, CaRoot, Deleted, Deregistered, FaultDeleted, FaultsCleared, Registered,
+};
+pub use fault::{
+    AbortRequest, AbortView, DelayRequest, DelayView, FaultCreated, FaultRequest, LeaseView,
+};
+pub use proxy::{CertificateRequest, Issued, ProxyConfig};
+pub use views::{
+    ErrorRecord, Overview, ResourceEntry, RouteSummary, ServiceDescription, ServiceOverview,
+};
+pub use workload::{InvalidWorkload, Mode, ProxyStatus, SyncStatus, WorkloadSpec, WorkloadView};
