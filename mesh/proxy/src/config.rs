@@ -113,7 +113,7 @@ impl Env {
             get("MESH_PROXY_CONFIG").filter(|c| !c.is_empty()),
         ) {
             (Some(url), _) => {
-                if !url.starts_with("http://") {
+                if mesh_client::ControlClient::new(&url).is_err() {
                     return Err(bad(
                         "MESH_PROXY_CONTROL",
                         &url,

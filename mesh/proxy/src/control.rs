@@ -7,190 +7,61 @@
 //! retries with backoff; when it comes back (even restarted, with no memory of us) the
 //! proxy registers again and resyncs. See `docs/control-plane-api.md`.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
-use mesh_api::{Registry, RouteTable};
-use serde::{Deserialize, Serialize};
+use mesh_api::wire::{CertificateRequest, ProxyConfig, WorkloadSpec};
+use mesh_client::ClientError;
 use tokio::sync::watch;
 
-use crate::body;
-use crate::cluster::{UpstreamClient, client};
 use crate::snapshot::Snapshot;
 use crate::state::ProxyState;
 
 /// How long one long poll may wait. Shorter than the control plane's 15 s liveness window,
 /// so every poll doubles as a heartbeat.
-pub const POLL_WAIT_SECS: u64 = 10;
+pub const POLL_WAIT: Duration = Duration::from_secs(10);
 
-/// Why talking to the control plane failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    /// No connection or no answer.
-    #[error("control plane at {url} unreachable: {reason}")]
-    Unreachable {
-        /// Base URL.
-        url: String,
-        /// Cause.
-        reason: String,
-    },
-    /// The control plane does not know this workload (it restarted): register again.
-    #[error("the control plane does not know this workload")]
-    NotRegistered,
-    /// An answer we cannot use.
-    #[error("control plane answered {status}: {body}")]
-    Rejected {
-        /// HTTP status.
-        status: u16,
-        /// Body (truncated).
-        body: String,
-    },
-}
+/// Limit of one call besides a long poll's wait: the control plane answers at once or is
+/// treated as unreachable, and the proxy keeps serving with what it has.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the proxy tells the control plane about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Registration {
-    /// Workload name, e.g. `reviews-v2`.
-    pub name: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Service served (none for gateways).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    /// Service account.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service_account: Option<String>,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// Where the service's traffic for this workload goes (the inbound listener).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<SocketAddr>,
-    /// Whether a sidecar fronts the workload (always, for proxies registering themselves).
-    pub sidecar: bool,
-    /// `sidecar` or `gateway`.
-    pub mode: &'static str,
-}
+/// What the proxy tells the control plane about itself (the body of
+/// `POST /api/v1/workloads`).
+pub type Registration = WorkloadSpec;
 
-/// One answer of the watch API.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProxyConfig {
-    /// Configuration version.
-    pub version: String,
-    /// Compiled routing for this proxy.
-    pub table: RouteTable,
-    /// Services and endpoints.
-    pub registry: Registry,
-    /// Security resources that may apply to this workload (absent = none).
-    #[serde(default)]
-    pub security: mesh_api::security::WorkloadSecurity,
-}
-
-/// A client of one control plane.
+/// The control plane as one workload's proxy sees it: the typed client plus who we are.
 #[derive(Debug, Clone)]
 pub struct ControlClient {
-    base: String,
-    http: UpstreamClient,
+    api: mesh_client::ControlClient,
     registration: Registration,
 }
 
 impl ControlClient {
     /// A client for the control plane at `base` (e.g. `http://127.0.0.1:15010`).
-    pub fn new(base: &str, registration: Registration) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_owned(),
-            http: client(
-                Duration::from_secs(2),
-                true,
-                Some(Duration::from_secs(60)),
-                None,
-            ),
+    pub fn new(base: &str, registration: Registration) -> Result<Self, ClientError> {
+        Ok(Self {
+            api: mesh_client::ControlClient::new(base)?.with_timeout(CALL_TIMEOUT),
             registration,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        json: Option<Vec<u8>>,
-        timeout: Duration,
-    ) -> Result<(StatusCode, Bytes), ControlError> {
-        let unreachable = |reason: String| ControlError::Unreachable {
-            url: self.base.clone(),
-            reason,
-        };
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if json.is_some() {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-        }
-        let req = req
-            .body(json.map_or_else(body::empty, body::full))
-            .map_err(|e| unreachable(e.to_string()))?;
-        let resp = tokio::time::timeout(timeout, self.http.request(req))
-            .await
-            .map_err(|_| unreachable("timed out".to_owned()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        let status = resp.status();
-        let bytes = tokio::time::timeout(timeout, resp.into_body().collect())
-            .await
-            .map_err(|_| unreachable("timed out reading the answer".to_owned()))?
-            .map_err(|e| unreachable(e.to_string()))?
-            .to_bytes();
-        Ok((status, bytes))
-    }
-
-    /// POSTs `body` as JSON; the answer when the control plane accepts it.
-    async fn post_json(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> Result<(StatusCode, Bytes), ControlError> {
-        let body = serde_json::to_vec(body).map_err(|e| ControlError::Rejected {
-            status: 0,
-            body: e.to_string(),
-        })?;
-        let (status, bytes) = self
-            .call(Method::POST, path, Some(body), Duration::from_secs(5))
-            .await?;
-        if status.is_success() {
-            Ok((status, bytes))
-        } else {
-            Err(rejected(status, &bytes))
-        }
+        })
     }
 
     /// Registers the workload.
-    pub async fn register(&self) -> Result<(), ControlError> {
-        self.post_json("/api/v1/workloads", &self.registration)
-            .await
-            .map(|_| ())
+    pub async fn register(&self) -> Result<(), ClientError> {
+        self.api.register(&self.registration).await.map(|_| ())
     }
 
     /// Has the CA sign `csr_pem`; returns the chain (leaf first, root last) as PEM.
-    pub async fn certificate(&self, csr_pem: &str) -> Result<Vec<String>, ControlError> {
-        #[derive(Deserialize)]
-        struct Issued {
-            chain: Vec<String>,
-        }
-        let body = serde_json::json!({ "workload": self.registration.name, "csr": csr_pem });
-        let (status, bytes) = self.post_json("/api/v1/certificates", &body).await?;
-        let issued: Issued =
-            serde_json::from_slice(&bytes).map_err(|e| ControlError::Rejected {
-                status: status.as_u16(),
-                body: format!("unusable certificate answer: {e}"),
-            })?;
+    pub async fn certificate(&self, csr_pem: &str) -> Result<Vec<String>, ClientError> {
+        let request = CertificateRequest {
+            workload: self.registration.name.clone(),
+            csr: csr_pem.to_owned(),
+            ttl_seconds: None,
+        };
+        let issued = self.api.certificate(&request).await?;
         if issued.chain.is_empty() {
-            return Err(ControlError::Rejected {
-                status: status.as_u16(),
-                body: "empty certificate chain".to_owned(),
+            return Err(ClientError::BadAnswer {
+                url: self.api.url("api/v1/certificates", &[]),
+                reason: "empty certificate chain".to_owned(),
             });
         }
         Ok(issued.chain)
@@ -203,36 +74,18 @@ impl ControlClient {
 
     /// Deregisters the workload (best effort, on shutdown).
     pub async fn deregister(&self) {
-        let path = format!("/api/v1/workloads/{}", self.registration.name);
-        let _ = self
-            .call(Method::DELETE, &path, None, Duration::from_secs(2))
-            .await;
+        let _ = self.api.deregister(&self.registration.name).await;
     }
 
     /// Fetches the configuration, waiting up to `wait` for one newer than `version`.
     pub async fn poll(
         &self,
         version: Option<&str>,
-        wait: u64,
-    ) -> Result<ProxyConfig, ControlError> {
-        let mut path = format!(
-            "/api/v1/proxy-config?workload={}&wait={wait}",
-            self.registration.name
-        );
-        if let Some(v) = version {
-            path.push_str(&format!("&version={v}"));
-        }
-        let (status, bytes) = self
-            .call(Method::GET, &path, None, Duration::from_secs(wait + 5))
-            .await?;
-        match status {
-            StatusCode::OK => serde_json::from_slice(&bytes).map_err(|e| ControlError::Rejected {
-                status: 200,
-                body: format!("unusable configuration: {e}"),
-            }),
-            StatusCode::NOT_FOUND => Err(ControlError::NotRegistered),
-            other => Err(rejected(other, &bytes)),
-        }
+        wait: Duration,
+    ) -> Result<ProxyConfig, ClientError> {
+        self.api
+            .proxy_config(&self.registration.name, version, wait)
+            .await
     }
 
     /// Registers and fetches the first configuration, retrying until it succeeds or
@@ -242,7 +95,7 @@ impl ControlClient {
         loop {
             let attempt = async {
                 self.register().await?;
-                self.poll(None, 0).await
+                self.poll(None, Duration::ZERO).await
             };
             match attempt.await {
                 Ok(config) => return Some(config),
@@ -257,14 +110,6 @@ impl ControlClient {
     }
 }
 
-fn rejected(status: StatusCode, bytes: &Bytes) -> ControlError {
-    let text = String::from_utf8_lossy(bytes);
-    ControlError::Rejected {
-        status: status.as_u16(),
-        body: text.chars().take(300).collect(),
-    }
-}
-
 /// Keeps the proxy's snapshot in sync with the control plane until `stop`.
 pub async fn sync(
     control: Arc<ControlClient>,
@@ -275,7 +120,7 @@ pub async fn sync(
     loop {
         let version = state.store.load().version.clone();
         let polled = tokio::select! {
-            r = control.poll(Some(&version), POLL_WAIT_SECS) => r,
+            r = control.poll(Some(&version), POLL_WAIT) => r,
             _ = stop.changed() => break,
         };
         match polled {
@@ -294,7 +139,8 @@ pub async fn sync(
                 }
                 continue;
             }
-            Err(ControlError::NotRegistered) => {
+            // The control plane does not know this workload (it restarted): register again.
+            Err(error) if error.is_not_found() => {
                 tracing::info!(
                     "The control plane lost this workload (restarted?); registering again."
                 );

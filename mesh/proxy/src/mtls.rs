@@ -30,7 +30,7 @@ pub enum IssueError {
     Tls(#[from] TlsError),
     /// The CA could not be reached or refused.
     #[error(transparent)]
-    Control(#[from] crate::control::ControlError),
+    Control(#[from] mesh_client::ClientError),
 }
 
 /// The proxy's identity and the TLS configs built on it.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use mesh_api::wire;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -31,6 +32,9 @@ pub enum StartError {
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] LoadError),
+    /// The control plane's URL is unusable.
+    #[error(transparent)]
+    Control(#[from] mesh_client::ClientError),
     /// Asked to stop before the first configuration arrived.
     #[error("stopped before the first configuration arrived")]
     Stopped,
@@ -167,16 +171,20 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
                     .service
                     .clone()
                     .or_else(|| (env.mode == Mode::Sidecar).then(|| service_of(workload))),
-                service_account: workload.service_account.clone(),
+                service_account: workload
+                    .service_account
+                    .clone()
+                    .unwrap_or_else(|| "default".to_owned()),
                 labels: workload.labels.clone(),
                 address: inbound_addr,
                 sidecar: true,
                 mode: match env.mode {
-                    Mode::Sidecar => "sidecar",
-                    Mode::Gateway => "gateway",
+                    Mode::Sidecar => wire::Mode::Sidecar,
+                    Mode::Gateway => wire::Mode::Gateway,
                 },
+                ports: Vec::new(),
             };
-            let control = Arc::new(ControlClient::new(url, registration));
+            let control = Arc::new(ControlClient::new(url, registration)?);
             let mut stop = rx.clone();
             let Some(first) = control.first_config(&mut stop).await else {
                 return Err(StartError::Stopped);
