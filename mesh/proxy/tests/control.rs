@@ -1,91 +1,40 @@
 //! The proxy in control-plane mode against a small fake control plane speaking the
 //! watch API of `docs/control-plane-api.md`.
 
+//! The proxy in control-plane mode against the real control plane (`mesh-control`'s API
+//! on 127.0.0.1:0): registration, pushes, a control plane that forgets us, and a start
+//! that waits for the first configuration.
+
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use mesh_api::{EndpointRecord, Registry, RouteTable, ServiceRecord};
+use axum::Router;
+use mesh_api::wire::WorkloadSpec as Registration;
+use mesh_control::{Control, Settings};
 use mesh_proxy::config::{Env, Source, WorkloadSpec};
 use mesh_proxy::run::start;
-use serde_json::{Value, json};
-use tokio::sync::Notify;
 
-#[derive(Default)]
-struct Fake {
-    version: u64,
-    registered: Vec<Value>,
-    upstream: Option<SocketAddr>,
-}
-
-type Shared = Arc<(Mutex<Fake>, Notify)>;
-
-fn config_json(f: &Fake) -> Value {
-    let registry = Registry {
-        services: vec![ServiceRecord {
-            name: "svc".into(),
-            namespace: "default".into(),
-            ports: vec![80],
-            endpoints: f
-                .upstream
-                .map(|a| EndpointRecord {
-                    address: a,
-                    labels: Default::default(),
-                    workload: Some("svc-v1".into()),
-                    sidecar: false,
-                    service_account: None,
-                })
-                .into_iter()
-                .collect(),
-        }],
-    };
-    json!({ "version": f.version.to_string(), "table": RouteTable { namespace: "default".into(), ..RouteTable::default() }, "registry": registry })
-}
-
-async fn fake_control(shared: Shared) -> SocketAddr {
-    let app = Router::new()
-        .route(
-            "/api/v1/workloads",
-            post(
-                |State(s): State<Shared>, Json(body): Json<Value>| async move {
-                    s.0.lock().unwrap().registered.push(body);
-                    Json(json!({"registered": "client-v1"}))
-                },
-            ),
-        )
-        .route(
-            "/api/v1/proxy-config",
-            get(
-                |State(s): State<Shared>,
-                 Query(q): Query<std::collections::HashMap<String, String>>| async move {
-                    if s.0.lock().unwrap().registered.is_empty() {
-                        return (
-                            StatusCode::NOT_FOUND,
-                            Json(json!({"error": "unknown workload"})),
-                        );
-                    }
-                    let wait: u64 = q.get("wait").and_then(|w| w.parse().ok()).unwrap_or(30);
-                    let current = s.0.lock().unwrap().version.to_string();
-                    if q.get("version") == Some(&current) {
-                        let _ =
-                            tokio::time::timeout(Duration::from_secs(wait), s.1.notified()).await;
-                    }
-                    let f = s.0.lock().unwrap();
-                    (StatusCode::OK, Json(config_json(&f)))
-                },
-            ),
-        )
-        .with_state(shared);
+/// A control plane on 127.0.0.1:0; returns it and its address.
+async fn control_plane() -> (Arc<Control>, SocketAddr) {
+    let control = Control::new(Settings::default()).unwrap();
+    control.start_background();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
+    let router = mesh_control::api::router(control.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (control, addr)
+}
+
+/// The service `svc` with one instance outside the mesh, at `address`.
+fn svc_at(address: SocketAddr) -> Registration {
+    serde_json::from_value(serde_json::json!({
+        "name": "svc-v1", "service": "svc", "labels": {"app": "svc"},
+        "address": address, "sidecar": false, "ports": [80],
+    }))
+    .unwrap()
 }
 
 async fn upstream(text: &'static str) -> SocketAddr {
@@ -121,25 +70,23 @@ fn control_env(url: String) -> Env {
 #[tokio::test]
 async fn registers_follows_pushes_and_survives_the_control_plane() {
     bookinfo_common::client::install_crypto_provider();
-    let shared: Shared = Arc::new((
-        Mutex::new(Fake {
-            version: 1,
-            ..Fake::default()
-        }),
-        Notify::new(),
-    ));
+    let (control, addr) = control_plane().await;
     let first = upstream("first").await;
-    shared.0.lock().unwrap().upstream = Some(first);
-    let control = fake_control(shared.clone()).await;
-    let proxy = start(&control_env(format!("http://{control}")))
-        .await
-        .unwrap();
+    control.register(svc_at(first)).unwrap();
+    let proxy = start(&control_env(format!("http://{addr}"))).await.unwrap();
 
     // Registered with the inbound address and labels; ready; routes with the pushed registry.
-    let reg = shared.0.lock().unwrap().registered[0].clone();
-    assert_eq!(reg["name"], "client-v1");
-    assert_eq!(reg["serviceAccount"], "client");
-    assert_eq!(reg["address"], proxy.inbound.unwrap().to_string());
+    let registered = |name: &str| {
+        control
+            .workloads()
+            .into_iter()
+            .find(|w| w.spec.name == name)
+            .map(|w| w.spec)
+    };
+    let reg = registered("client-v1").expect("the proxy registered");
+    assert_eq!(reg.service_account, "client");
+    assert_eq!(reg.address, proxy.inbound);
+    assert_eq!(reg.labels["app"], "client");
     assert_eq!(
         reqwest::get(format!("http://{}/ready", proxy.admin))
             .await
@@ -152,7 +99,7 @@ async fn registers_follows_pushes_and_survives_the_control_plane() {
         .proxy(reqwest::Proxy::http(format!("http://{}", proxy.outbound.unwrap())).unwrap())
         .build()
         .unwrap();
-    assert_eq!(
+    let get = || async {
         client
             .get("http://svc/")
             .send()
@@ -160,64 +107,38 @@ async fn registers_follows_pushes_and_survives_the_control_plane() {
             .unwrap()
             .text()
             .await
-            .unwrap(),
-        "first"
-    );
+            .unwrap()
+    };
+    assert_eq!(get().await, "first");
 
     // A push: the endpoint moves; the proxy follows within a long poll.
     let second = upstream("second").await;
-    {
-        let mut f = shared.0.lock().unwrap();
-        f.version = 2;
-        f.upstream = Some(second);
-    }
-    shared.1.notify_waiters();
+    control.register(svc_at(second)).unwrap();
     let mut body = String::new();
-    for _ in 0..50 {
-        body = client
-            .get("http://svc/")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+    for _ in 0..100 {
+        body = get().await;
         if body == "second" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(body, "second");
-    assert_eq!(proxy.state.store.load().version, "2");
+    assert_eq!(
+        proxy.state.store.load().version,
+        control.version().to_string()
+    );
 
-    // The control plane forgets us (a restart): the proxy keeps serving and registers again.
-    shared.0.lock().unwrap().registered.clear();
-    {
-        shared.0.lock().unwrap().version = 3;
-    }
-    shared.1.notify_waiters();
-    for _ in 0..100 {
-        if !shared.0.lock().unwrap().registered.is_empty() {
+    // The control plane forgets us (as after a restart): the proxy's next poll is
+    // answered 404, it registers again and keeps serving throughout.
+    control.deregister("client-v1").unwrap();
+    for _ in 0..200 {
+        if registered("client-v1").is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        !shared.0.lock().unwrap().registered.is_empty(),
-        "registered again"
-    );
-    assert_eq!(
-        client
-            .get("http://svc/")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "second",
-        "served throughout"
-    );
+    assert!(registered("client-v1").is_some(), "registered again");
+    assert_eq!(get().await, "second", "served throughout");
 }
 
 #[tokio::test]
