@@ -1,0 +1,182 @@
+//! The typed client (`mesh-client`) against the real API: every call decodes the answer
+//! the control plane sends, so server and client agree on the contract end to end.
+
+use std::time::Duration;
+
+use mesh_api::wire::{DelayRequest, FaultRequest, Mode, SyncStatus, WorkloadSpec};
+use mesh_client::{ClientError, ControlClient};
+use mesh_identity::{Identity, SpiffeId};
+
+use crate::support::{shipped, start};
+
+fn workload(name: &str, service: &str, port: u16) -> WorkloadSpec {
+    serde_json::from_value(serde_json::json!({
+        "name": name, "service": service, "serviceAccount": format!("bookinfo-{service}"),
+        "labels": {"app": service, "version": "v1"}, "address": format!("127.0.0.1:{port}"),
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_call_decodes_the_real_answer() {
+    let server = start().await;
+    let client = ControlClient::new(&server.base).unwrap();
+
+    // Configuration.
+    let applied = client
+        .apply(
+            "destination-rule-all.yaml",
+            shipped("destination-rule-all.yaml"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        applied
+            .applied
+            .contains(&"DestinationRule default/reviews".to_owned())
+    );
+    let routed = client
+        .apply(
+            "virtual-service-reviews-test-v2.yaml",
+            shipped("virtual-service-reviews-test-v2.yaml"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(routed.version, server.version());
+    let resources = client.resources(Some("VirtualService")).await.unwrap();
+    assert_eq!(resources.len(), 1);
+    assert_eq!(resources[0].name, "reviews");
+    assert!(client.resources(None).await.unwrap().len() > 1);
+
+    // A rejected change: the precise errors come through, and the record stays.
+    let rejected = client
+        .apply(
+            "broken.yaml",
+            "kind: VirtualService\nmetadata: {name: x}\nspec: {http: [{route: []}]}\n".to_owned(),
+        )
+        .await
+        .unwrap_err();
+    let ClientError::Api { status, errors, .. } = &rejected else {
+        panic!("{rejected}");
+    };
+    assert_eq!(*status, 400);
+    assert!(!errors.is_empty(), "{rejected}");
+    assert!(!client.config_errors().await.unwrap().is_empty());
+
+    // Registry, watch API, proxy status, certificates.
+    let registered = client
+        .register(&workload("reviews-v2", "reviews", 15106))
+        .await
+        .unwrap();
+    assert_eq!(registered.registered, "reviews-v2");
+    let listed = client.workloads().await.unwrap();
+    assert_eq!(listed[0].spec.service_account, "bookinfo-reviews");
+    assert_eq!(listed[0].spec.mode, Mode::Sidecar);
+    let config = client
+        .proxy_config("reviews-v2", None, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(config.version, server.version().to_string());
+    assert!(
+        config
+            .registry
+            .service("reviews.default.svc.cluster.local")
+            .is_some()
+    );
+    let status = client.proxy_status().await.unwrap();
+    assert_eq!(status[0].workload, "reviews-v2");
+    assert_eq!(
+        status[0].status,
+        SyncStatus::Stale,
+        "no version acked yet: {status:?}"
+    );
+    let unknown = client
+        .proxy_config("nobody", None, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(unknown.is_not_found(), "{unknown}");
+
+    let root = client.ca_root().await.unwrap();
+    assert!(root.root.contains("BEGIN CERTIFICATE"));
+    let id = SpiffeId::new("cluster.local", "default", "ignored").unwrap();
+    let (key, csr) = Identity::csr(&id).unwrap();
+    let issued = client
+        .certificate(&mesh_api::wire::CertificateRequest {
+            workload: "reviews-v2".to_owned(),
+            csr,
+            ttl_seconds: Some(600),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        issued.spiffe_id,
+        "spiffe://cluster.local/ns/default/sa/bookinfo-reviews"
+    );
+    Identity::from_signed(key, &issued.chain, &root.root).unwrap();
+
+    // Faults.
+    let created = client
+        .add_fault(&FaultRequest {
+            service: "reviews".to_owned(),
+            delay: Some(DelayRequest {
+                fixed_delay: "2s".to_owned(),
+                percentage: None,
+            }),
+            ttl_seconds: Some(60),
+            ..FaultRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.lease.delay.as_ref().unwrap().percentage, 100.0);
+    let faults = client.faults().await.unwrap();
+    assert_eq!(faults[0].id, created.lease.id);
+
+    // Views.
+    let described = client.describe("reviews", "default").await.unwrap();
+    assert_eq!(described.host, "reviews.default.svc.cluster.local");
+    assert_eq!(described.virtual_services, ["default/reviews"]);
+    assert_eq!(described.faults.len(), 1);
+    assert_eq!(described.endpoints.len(), 1);
+    assert!(described.subsets.contains_key("v2"));
+    let missing = client.describe("reveiws", "default").await.unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+    let overview = client.overview().await.unwrap();
+    assert!(overview.services.iter().any(|s| s.host == described.host));
+
+    // Removing things.
+    assert_eq!(
+        client
+            .remove_fault(&created.lease.id)
+            .await
+            .unwrap()
+            .deleted,
+        created.lease.id
+    );
+    assert!(
+        client
+            .remove_fault(&created.lease.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(client.clear_faults().await.unwrap().deleted.is_empty());
+    let deleted = client
+        .delete_resources(
+            "virtual-service-reviews-test-v2.yaml",
+            shipped("virtual-service-reviews-test-v2.yaml"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted.deleted, ["VirtualService default/reviews"]);
+    assert_eq!(
+        client.deregister("reviews-v2").await.unwrap().deregistered,
+        "reviews-v2"
+    );
+    assert!(
+        client
+            .deregister("reviews-v2")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
