@@ -171,27 +171,7 @@ async fn serve(listen: SocketAddr, control: std::sync::Arc<Control>) -> anyhow::
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listen, "mesh-control listening (dashboard at http://{listen}/)");
     axum::serve(listener, mesh_control::api::router(control))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(bookinfo_common::serve::shutdown_signal())
         .await
         .context("server failed")
-}
-
-/// SIGTERM (runner, Kubernetes) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -61,7 +61,7 @@ async fn run() -> ExitCode {
         .init();
     // Listen for signals before any port is bound, and keep the one listener: a SIGTERM
     // at any moment, even during startup, must stop the proxy cleanly.
-    let mut stop = std::pin::pin!(signal());
+    let mut stop = std::pin::pin!(bookinfo_common::serve::shutdown_signal());
     let started = tokio::select! {
         r = start(&env) => r,
         () = &mut stop => return ExitCode::SUCCESS,
@@ -91,25 +91,4 @@ async fn run() -> ExitCode {
     tracing::info!("Draining.");
     running.join().await;
     ExitCode::SUCCESS
-}
-
-/// Resolves on SIGTERM or SIGINT; the handlers are installed when this is called.
-fn signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{Signal, SignalKind};
-    let term = tokio::signal::unix::signal(SignalKind::terminate()).ok();
-    let int = tokio::signal::unix::signal(SignalKind::interrupt()).ok();
-    async fn recv(s: Option<Signal>) {
-        match s {
-            Some(mut s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    }
-    async move {
-        tokio::select! {
-            () = recv(term) => {},
-            () = recv(int) => {},
-        }
-    }
 }
