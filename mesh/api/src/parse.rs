@@ -56,8 +56,9 @@ pub fn parse_file_in(file: &str, text: &str, namespace: &str) -> ParsedFile {
         let json = match yaml_to_json(document) {
             Ok(Json::Null) => continue, // empty or comment-only document
             Ok(json) => json,
-            Err(message) => {
-                out.errors.push(ConfigError::at(&origin, "", message));
+            Err(unsupported) => {
+                out.errors
+                    .push(ConfigError::at(&origin, "", unsupported.to_string()));
                 continue;
             }
         };
@@ -116,8 +117,13 @@ fn yaml_documents(file: &str, text: &str, errors: &mut Vec<ConfigError>) -> Vec<
     documents
 }
 
+/// A YAML value JSON cannot hold; Display says which.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UnsupportedYaml(String);
+
 /// YAML value → JSON value. Scalar map keys become strings; YAML tags are dropped.
-fn yaml_to_json(value: Yaml) -> Result<Json, String> {
+fn yaml_to_json(value: Yaml) -> Result<Json, UnsupportedYaml> {
     Ok(match value {
         Yaml::Null => Json::Null,
         Yaml::Bool(b) => Json::Bool(b),
@@ -131,7 +137,9 @@ fn yaml_to_json(value: Yaml) -> Result<Json, String> {
                 serde_json::Number::from_f64(f)
                     .map(Json::Number)
                     .ok_or_else(|| {
-                        format!("unsupported number {n} (NaN and infinity are not allowed)")
+                        UnsupportedYaml(format!(
+                            "unsupported number {n} (NaN and infinity are not allowed)"
+                        ))
                     })?
             }
         }
@@ -150,7 +158,11 @@ fn yaml_to_json(value: Yaml) -> Result<Json, String> {
                     Yaml::Number(n) => n.to_string(),
                     Yaml::Bool(b) => b.to_string(),
                     Yaml::Null => "null".to_owned(),
-                    other => return Err(format!("unsupported mapping key {other:?}")),
+                    other => {
+                        return Err(UnsupportedYaml(format!(
+                            "unsupported mapping key {other:?}"
+                        )));
+                    }
                 };
                 object.insert(key, yaml_to_json(value)?);
             }

@@ -21,7 +21,7 @@ use crate::faults::{FaultSpec, Faults};
 use crate::metrics::{Gauges, Metrics};
 use crate::push::{Hub, compile_for};
 use crate::registry::Workloads;
-use crate::source::ConfigSource;
+use crate::source::{ConfigSource, SourceError};
 use crate::store::{Applied, Deleted, Rejected, Store};
 
 /// Longest long poll a caller may ask for with `?wait=`.
@@ -29,6 +29,17 @@ pub const MAX_WAIT: Duration = Duration::from_secs(300);
 
 /// Namespace whose selector-less security policies apply mesh-wide (Istio's root namespace).
 const ROOT_NAMESPACE: &str = "istio-system";
+
+/// Why a configuration source could not be loaded at start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadSourceError {
+    /// Its files could not be read.
+    #[error(transparent)]
+    Read(#[from] SourceError),
+    /// They hold an invalid configuration (the one-line summary; nothing was applied).
+    #[error(transparent)]
+    Invalid(#[from] Rejected),
+}
 
 /// Startup settings.
 #[derive(Debug, Clone)]
@@ -104,9 +115,12 @@ impl Control {
     }
 
     /// Loads a source once (at start); an invalid set is an error.
-    pub fn load_source(&self, source: &mut dyn ConfigSource) -> Result<Vec<String>, String> {
+    pub fn load_source(
+        &self,
+        source: &mut dyn ConfigSource,
+    ) -> Result<Vec<String>, LoadSourceError> {
         match source.poll() {
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
             Ok(None) => Ok(Vec::new()),
             Ok(Some(files)) => {
                 let result = lock(&self.store).replace_source(source.name(), &files);
@@ -117,7 +131,7 @@ impl Control {
                     }
                     Err(rejected) => {
                         self.metrics.config_error();
-                        Err(rejected.summary)
+                        Err(rejected.into())
                     }
                 }
             }
