@@ -19,10 +19,10 @@ use mesh_api::{Registry, RouteTable};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::body;
-use crate::cluster::{UpstreamClient, client};
+use crate::http::body;
 use crate::snapshot::Snapshot;
 use crate::state::ProxyState;
+use crate::upstream::client::{UpstreamClient, client};
 
 /// How long one long poll may wait. Shorter than the control plane's 15 s liveness window,
 /// so every poll doubles as a heartbeat.

@@ -3,6 +3,11 @@
 //! against the AuthorizationPolicies selecting this workload (CUSTOM, then DENY, then
 //! ALLOW; a denial is `403 RBAC: access denied`), and is forwarded to the app on
 //! localhost.
+//!
+//! Its policy lives in [`authz`]: PeerAuthentication (the mTLS mode per port, enforced
+//! when a connection is accepted) and AuthorizationPolicy (per request).
+
+pub mod authz;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,19 +15,19 @@ use std::sync::Arc;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use tokio::time::Instant;
 
-use crate::access_log::Entry;
-use crate::authz::{DENIED_BODY, Decision, RequestAttributes};
-use crate::body::{self, Observed, ProxyBody};
-use crate::connector::MeshConnector;
-use crate::flags::{Flag, Flags};
-use crate::headers;
-use crate::http1::DownstreamBody;
-use crate::pool::{Pool, PoolSettings, Protocol};
-use crate::server::ConnInfo;
+use crate::http::body::{self, Observed, ProxyBody};
+use crate::http::headers;
+use crate::http::http1::DownstreamBody;
+use crate::http::server::ConnInfo;
+use crate::inbound::authz::{DENIED_BODY, Decision, RequestAttributes};
 use crate::state::ProxyState;
-use crate::telemetry::{
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::flags::{Flag, Flags};
+use crate::telemetry::metrics::{
     Call, Measured, Reporter, Security, Series, SeriesCache, ServiceName, Workload,
 };
+use crate::upstream::connector::MeshConnector;
+use crate::upstream::pool::{Pool, PoolSettings, Protocol};
 
 /// The inbound side of one sidecar.
 #[derive(Debug)]
@@ -78,7 +83,7 @@ impl Inbound {
             Box::new(Entry {
                 upstream_cluster: format!("inbound|{}||", self.app.port()),
                 upstream_host: self.app.to_string(),
-                ..Entry::for_request(&req, &conn)
+                ..Entry::for_request(&req, conn.local, conn.remote)
             })
         });
         let mut flags = Flags::none();
@@ -199,8 +204,8 @@ impl Inbound {
                         "upstream_reset_before_response_started{connection_failure}".to_owned();
                     log.upstream_failure = e.to_string();
                 }
-                let mut r = crate::respond::local(
-                    crate::respond::LocalReply::ConnectFailure,
+                let mut r = crate::http::respond::local(
+                    crate::http::respond::LocalReply::ConnectFailure,
                     "the local app did not answer",
                 );
                 r.headers_mut()

@@ -11,6 +11,10 @@
 //!    (`UO`) and outlier detection;
 //! 7. relay the response; metrics and the access log are written when its body ends.
 
+pub mod fault;
+pub mod retry;
+pub mod tunnel;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -22,24 +26,24 @@ use mesh_api::matching::matches_any;
 use mesh_api::{CompiledRoute, RequestInfo, RouteAction};
 use tokio::time::Instant;
 
-use crate::access_log::Entry;
-use crate::authz::{DENIED_BODY, Decision, RequestAttributes};
-use crate::body::{self, Observed, ProxyBody};
-use crate::breaker::Slot;
-use crate::cluster::{Cluster, ClusterKey};
-use crate::fault::{self, Abort};
-use crate::flags::{Flag, Flags};
-use crate::headers;
-use crate::http1::DownstreamBody;
-use crate::lb::{ActiveGuard, Endpoint};
-use crate::outlier::Outcome;
-use crate::pool::{Outgoing, PooledBody};
-use crate::respond::{self, LocalReply};
-use crate::retry::{self, Attempt};
-pub use crate::server::ConnInfo;
+use crate::http::body::{self, Observed, ProxyBody};
+use crate::http::headers;
+use crate::http::http1::DownstreamBody;
+use crate::http::respond::{self, LocalReply};
+pub use crate::http::server::ConnInfo;
+use crate::inbound::authz::{DENIED_BODY, Decision, RequestAttributes};
+use crate::outbound::fault::Abort;
+use crate::outbound::retry::Attempt;
 use crate::snapshot::{ClusterError, ExternalTarget, Snapshot};
 use crate::state::ProxyState;
-use crate::telemetry::{Call, Measured, Reporter, Security, ServiceName, Workload};
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::flags::{Flag, Flags};
+use crate::telemetry::metrics::{Call, Measured, Reporter, Security, ServiceName, Workload};
+use crate::upstream::breaker::Slot;
+use crate::upstream::cluster::{Cluster, ClusterKey};
+use crate::upstream::lb::{ActiveGuard, Endpoint};
+use crate::upstream::outlier::Outcome;
+use crate::upstream::pool::{Outgoing, PooledBody};
 
 /// Request bodies up to this size are buffered so a retry can resend them; larger or
 /// unsized bodies are streamed and get a single attempt (Linkerd does the same).
@@ -73,7 +77,7 @@ impl Ctx {
     fn new(req: &Request<DownstreamBody>, conn: ConnInfo, logging: bool) -> Self {
         Self {
             start: Instant::now(),
-            log: logging.then(|| Box::new(Entry::for_request(req, &conn))),
+            log: logging.then(|| Box::new(Entry::for_request(req, conn.local, conn.remote))),
             flags: Flags::none(),
             host: None,
             service: None,
@@ -109,7 +113,7 @@ pub async fn handle(
 ) -> Response<ProxyBody> {
     if req.method() == Method::CONNECT && !state.gateway {
         // Boxed, like the other rare paths, to keep the common request's future small.
-        return Box::pin(crate::tunnel::open(state, req)).await;
+        return Box::pin(tunnel::open(state, req)).await;
     }
     let ctx = Ctx::new(&req, conn, state.access_log);
     let mut pending = Pending {
@@ -456,7 +460,10 @@ enum RequestBody {
 }
 
 impl RequestBody {
-    async fn read(parts: &Parts, body: DownstreamBody) -> Result<Self, crate::cluster::BoxError> {
+    async fn read(
+        parts: &Parts,
+        body: DownstreamBody,
+    ) -> Result<Self, crate::http::body::BoxError> {
         // The fast lane read the whole body already (at most the retry buffer's size).
         let body = match body {
             DownstreamBody::Complete(bytes) => {

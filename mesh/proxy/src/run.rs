@@ -11,16 +11,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::authz;
 use crate::config::{self, Env, LoadError, Mode, Source, WorkloadSpec};
 use crate::control::{self, ControlClient, Registration};
+use crate::http::server;
 use crate::inbound::Inbound;
+use crate::inbound::authz;
 use crate::mtls::{self, Mtls, TRUST_DOMAIN};
 use crate::snapshot::{Snapshot, Store};
 use crate::state::ProxyState;
-use crate::telemetry::ServiceName;
+use crate::telemetry::metrics::ServiceName;
 use crate::tls::{self, MeshStream, MtlsMode, SpiffeId};
-use crate::{admin, outbound, server};
+use crate::{admin, outbound};
 
 /// How often the configuration files are checked for changes.
 pub const RELOAD_POLL: Duration = Duration::from_millis(250);

@@ -5,8 +5,8 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::body::{ProxyBody, full};
-use crate::flags::Flag;
+use crate::http::body::{ProxyBody, full};
+use crate::telemetry::flags::Flag;
 
 /// Diagnostic header on every response the proxy produced itself.
 pub const ERROR_HEADER: &str = "x-mesh-error";

@@ -9,10 +9,14 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::cluster::BoxError;
+/// Error type carried by request and response bodies inside the proxy.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Body of every request and response the proxy handles.
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// Body type of requests sent upstream (the same type, named for the pool's side).
+pub type UpstreamBody = BoxBody<Bytes, BoxError>;
 
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
