@@ -5,3 +5,4 @@
 pub mod access_log;
 pub mod flags;
 pub mod metrics;
+pub(crate) mod record;

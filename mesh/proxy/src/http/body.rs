@@ -1,10 +1,12 @@
-//! Body types inside the proxy, and a response body wrapper that reports how many
-//! bytes went downstream once the response is finished (for metrics and the access log).
+//! Body types inside the proxy (and the error type they carry), and a response body
+//! wrapper that reports how many bytes went downstream once the response is finished
+//! (for metrics and the access log).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::Response;
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::{Body, Frame, SizeHint};
@@ -39,6 +41,19 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed()
+}
+
+/// Calls `done(status, bytes)` once `resp`'s body has ended (or is dropped), with the
+/// number of body bytes that went downstream: when a request is finished, for metrics
+/// and the access log.
+pub(crate) fn on_end<F>(resp: Response<ProxyBody>, done: F) -> Response<ProxyBody>
+where
+    F: FnOnce(u16, u64) + Send + Sync + Unpin + 'static,
+{
+    let (parts, body) = resp.into_parts();
+    let code = parts.status.as_u16();
+    let done = move |bytes: u64| done(code, bytes);
+    Response::from_parts(parts, boxed(Observed::new(body, done)))
 }
 
 /// Counts the bytes of a body and calls `done` once, when the body ends or is dropped.
