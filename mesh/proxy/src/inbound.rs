@@ -84,7 +84,7 @@ impl Inbound {
         });
         let resp = match self.authorize(&req, &conn) {
             Decision::Deny { policy } => {
-                record.note_details(format!("rbac_access_denied_matched_policy[{policy}]"));
+                record.note_details(format_args!("rbac_access_denied_matched_policy[{policy}]"));
                 respond::plain(DENIED_STATUS, DENIED_BODY)
             }
             Decision::Allow => self.forward(req, &mut record).await,

@@ -1,35 +1,39 @@
 //! The mesh's sidecar proxy and ingress gateway (one binary, two modes).
 //!
-//! Module map, bottom up; a module uses only what is listed before it (the one known
-//! exception is noted at the end):
+//! Module map, bottom up: each module uses only those listed before it, so the
+//! dependencies run one way (the one exception is at the end).
 //!
-//! - [`tls`]: workload identities, the mesh CA, rustls configurations, the inbound
-//!   accept step (uses nothing of ours).
+//! - [`tls`]: identities, the mesh CA, rustls configurations, the inbound accept step;
+//!   uses nothing of ours.
 //! - [`telemetry`]: response flags, Istio's metrics, the access log, and the one
 //!   recorder of a finished request.
-//! - [`http`]: the accept loop, our HTTP/1.1 fast lane, body types, headers, and the
-//!   replies the proxy makes itself.
+//! - [`config`]: environment variables and the YAML file (root: it feeds `run`).
+//! - [`http`]: the accept loop, our HTTP/1.1 fast lane, body and error types, headers,
+//!   and the replies the proxy makes itself.
+//! - [`mtls`]: this proxy's mesh identity and the TLS configurations built on it (root:
+//!   issued and renewed through `control`).
 //! - [`upstream`]: clusters and what they are made of: load balancing, circuit breaker,
 //!   outlier detection, the connection pool and connector, TLS origination, and the
 //!   general-purpose client.
-//! - [`inbound`]: the sidecar's inbound listener: peer authentication and authorization
-//!   ([`inbound::authz`], which uses only `tls`), then forwarding to the app.
+//! - [`inbound::authz`]: PeerAuthentication and AuthorizationPolicy, compiled and
+//!   evaluated (uses only `tls`).
+//! - [`snapshot`]: one configuration as the listeners read it: routes, clusters,
+//!   policies (root: every listener reads it).
+//! - [`state`]: what the listeners share: the current snapshot, identity, metrics
+//!   (root, for the same reason).
+//! - [`control`]: the control-plane client (registration, configuration stream,
+//!   certificates; root, used by `run` and `mtls`).
+//! - [`inbound`]: the sidecar's inbound listener: authorize, then forward to the app.
 //! - [`outbound`]: the outbound listener (and the gateway's): Envoy's client-side
 //!   phases, one file each, and `CONNECT` tunnels.
-//! - At the root, the pieces that tie the folders together:
-//!   - [`config`]: environment variables and the YAML file;
-//!   - [`snapshot`]: one configuration as the listeners read it (routes, clusters,
-//!     policies; uses `upstream` and `inbound::authz`);
-//!   - [`state`]: what every listener shares (the current snapshot, identity, metrics);
-//!   - [`mtls`] and [`control`]: this proxy's mesh identity, and the control-plane client
-//!     that issues it and streams configurations;
-//!   - [`admin`]: the admin listener;
-//!   - [`run`]: startup, at the top.
+//! - [`admin`]: the admin listener (health, metrics, config dump, `/quitquitquit`).
+//! - [`run`]: startup, at the top; `main` calls it.
 //!
-//! The exception: `mtls` and `control` use each other, and `upstream::cluster` asks
-//! `mtls` for the mesh client configuration, so through `control` (which reads `state`
-//! and `snapshot`) the bottom layers reach back up. Both files are being redone; the
-//! folders themselves only ever use the folders before them.
+//! Among the folders that makes `tls` → `telemetry` → `http` → `upstream` → `inbound`
+//! → `outbound` (each uses only folders to its left). The exception: `mtls` asks
+//! `control` for its certificates while `control` reads `state` and `snapshot`, which
+//! hold clusters and the identity; that `mtls` → `control` edge closes the only cycle,
+//! and goes away with the identity client's rewrite.
 //!
 //! HTTP on the wire: the common case (keep-alive HTTP/1.1 with small sized bodies) is
 //! spoken by our own code on both sides, the listeners' fast lane ([`http::http1`]) and
@@ -39,20 +43,21 @@
 
 pub mod tls;
 
+pub mod config;
 pub mod http;
+pub mod mtls;
 pub mod telemetry;
 pub mod upstream;
+
+pub mod control;
+pub mod snapshot;
+pub mod state;
 
 pub mod inbound;
 pub mod outbound;
 
 pub mod admin;
-pub mod config;
-pub mod control;
-pub mod mtls;
 pub mod run;
-pub mod snapshot;
-pub mod state;
 
 /// The registry types live in `mesh-api`, shared with the control plane.
 pub use mesh_api::registry;

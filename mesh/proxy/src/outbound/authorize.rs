@@ -28,9 +28,8 @@ pub(super) fn gateway(snap: &Snapshot, parts: &Parts, authority: &str, ctx: &mut
     match snap.authorizer().authorize(&attrs) {
         Decision::Allow => ControlFlow::Continue(()),
         Decision::Deny { policy } => {
-            let details = format!("rbac_access_denied_matched_policy[{policy}]");
-            let cause = format!("- {details}: {policy}");
-            ctx.note_details(details);
+            let cause = format!("- rbac_access_denied_matched_policy[{policy}]: {policy}");
+            ctx.note_details(format_args!("rbac_access_denied_matched_policy[{policy}]"));
             ControlFlow::Break(respond::text(StatusCode::FORBIDDEN, DENIED_BODY, &cause))
         }
     }

@@ -4,6 +4,7 @@
 //! logging branches. A request's telemetry is written when its response body ends, or
 //! when the client goes away first ([`Pending`]).
 
+use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -70,7 +71,7 @@ impl Ctx {
     }
 
     /// The access log's `RESPONSE_CODE_DETAILS`.
-    pub(super) fn note_details(&mut self, details: impl Into<String>) {
+    pub(super) fn note_details(&mut self, details: impl fmt::Display) {
         self.rec.note_details(details);
     }
 

@@ -46,10 +46,11 @@ impl RequestRecord {
     }
 
     /// The access log's `RESPONSE_CODE_DETAILS`: why the proxy answered the way it did.
-    /// Made into a `String` only when the log is on.
-    pub(crate) fn note_details(&mut self, details: impl Into<String>) {
+    /// Written out only when the log is on (pass `format_args!` for a formatted one, so
+    /// nothing is formatted otherwise).
+    pub(crate) fn note_details(&mut self, details: impl fmt::Display) {
         if let Some(log) = self.log() {
-            log.details = details.into();
+            log.details = details.to_string();
         }
     }
 
