@@ -7,8 +7,8 @@ use std::sync::Arc;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use tokio::sync::watch;
 
-use crate::body::{self, ProxyBody};
-use crate::http1::DownstreamBody;
+use crate::http::body::{self, ProxyBody};
+use crate::http::http1::DownstreamBody;
 use crate::state::ProxyState;
 
 /// Content type of the Prometheus text exposition.

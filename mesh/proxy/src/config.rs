@@ -12,7 +12,7 @@ use mesh_api::{MeshConfig, ProxyScope, RouteTable, compile};
 use serde::Deserialize;
 
 use crate::registry::Registry;
-use crate::telemetry::Workload;
+use crate::telemetry::metrics::Workload;
 
 /// What the proxy is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,26 +3,32 @@
 //! against the AuthorizationPolicies selecting this workload (CUSTOM, then DENY, then
 //! ALLOW; a denial is `403 RBAC: access denied`), and is forwarded to the app on
 //! localhost.
+//!
+//! Its policy lives in [`authz`]: PeerAuthentication (the mTLS mode per port, enforced
+//! when a connection is accepted) and AuthorizationPolicy (per request).
+
+pub mod authz;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
-use tokio::time::Instant;
+use http::{HeaderValue, Request, Response, Uri, header};
 
-use crate::access_log::Entry;
-use crate::authz::{DENIED_BODY, Decision, RequestAttributes};
-use crate::body::{self, Observed, ProxyBody};
-use crate::connector::MeshConnector;
-use crate::flags::{Flag, Flags};
-use crate::headers;
-use crate::http1::DownstreamBody;
-use crate::pool::{Pool, PoolSettings, Protocol};
-use crate::server::ConnInfo;
+use crate::http::body::{self, ProxyBody};
+use crate::http::headers;
+use crate::http::http1::DownstreamBody;
+use crate::http::respond::{self, LocalReply};
+use crate::http::server::ConnInfo;
+use crate::inbound::authz::{DENIED_BODY, DENIED_STATUS, Decision, RequestAttributes};
 use crate::state::ProxyState;
-use crate::telemetry::{
-    Call, Measured, Reporter, Security, Series, SeriesCache, ServiceName, Workload,
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::flags::{Flag, Flags};
+use crate::telemetry::metrics::{
+    Call, Reporter, Security, Series, SeriesCache, ServiceName, Workload,
 };
+use crate::telemetry::record::RequestRecord;
+use crate::upstream::connector::MeshConnector;
+use crate::upstream::pool::{Pool, PoolSettings, Protocol};
 
 /// The inbound side of one sidecar.
 #[derive(Debug)]
@@ -61,7 +67,6 @@ impl Inbound {
         mut req: Request<DownstreamBody>,
         conn: ConnInfo,
     ) -> Response<ProxyBody> {
-        let start = Instant::now();
         // HTTP/2 (a sidecar upgrading) names the service in `:authority`; the app and
         // the policies read `Host`.
         if !req.headers().contains_key(header::HOST)
@@ -72,55 +77,28 @@ impl Inbound {
         {
             req.headers_mut().insert(header::HOST, v);
         }
-        // Boxed, and only when the log is on: inline, the entry would add half a KB to
-        // every request's future.
-        let mut log = self.state.access_log.then(|| {
-            Box::new(Entry {
-                upstream_cluster: format!("inbound|{}||", self.app.port()),
-                upstream_host: self.app.to_string(),
-                ..Entry::for_request(&req, &conn)
-            })
+        let mut record = RequestRecord::new(self.state.access_log, || Entry {
+            upstream_cluster: format!("inbound|{}||", self.app.port()),
+            upstream_host: self.app.to_string(),
+            ..Entry::for_request(&req, conn.local, conn.remote)
         });
-        let mut flags = Flags::none();
         let resp = match self.authorize(&req, &conn) {
             Decision::Deny { policy } => {
-                if let Some(log) = log.as_deref_mut() {
-                    log.details = format!("rbac_access_denied_matched_policy[{policy}]");
-                }
-                let mut r = Response::new(body::full(DENIED_BODY));
-                *r.status_mut() = StatusCode::FORBIDDEN;
-                r.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-                r
+                record.note_details(format_args!("rbac_access_denied_matched_policy[{policy}]"));
+                respond::plain(DENIED_STATUS, DENIED_BODY)
             }
-            Decision::Allow => self.forward(req, log.as_deref_mut(), &mut flags).await,
+            Decision::Allow => self.forward(req, &mut record).await,
         };
-        let (parts, body) = resp.into_parts();
-        let code = parts.status.as_u16();
         let me = self.clone();
-        let done = move |bytes: u64| {
-            let measured = Measured {
-                duration_ms: start.elapsed().as_secs_f64() * 1000.0,
-                request_bytes: 0,
-                response_bytes: bytes,
-            };
-            me.series(&conn, code, flags.clone()).observe(measured);
-            if let Some(mut log) = log {
-                log.code = code;
-                log.flags = flags.to_string();
-                log.bytes_sent = bytes;
-                log.duration_ms = start.elapsed().as_millis() as u64;
-                if log.details.is_empty() {
-                    log.details = "via_upstream".to_owned();
-                }
-                println!("{log}");
-            }
-        };
-        Response::from_parts(parts, body::boxed(Observed::new(body, done)))
+        body::on_end(resp, move |code, bytes| {
+            record.finish(code, bytes, |flags, measured| {
+                me.series(&conn, code, flags).observe(measured);
+            });
+        })
     }
 
     /// The metric series of a request from the peer of `conn`.
-    fn series(&self, conn: &ConnInfo, code: u16, flags: Flags) -> Series {
+    fn series(&self, conn: &ConnInfo, code: u16, flags: &Flags) -> Series {
         self.series
             .get((conn.peer.clone(), code, flags.clone()), || {
                 // The caller's identity is its SPIFFE ID; its workload name is not known here.
@@ -171,8 +149,7 @@ impl Inbound {
     async fn forward(
         &self,
         req: Request<DownstreamBody>,
-        log: Option<&mut Entry>,
-        flags: &mut Flags,
+        record: &mut RequestRecord,
     ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
@@ -193,16 +170,11 @@ impl Inbound {
                 Response::from_parts(parts, body::boxed(body))
             }
             Err(e) => {
-                flags.set(Flag::UpstreamConnectionFailure);
-                if let Some(log) = log {
-                    log.details =
-                        "upstream_reset_before_response_started{connection_failure}".to_owned();
-                    log.upstream_failure = e.to_string();
-                }
-                let mut r = crate::respond::local(
-                    crate::respond::LocalReply::ConnectFailure,
-                    "the local app did not answer",
-                );
+                record.note_flag(Flag::UpstreamConnectionFailure);
+                record.note_details(LocalReply::ConnectFailure.details());
+                record.note_upstream_failure(&e);
+                let mut r =
+                    respond::local(LocalReply::ConnectFailure, "the local app did not answer");
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 r

@@ -1,47 +1,66 @@
-//! The mesh's sidecar proxy and ingress gateway.
+//! The mesh's sidecar proxy and ingress gateway (one binary, two modes).
 //!
-//! Building blocks first: Envoy-style response flags ([`flags`]), Istio-compatible
-//! telemetry ([`telemetry`], [`access_log`]), endpoint selection ([`lb`]) and passive
-//! health checking ([`outlier`]). The listeners that use them sit on top.
+//! Module map, bottom up: each module uses only those listed before it, so the
+//! dependencies run one way (the one exception is at the end).
+//!
+//! - [`tls`]: identities, the mesh CA, rustls configurations, the inbound accept step;
+//!   uses nothing of ours.
+//! - [`telemetry`]: response flags, Istio's metrics, the access log, and the one
+//!   recorder of a finished request.
+//! - [`config`]: environment variables and the YAML file (root: it feeds `run`).
+//! - [`http`]: the accept loop, our HTTP/1.1 fast lane, body and error types, headers,
+//!   and the replies the proxy makes itself.
+//! - [`mtls`]: this proxy's mesh identity and the TLS configurations built on it (root:
+//!   issued and renewed through `control`).
+//! - [`upstream`]: clusters and what they are made of: load balancing, circuit breaker,
+//!   outlier detection, the connection pool and connector, TLS origination, and the
+//!   general-purpose client.
+//! - [`inbound::authz`]: PeerAuthentication and AuthorizationPolicy, compiled and
+//!   evaluated (uses only `tls`).
+//! - [`snapshot`]: one configuration as the listeners read it: routes, clusters,
+//!   policies (root: every listener reads it).
+//! - [`state`]: what the listeners share: the current snapshot, identity, metrics
+//!   (root, for the same reason).
+//! - [`control`]: the control-plane client (registration, configuration stream,
+//!   certificates; root, used by `run` and `mtls`).
+//! - [`inbound`]: the sidecar's inbound listener: authorize, then forward to the app.
+//! - [`outbound`]: the outbound listener (and the gateway's): Envoy's client-side
+//!   phases, one file each, and `CONNECT` tunnels.
+//! - [`admin`]: the admin listener (health, metrics, config dump, `/quitquitquit`).
+//! - [`run`]: startup, at the top; `main` calls it.
+//!
+//! Among the folders that makes `tls` → `telemetry` → `http` → `upstream` → `inbound`
+//! → `outbound` (each uses only folders to its left). The exception: `mtls` asks
+//! `control` for its certificates while `control` reads `state` and `snapshot`, which
+//! hold clusters and the identity; that `mtls` → `control` edge closes the only cycle,
+//! and goes away with the identity client's rewrite.
 //!
 //! HTTP on the wire: the common case (keep-alive HTTP/1.1 with small sized bodies) is
-//! spoken by our own code on both sides, the listeners' fast lane ([`http1`]) and the
-//! pool's client connection ([`pool`]), because on a sidecar the HTTP machinery is most
-//! of the user-space cost per request. hyper serves everything else: HTTP/2, chunked
-//! and large uploads, `CONNECT`, malformed requests.
+//! spoken by our own code on both sides, the listeners' fast lane ([`http::http1`]) and
+//! the pool's client connection ([`upstream::pool`]), because on a sidecar the HTTP
+//! machinery is most of the user-space cost per request. hyper serves everything else:
+//! HTTP/2, chunked and large uploads, `CONNECT`, malformed requests.
 
-pub mod access_log;
-pub mod admin;
-pub mod authz;
-pub mod body;
-pub mod breaker;
-pub mod cluster;
+pub mod tls;
+
 pub mod config;
-pub mod connector;
-pub mod control;
-pub mod fault;
-pub mod flags;
-pub mod headers;
-pub mod http1;
-pub mod inbound;
-pub mod lb;
+pub mod http;
 pub mod mtls;
-pub mod origination;
+pub mod telemetry;
+pub mod upstream;
+
+pub mod control;
+pub mod snapshot;
+pub mod state;
+
+pub mod inbound;
 pub mod outbound;
-pub mod outlier;
-pub mod pool;
-pub mod respond;
-pub mod retry;
+
+pub mod admin;
+pub mod run;
 
 /// The registry types live in `mesh-api`, shared with the control plane.
 pub use mesh_api::registry;
-pub mod run;
-pub mod server;
-pub mod snapshot;
-pub mod state;
-pub mod telemetry;
-pub mod tls;
-pub mod tunnel;
 
 /// The hash map of the per-request lookups (endpoints, clusters, host spellings, metric
 /// series): foldhash instead of SipHash, which showed up in the profile of every

@@ -1,6 +1,8 @@
-//! Starting a proxy: load the configuration, bind every listener (so a bad address fails
-//! before anything serves), spawn the servers, and watch the configuration files for
-//! changes. Used by `main` and by tests, which bind port 0 and read the real addresses.
+//! Starting a proxy, in named steps: load the configuration, serve the admin listener,
+//! bind the sidecar's listeners (so a bad address fails before anything serves), then
+//! either watch the configuration files or join the mesh (register, first
+//! configuration, identity, the control loop), and serve the traffic listeners. Used by
+//! `main` and by tests, which bind port 0 and read the real addresses.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,16 +14,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::authz;
 use crate::config::{self, Env, LoadError, Mode, Source, WorkloadSpec};
 use crate::control::{self, ControlClient, Registration};
+use crate::http::server;
 use crate::inbound::Inbound;
+use crate::inbound::authz;
 use crate::mtls::{self, Mtls, TRUST_DOMAIN};
 use crate::snapshot::{Snapshot, Store};
 use crate::state::ProxyState;
-use crate::telemetry::ServiceName;
+use crate::telemetry::metrics::ServiceName;
 use crate::tls::{self, MeshStream, MtlsMode, SpiffeId};
-use crate::{admin, outbound, server};
+use crate::{admin, outbound};
 
 /// How often the configuration files are checked for changes.
 pub const RELOAD_POLL: Duration = Duration::from_millis(250);
@@ -104,46 +107,14 @@ fn reachable(l: &TcpListener) -> Option<SocketAddr> {
 pub async fn start(env: &Env) -> Result<Running, StartError> {
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-
-    // What we know before any listener exists.
-    let (workload, initial, files) = match &env.source {
-        Source::File(path) => {
-            let loaded = config::load(path, env.mode)?;
-            let snapshot = Snapshot::new("1", loaded.table, loaded.file.registry)
-                .with_security(loaded.security);
-            (loaded.file.workload, snapshot, loaded.files)
-        }
-        Source::Control { workload, .. } => (workload.clone(), Snapshot::empty(), Vec::new()),
-    };
+    let (workload, initial, files) = load(env)?;
     let state = Arc::new(ProxyState::new(
         Store::new(initial),
         workload.workload(),
         env.access_log,
         env.mode == Mode::Gateway,
     ));
-
-    let admin_listener = bind(env.admin).await?;
-    let admin = admin_listener
-        .local_addr()
-        .map_err(|source| StartError::Bind {
-            addr: env.admin,
-            source,
-        })?;
-    {
-        let (state, tx) = (state.clone(), tx.clone());
-        let handler = move |req, _conn| {
-            let resp = admin::handle(&state, &req, &tx);
-            async move { resp }
-        };
-        tasks.spawn(server::serve(
-            admin_listener,
-            server::plain(),
-            handler,
-            rx.clone(),
-            Duration::ZERO,
-        ));
-    }
-
+    let admin = serve_admin(env, &state, &tx, &rx, &mut tasks).await?;
     // Sidecar listeners are bound now (their addresses go into the registration) and
     // served once the configuration is there.
     let sidecar = match env.mode {
@@ -151,7 +122,6 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
         Mode::Gateway => None,
     };
     let inbound_addr = sidecar.as_ref().and_then(|(_, i)| reachable(i));
-
     match &env.source {
         Source::File(path) => {
             state.set_ready();
@@ -164,130 +134,23 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
             ));
         }
         Source::Control { url, workload } => {
-            let registration = Registration {
-                name: workload.name.clone(),
-                namespace: workload.namespace.clone(),
-                service: workload
-                    .service
-                    .clone()
-                    .or_else(|| (env.mode == Mode::Sidecar).then(|| service_of(workload))),
-                service_account: workload
-                    .service_account
-                    .clone()
-                    .unwrap_or_else(|| "default".to_owned()),
-                labels: workload.labels.clone(),
-                address: inbound_addr,
-                sidecar: true,
-                mode: match env.mode {
-                    Mode::Sidecar => wire::Mode::Sidecar,
-                    Mode::Gateway => wire::Mode::Gateway,
-                },
-                ports: Vec::new(),
-            };
-            let control = Arc::new(ControlClient::new(url, registration)?);
-            let mut stop = rx.clone();
-            let Some(first) = control.first_config(&mut stop).await else {
-                return Err(StartError::Stopped);
-            };
-            state.store.store(
-                Snapshot::new(first.version, first.table, first.registry)
-                    .with_security(first.security),
-            );
-            // The mesh identity: without it the proxy still serves, in plaintext.
-            let sa = workload
-                .service_account
-                .clone()
-                .unwrap_or_else(|| "default".to_owned());
-            match SpiffeId::new(TRUST_DOMAIN, &workload.namespace, &sa) {
-                Ok(spiffe_id) => match mtls::issue(&control, &spiffe_id)
-                    .await
-                    .and_then(|id| Ok(Mtls::new(id)?))
-                {
-                    Ok(m) => {
-                        let m = Arc::new(m);
-                        state.set_mtls(m.clone());
-                        tasks.spawn(mtls::rotate(control.clone(), m, spiffe_id, rx.clone()));
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "No mesh certificate: serving without mTLS.")
-                    }
-                },
-                Err(error) => {
-                    tracing::warn!(%error, "Unusable service account for a SPIFFE identity.")
-                }
-            }
-            state.set_ready();
-            tasks.spawn(control::sync(control, state.clone(), rx.clone()));
+            join_mesh(env, url, workload, inbound_addr, &state, &rx, &mut tasks).await?;
         }
     }
-
-    let (mut outbound_addr, mut inbound, mut gateways) = (None, None, Vec::new());
-    match sidecar {
+    let (outbound, inbound, gateways) = match sidecar {
         Some((out_l, in_l)) => {
-            outbound_addr = out_l.local_addr().ok();
-            inbound = in_l.local_addr().ok();
-            let st = state.clone();
-            tasks.spawn(server::serve(
-                out_l,
-                server::plain(),
-                move |req, conn| outbound::handle(st.clone(), req, conn),
-                rx.clone(),
-                env.drain,
-            ));
-            let service = service_of(&workload);
-            let handler = Arc::new(Inbound {
-                state: state.clone(),
-                app: env.app,
-                pool: Inbound::app_pool(),
-                series: Default::default(),
-                service: ServiceName {
-                    host: format!("{service}.{}.svc.cluster.local", workload.namespace),
-                    name: service,
-                    namespace: workload.namespace.clone(),
-                },
-            });
-            tasks.spawn(server::serve(
-                in_l,
-                inbound_transport(state.clone(), &workload, env.app.port()),
-                move |req, conn| handler.clone().handle(req, conn),
-                rx.clone(),
-                env.drain,
-            ));
+            let (outbound, inbound) =
+                serve_sidecar(env, &workload, out_l, in_l, &state, &rx, &mut tasks);
+            (outbound, inbound, Vec::new())
         }
-        None => {
-            let mut ports: Vec<u32> = state
-                .store
-                .load()
-                .table
-                .listeners
-                .iter()
-                .map(|l| l.port)
-                .collect();
-            ports.sort_unstable();
-            ports.dedup();
-            for port in ports {
-                let Ok(port) = u16::try_from(port) else {
-                    continue;
-                };
-                let local = env.gateway_ports.get(&port).copied().unwrap_or(port);
-                let l = bind(SocketAddr::new(env.gateway_address, local)).await?;
-                gateways.extend(l.local_addr().ok());
-                let st = state.clone();
-                tasks.spawn(server::serve(
-                    l,
-                    server::plain(),
-                    move |req, conn| outbound::handle(st.clone(), req, conn),
-                    rx.clone(),
-                    env.drain,
-                ));
-            }
-            if gateways.is_empty() {
-                tracing::warn!("No Gateway selects this gateway's labels: no listener started.");
-            }
-        }
-    }
+        None => (
+            None,
+            None,
+            serve_gateways(env, &state, &rx, &mut tasks).await?,
+        ),
+    };
     Ok(Running {
-        outbound: outbound_addr,
+        outbound,
         inbound,
         gateways,
         admin,
@@ -295,6 +158,209 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
         shutdown: tx,
         tasks,
     })
+}
+
+/// What we know before any listener exists: who we are, the first configuration (from
+/// the files, or empty until the control plane sends one) and the files to watch.
+fn load(env: &Env) -> Result<(WorkloadSpec, Snapshot, Vec<PathBuf>), StartError> {
+    Ok(match &env.source {
+        Source::File(path) => {
+            let loaded = config::load(path, env.mode)?;
+            let snapshot = Snapshot::new("1", loaded.table, loaded.file.registry)
+                .with_security(loaded.security);
+            (loaded.file.workload, snapshot, loaded.files)
+        }
+        Source::Control { workload, .. } => (workload.clone(), Snapshot::empty(), Vec::new()),
+    })
+}
+
+/// Binds and serves the admin listener (first, so probes get answers during startup).
+async fn serve_admin(
+    env: &Env,
+    state: &Arc<ProxyState>,
+    tx: &watch::Sender<bool>,
+    rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<SocketAddr, StartError> {
+    let listener = bind(env.admin).await?;
+    let admin = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: env.admin,
+        source,
+    })?;
+    let (state, tx) = (state.clone(), tx.clone());
+    let handler = move |req, _conn| {
+        let resp = admin::handle(&state, &req, &tx);
+        async move { resp }
+    };
+    tasks.spawn(server::serve(
+        listener,
+        server::plain(),
+        handler,
+        rx.clone(),
+        Duration::ZERO,
+    ));
+    Ok(admin)
+}
+
+/// Control-plane mode: registers, waits for the first configuration, gets the mesh
+/// identity, and keeps the configuration in sync from then on.
+async fn join_mesh(
+    env: &Env,
+    url: &str,
+    workload: &WorkloadSpec,
+    inbound_addr: Option<SocketAddr>,
+    state: &Arc<ProxyState>,
+    rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), StartError> {
+    let registration = Registration {
+        name: workload.name.clone(),
+        namespace: workload.namespace.clone(),
+        service: workload
+            .service
+            .clone()
+            .or_else(|| (env.mode == Mode::Sidecar).then(|| service_of(workload))),
+        service_account: workload
+            .service_account
+            .clone()
+            .unwrap_or_else(|| "default".to_owned()),
+        labels: workload.labels.clone(),
+        address: inbound_addr,
+        sidecar: true,
+        mode: match env.mode {
+            Mode::Sidecar => wire::Mode::Sidecar,
+            Mode::Gateway => wire::Mode::Gateway,
+        },
+        ports: Vec::new(),
+    };
+    let control = Arc::new(ControlClient::new(url, registration)?);
+    let mut stop = rx.clone();
+    let Some(first) = control.first_config(&mut stop).await else {
+        return Err(StartError::Stopped);
+    };
+    state.store.store(
+        Snapshot::new(first.version, first.table, first.registry).with_security(first.security),
+    );
+    identity(&control, workload, state, rx, tasks).await;
+    state.set_ready();
+    tasks.spawn(control::sync(control, state.clone(), rx.clone()));
+    Ok(())
+}
+
+/// The mesh identity, issued by the control plane's CA and renewed from then on.
+/// Without it the proxy still serves, in plaintext.
+async fn identity(
+    control: &Arc<ControlClient>,
+    workload: &WorkloadSpec,
+    state: &ProxyState,
+    rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) {
+    let sa = workload
+        .service_account
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    match SpiffeId::new(TRUST_DOMAIN, &workload.namespace, &sa) {
+        Ok(spiffe_id) => match mtls::issue(control, &spiffe_id)
+            .await
+            .and_then(|id| Ok(Mtls::new(id)?))
+        {
+            Ok(m) => {
+                let m = Arc::new(m);
+                state.set_mtls(m.clone());
+                tasks.spawn(mtls::rotate(control.clone(), m, spiffe_id, rx.clone()));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "No mesh certificate: serving without mTLS.")
+            }
+        },
+        Err(error) => {
+            tracing::warn!(%error, "Unusable service account for a SPIFFE identity.")
+        }
+    }
+}
+
+/// Serves a sidecar's outbound and inbound listeners; gives their addresses.
+fn serve_sidecar(
+    env: &Env,
+    workload: &WorkloadSpec,
+    out_l: TcpListener,
+    in_l: TcpListener,
+    state: &Arc<ProxyState>,
+    rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    let outbound = out_l.local_addr().ok();
+    let inbound = in_l.local_addr().ok();
+    let st = state.clone();
+    tasks.spawn(server::serve(
+        out_l,
+        server::plain(),
+        move |req, conn| outbound::handle(st.clone(), req, conn),
+        rx.clone(),
+        env.drain,
+    ));
+    let service = service_of(workload);
+    let handler = Arc::new(Inbound {
+        state: state.clone(),
+        app: env.app,
+        pool: Inbound::app_pool(),
+        series: Default::default(),
+        service: ServiceName {
+            host: format!("{service}.{}.svc.cluster.local", workload.namespace),
+            name: service,
+            namespace: workload.namespace.clone(),
+        },
+    });
+    tasks.spawn(server::serve(
+        in_l,
+        inbound_transport(state.clone(), workload, env.app.port()),
+        move |req, conn| handler.clone().handle(req, conn),
+        rx.clone(),
+        env.drain,
+    ));
+    (outbound, inbound)
+}
+
+/// Binds and serves one listener per port of the Gateways selecting this gateway;
+/// gives their addresses.
+async fn serve_gateways(
+    env: &Env,
+    state: &Arc<ProxyState>,
+    rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<Vec<SocketAddr>, StartError> {
+    let mut ports: Vec<u32> = state
+        .store
+        .load()
+        .table
+        .listeners
+        .iter()
+        .map(|l| l.port)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    let mut gateways = Vec::new();
+    for port in ports {
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        let local = env.gateway_ports.get(&port).copied().unwrap_or(port);
+        let l = bind(SocketAddr::new(env.gateway_address, local)).await?;
+        gateways.extend(l.local_addr().ok());
+        let st = state.clone();
+        tasks.spawn(server::serve(
+            l,
+            server::plain(),
+            move |req, conn| outbound::handle(st.clone(), req, conn),
+            rx.clone(),
+            env.drain,
+        ));
+    }
+    if gateways.is_empty() {
+        tracing::warn!("No Gateway selects this gateway's labels: no listener started.");
+    }
+    Ok(gateways)
 }
 
 /// How long an inbound connection may take to show what it is and finish a handshake.

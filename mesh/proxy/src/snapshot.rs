@@ -16,10 +16,10 @@ use mesh_api::{EndpointRecord, ServiceRecord};
 use serde::Serialize;
 
 use crate::FastMap;
-use crate::authz::Authorizer;
-use crate::cluster::{Cluster, ClusterKey};
+use crate::inbound::authz::Authorizer;
 use crate::mtls::Mtls;
 use crate::registry::Registry;
+use crate::upstream::cluster::{Cluster, ClusterKey};
 
 /// Why no cluster could be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

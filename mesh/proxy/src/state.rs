@@ -6,10 +6,10 @@ use std::sync::{Arc, OnceLock};
 
 use prometheus_client::registry::Registry;
 
-use crate::cluster::{UpstreamClient, client};
 use crate::mtls::Mtls;
 use crate::snapshot::Store;
-use crate::telemetry::{IstioMetrics, Workload};
+use crate::telemetry::metrics::{IstioMetrics, Workload};
+use crate::upstream::client::{UpstreamClient, client};
 
 /// Everything a request handler needs.
 #[derive(Debug)]

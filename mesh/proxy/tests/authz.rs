@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use http::{HeaderMap, HeaderValue};
 use mesh_api::MeshConfig;
-use mesh_proxy::authz::{
+use mesh_proxy::inbound::authz::{
     Authorizer, DENIED_BODY, DENIED_STATUS, Decision, NO_MATCHING_ALLOW, ROOT_NAMESPACE,
     RequestAttributes, effective_mtls,
 };

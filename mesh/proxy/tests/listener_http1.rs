@@ -15,9 +15,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use mesh_proxy::body::{self, ProxyBody};
-use mesh_proxy::http1::DownstreamBody;
-use mesh_proxy::server::{self, ConnInfo};
+use mesh_proxy::http::body::{self, ProxyBody};
+use mesh_proxy::http::http1::DownstreamBody;
+use mesh_proxy::http::server::{self, ConnInfo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -299,7 +299,7 @@ async fn a_chunked_request_goes_to_hyper_with_nothing_lost_and_the_connection_go
 async fn a_body_over_the_limit_is_streamed_by_hyper() {
     let s = server().await;
     let mut conn = TcpStream::connect(s.addr).await.unwrap();
-    let body = vec![b'x'; mesh_proxy::http1::BODY_LIMIT + 1];
+    let body = vec![b'x'; mesh_proxy::http::http1::BODY_LIMIT + 1];
     let head = format!(
         "PUT /big HTTP/1.1\r\nhost: svc\r\ncontent-length: {}\r\n\r\n",
         body.len()

@@ -1,11 +1,21 @@
-//! Fault injection decisions for a route's effective fault (`VirtualService
-//! http[].fault`, or a fault lease from the control plane), made by the caller's proxy as
-//! Istio does. Delay and abort are independent: a request may be delayed, then aborted.
+//! Fault injection for a route's effective fault (`VirtualService http[].fault`, or a
+//! fault lease from the control plane), by the caller's proxy as Istio does: the
+//! decision, then the phase that applies it. Delay and abort are independent: a request
+//! may be delayed (`DI`), then aborted (`FI`).
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
+use http::{HeaderValue, Response, StatusCode};
 use mesh_api::defaults::{AbortStatus, EffectiveFault};
 use rand::Rng;
+
+use crate::http::body::ProxyBody;
+use crate::http::headers;
+use crate::http::respond;
+use crate::outbound::Phase;
+use crate::outbound::ctx::Ctx;
+use crate::telemetry::flags::Flag;
 
 /// How an aborted request is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +82,44 @@ pub fn decide(fault: &EffectiveFault, rng: &mut impl Rng) -> Decision {
                 AbortStatus::Http(code) => Abort::Http(*code),
                 AbortStatus::Grpc(name) => Abort::Grpc(grpc_code(name)),
             }),
+    }
+}
+
+/// The fault phase: waits out an injected delay, and answers an injected abort.
+pub(super) async fn inject(fault: &EffectiveFault, ctx: &mut Ctx) -> Phase<()> {
+    let decision = decide(fault, &mut rand::rng());
+    if let Some(delay) = decision.delay {
+        ctx.note_flag(Flag::DelayInjected);
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(abort) = decision.abort {
+        ctx.note_flag(Flag::FaultInjected);
+        ctx.note_details("fault_filter_abort");
+        return ControlFlow::Break(aborted(abort));
+    }
+    ControlFlow::Continue(())
+}
+
+fn aborted(abort: Abort) -> Response<ProxyBody> {
+    match abort {
+        Abort::Http(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            respond::text(
+                status,
+                "fault filter abort",
+                "FI fault_filter_abort: injected by the route's fault",
+            )
+        }
+        Abort::Grpc(code) => {
+            let mut r = respond::text(
+                StatusCode::OK,
+                "",
+                "FI fault_filter_abort: injected by the route's fault",
+            );
+            r.headers_mut()
+                .insert(headers::GRPC_STATUS.clone(), HeaderValue::from(code));
+            r
+        }
     }
 }
 

@@ -29,9 +29,9 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
-use crate::cluster::{BoxError, UpstreamBody};
-use crate::connector::ClientIo;
-use crate::headers::{X_ENVOY_ATTEMPT_COUNT, digits};
+use crate::http::body::{BoxError, UpstreamBody};
+use crate::http::headers::{X_ENVOY_ATTEMPT_COUNT, digits};
+use crate::upstream::connector::ClientIo;
 
 /// Largest request body this connection takes (larger ones stay on hyper's).
 pub(super) const MAX_BODY: u64 = 64 * 1024;
@@ -247,7 +247,7 @@ fn parse_head(buf: &mut BytesMut, spans: &mut Vec<HeaderSpan>) -> Result<Option<
     // Room for what the proxy adds (`x-envoy-upstream-service-time`, ...).
     let mut headers = HeaderMap::with_capacity(spans.len() + 4);
     for &(name, name_len, value, value_len) in spans.iter() {
-        let name = crate::headers::name(&head[name..name + name_len])
+        let name = crate::http::headers::name(&head[name..name + name_len])
             .map_err(|e| format!("malformed response header name: {e}"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value..value + value_len))
             .map_err(|e| format!("malformed value of response header {name}: {e}"))?;

@@ -16,7 +16,7 @@ use rustls::ClientConfig;
 use tokio::net::TcpStream;
 use tower::Service;
 
-use crate::cluster::BoxError;
+use crate::http::body::BoxError;
 use crate::tls::{self, MeshStream};
 
 /// Connects to endpoints, with mTLS when configured.

@@ -33,9 +33,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::FastMap;
-use crate::cluster::{BoxError, UpstreamBody};
-use crate::connector::MeshConnector;
-use crate::headers::X_ENVOY_ATTEMPT_COUNT;
+use crate::http::body::{BoxError, UpstreamBody};
+use crate::http::headers::X_ENVOY_ATTEMPT_COUNT;
+use crate::upstream::connector::MeshConnector;
 
 mod inline;
 
@@ -359,7 +359,7 @@ impl Pool {
     async fn connect(
         &self,
         addr: SocketAddr,
-    ) -> Result<TokioIo<crate::connector::ClientIo>, SendError> {
+    ) -> Result<TokioIo<crate::upstream::connector::ClientIo>, SendError> {
         let timeout = self.inner.settings.connect_timeout;
         let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(tcp)) => tcp,

@@ -10,6 +10,7 @@
 //! (on one line; `-` stands for an empty value).
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use time::OffsetDateTime;
@@ -67,8 +68,9 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The fields a request and its connection give, before anything is decided.
-    pub fn for_request<B>(req: &http::Request<B>, conn: &crate::server::ConnInfo) -> Self {
+    /// The fields a request and the two ends of its connection (`local`, our listener;
+    /// `remote`, the client) give, before anything is decided.
+    pub fn for_request<B>(req: &http::Request<B>, local: SocketAddr, remote: SocketAddr) -> Self {
         let h = req.headers();
         let text = |name: &str| {
             h.get(name)
@@ -89,8 +91,8 @@ impl Entry {
             user_agent: text("user-agent"),
             request_id: text("x-request-id"),
             authority: text("host"),
-            downstream_local: conn.local.to_string(),
-            downstream_remote: conn.remote.to_string(),
+            downstream_local: local.to_string(),
+            downstream_remote: remote.to_string(),
             ..Self::default()
         }
     }

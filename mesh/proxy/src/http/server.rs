@@ -21,8 +21,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::body::ProxyBody;
-use crate::http1::{self, DownstreamBody, Outcome};
+use crate::http::body::ProxyBody;
+use crate::http::http1::{self, DownstreamBody, Outcome};
 use crate::tls::MeshStream;
 
 /// The two ends of a downstream connection, and who the peer is.

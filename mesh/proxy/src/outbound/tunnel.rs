@@ -11,12 +11,12 @@ use http::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::body::{self, ProxyBody};
-use crate::cluster::ClusterKey;
-use crate::http1::DownstreamBody;
-use crate::respond::{self, LocalReply};
+use crate::http::body::{self, ProxyBody};
+use crate::http::http1::DownstreamBody;
+use crate::http::respond::{self, LocalReply};
 use crate::state::ProxyState;
-use crate::telemetry::{IstioMetrics, Reporter, Security, ServiceName, Workload};
+use crate::telemetry::metrics::{IstioMetrics, Reporter, Security, ServiceName, Workload};
+use crate::upstream::cluster::ClusterKey;
 
 /// Opens a tunnel for a `CONNECT` request; answers 200 once the upstream is connected.
 pub async fn open(state: Arc<ProxyState>, mut req: Request<DownstreamBody>) -> Response<ProxyBody> {

@@ -1,18 +1,24 @@
-//! Body types inside the proxy, and a response body wrapper that reports how many
-//! bytes went downstream once the response is finished (for metrics and the access log).
+//! Body types inside the proxy (and the error type they carry), and a response body
+//! wrapper that reports how many bytes went downstream once the response is finished
+//! (for metrics and the access log).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::Response;
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::cluster::BoxError;
+/// Error type carried by request and response bodies inside the proxy.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Body of every request and response the proxy handles.
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// Body type of requests sent upstream (the same type, named for the pool's side).
+pub type UpstreamBody = BoxBody<Bytes, BoxError>;
 
 /// A complete body.
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
@@ -35,6 +41,19 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed()
+}
+
+/// Calls `done(status, bytes)` once `resp`'s body has ended (or is dropped), with the
+/// number of body bytes that went downstream: when a request is finished, for metrics
+/// and the access log.
+pub(crate) fn on_end<F>(resp: Response<ProxyBody>, done: F) -> Response<ProxyBody>
+where
+    F: FnOnce(u16, u64) + Send + Sync + Unpin + 'static,
+{
+    let (parts, body) = resp.into_parts();
+    let code = parts.status.as_u16();
+    let done = move |bytes: u64| done(code, bytes);
+    Response::from_parts(parts, boxed(Observed::new(body, done)))
 }
 
 /// Counts the bytes of a body and calls `done` once, when the body ends or is dropped.

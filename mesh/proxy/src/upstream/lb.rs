@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::outlier::Health;
+use crate::upstream::outlier::Health;
 
 /// What metrics and mTLS need to know about an endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::body::{ProxyBody, full};
-use crate::flags::Flag;
+use crate::http::body::{ProxyBody, full};
+use crate::telemetry::flags::Flag;
 
 /// Diagnostic header on every response the proxy produced itself.
 pub const ERROR_HEADER: &str = "x-mesh-error";
@@ -97,6 +97,17 @@ pub fn local(reply: LocalReply, cause: &str) -> Response<ProxyBody> {
         reply.details()
     );
     text(status, body, &diag)
+}
+
+/// A plain-text response without the diagnostic header, for the answers whose body is
+/// the whole explanation and is compared byte for byte by callers: the inbound RBAC
+/// denial (`403 RBAC: access denied`) is exactly what Istio's sidecar sends.
+pub(crate) fn plain(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
 }
 
 /// A plain-text response with the diagnostic header.

@@ -6,41 +6,26 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
 use http::Version;
-use http_body_util::combinators::BoxBody;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use mesh_api::defaults::{ConnectionPool, EffectivePolicy, LoadBalancer, UpstreamTls};
 use mesh_api::networking::destination_rule::TlsMode;
 use tokio::time::Instant;
 
-use crate::breaker::{Breaker, Limits};
-use crate::connector::MeshConnector;
-use crate::flags::Flags;
-use crate::lb::{Algorithm, Balancer, Endpoint, EndpointMeta};
 use crate::mtls::{Mtls, TRUST_DOMAIN};
-use crate::origination;
-use crate::outlier::{self, Outcome, OutlierPolicy};
-use crate::pool::{Pool, PoolSettings, Protocol};
 use crate::registry::ServiceRecord;
-use crate::telemetry::{
+use crate::telemetry::flags::Flags;
+use crate::telemetry::metrics::{
     Call, IstioMetrics, Reporter, Security, Series, SeriesCache, ServiceName, Workload,
 };
 use crate::tls::SpiffeId;
-
-/// Error type carried by request and response bodies inside the proxy.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Body type of requests sent upstream.
-pub type UpstreamBody = BoxBody<Bytes, BoxError>;
-
-/// A general-purpose HTTP client (DNS names, any authority): for passthrough traffic and
-/// the control plane. Clusters use their own [`Pool`] per endpoint address.
-pub type UpstreamClient = Client<MeshConnector, UpstreamBody>;
+use crate::upstream::breaker::{Breaker, Limits};
+use crate::upstream::connector::MeshConnector;
+use crate::upstream::lb::{Algorithm, Balancer, Endpoint, EndpointMeta};
+use crate::upstream::origination;
+use crate::upstream::outlier::{self, Outcome, OutlierPolicy};
+use crate::upstream::pool::{Pool, PoolSettings, Protocol};
 
 /// Identifies a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -305,25 +290,6 @@ impl Pools {
             .then(|| Pool::new(connector(h2_tls), settings(Protocol::Http2)));
         Self { http1, http2 }
     }
-}
-
-/// A pooled HTTP/1.1 client with the pool's connect and idle timeouts, mTLS when `tls`
-/// is set.
-pub fn client(
-    connect_timeout: Duration,
-    keep_alive: bool,
-    idle: Option<Duration>,
-    tls: Option<Arc<rustls::ClientConfig>>,
-) -> UpstreamClient {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    let mut b = Client::builder(TokioExecutor::new());
-    b.pool_idle_timeout(idle.unwrap_or(Duration::from_secs(3600)));
-    if !keep_alive {
-        b.pool_max_idle_per_host(0);
-    }
-    b.build(MeshConnector::new(http, tls))
 }
 
 #[cfg(test)]

@@ -27,8 +27,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 
-use crate::body::ProxyBody;
-use crate::headers::digits;
+use crate::http::body::ProxyBody;
+use crate::http::headers::digits;
 use crate::tls::MeshStream;
 
 /// Largest request body the fast lane reads whole before calling the handler: the
@@ -513,7 +513,7 @@ fn build(
         None => HeaderMap::with_capacity(spans.len() + ADDED_HEADERS),
     };
     for span in spans {
-        let name = crate::headers::name(&head[span.name.0..span.name.1]).ok()?;
+        let name = crate::http::headers::name(&head[span.name.0..span.name.1]).ok()?;
         let value = HeaderValue::from_maybe_shared(slice(span.value)).ok()?;
         headers.append(name, value);
     }

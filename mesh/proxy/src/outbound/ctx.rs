@@ -1,0 +1,189 @@
+//! The outbound request context: what a request's way through the phases decides (the
+//! destination, cluster and endpoint, the breaker slot it holds), its telemetry record,
+//! and the access-log notes the phases leave, as methods so the traffic logic carries no
+//! logging branches. A request's telemetry is written when its response body ends, or
+//! when the client goes away first ([`Pending`]).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, Request, Response};
+use mesh_api::CompiledRoute;
+
+use crate::http::body::{self, ProxyBody};
+use crate::http::headers;
+use crate::http::http1::DownstreamBody;
+use crate::http::respond::{self, LocalReply};
+use crate::http::server::ConnInfo;
+use crate::state::ProxyState;
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::flags::Flag;
+use crate::telemetry::metrics::{Call, Reporter, Security, ServiceName, Workload};
+use crate::telemetry::record::{RequestRecord, RootCause};
+use crate::upstream::breaker::Slot;
+use crate::upstream::cluster::{Cluster, ClusterKey};
+use crate::upstream::lb::{ActiveGuard, Endpoint};
+
+/// What we learn about a request on its way through, for telemetry.
+#[derive(Debug)]
+pub(super) struct Ctx {
+    /// Start, flags, request bytes and the access-log entry (when the log is on).
+    pub(super) rec: RequestRecord,
+    /// The destination host, once a route picked one.
+    host: Option<String>,
+    /// The service for metrics when it is not a cluster's (passthrough traffic).
+    service: Option<ServiceName>,
+    /// The cluster and endpoint the request went to, which resolve its metric series.
+    pub(super) cluster: Option<Arc<Cluster>>,
+    endpoint: Option<Arc<Endpoint>>,
+    pub(super) remote_ip: IpAddr,
+    /// The breaker slot and the endpoint's in-flight mark of the response being relayed:
+    /// they are let go of with this context, when the response body ends.
+    pub(super) upstream: Option<(Slot, ActiveGuard)>,
+}
+
+impl Ctx {
+    pub(super) fn new(req: &Request<DownstreamBody>, conn: ConnInfo, logging: bool) -> Self {
+        Self {
+            rec: RequestRecord::new(logging, || Entry::for_request(req, conn.local, conn.remote)),
+            host: None,
+            service: None,
+            cluster: None,
+            endpoint: None,
+            remote_ip: conn.remote.ip(),
+            upstream: None,
+        }
+    }
+
+    /// A reply of our own, with its flag and details noted.
+    pub(super) fn local(&mut self, reply: LocalReply, cause: &str) -> Response<ProxyBody> {
+        if let (_, Some(flag), _) = reply.parts() {
+            self.note_flag(flag);
+        }
+        self.note_details(reply.details());
+        respond::local(reply, cause)
+    }
+
+    /// Sets a response flag.
+    pub(super) fn note_flag(&mut self, flag: Flag) {
+        self.rec.note_flag(flag);
+    }
+
+    /// The access log's `RESPONSE_CODE_DETAILS`.
+    pub(super) fn note_details(&mut self, details: impl fmt::Display) {
+        self.rec.note_details(details);
+    }
+
+    /// The authority and request ID, once the request's headers are normalised.
+    pub(super) fn note_request(&mut self, authority: &str, headers: &HeaderMap) {
+        if let Some(log) = self.rec.log() {
+            log.authority = authority.to_owned();
+            log.request_id = headers::text(headers, headers::X_REQUEST_ID.as_str());
+        }
+    }
+
+    /// The route that matched.
+    pub(super) fn note_route(&mut self, route: &CompiledRoute) {
+        if let Some(log) = self.rec.log() {
+            log.route_name = route.name.clone().unwrap_or_default();
+        }
+    }
+
+    /// The destination the route picked: its host names the metrics' service.
+    pub(super) fn note_destination(&mut self, key: &ClusterKey) {
+        self.host = Some(key.host.clone());
+        if let Some(log) = self.rec.log() {
+            log.upstream_cluster = key.to_string();
+        }
+    }
+
+    /// A host outside the registry, forwarded as is: `authority` is its service.
+    pub(super) fn note_passthrough(&mut self, authority: &str) {
+        if let Some(log) = self.rec.log() {
+            log.upstream_cluster = "PassthroughCluster".to_owned();
+        }
+        self.service = Some(ServiceName {
+            host: authority.to_owned(),
+            name: authority.to_owned(),
+            namespace: "unknown".to_owned(),
+        });
+    }
+
+    /// The endpoint an attempt goes to (the last one is the request's).
+    pub(super) fn note_endpoint(&mut self, endpoint: &Arc<Endpoint>) {
+        if let Some(log) = self.rec.log() {
+            log.upstream_host = endpoint.addr.to_string();
+        }
+        self.endpoint = Some(endpoint.clone());
+    }
+
+    /// Why the upstream connection failed: the innermost cause of `e`.
+    pub(super) fn note_upstream_failure(&mut self, e: &(dyn std::error::Error + 'static)) {
+        self.rec.note_upstream_failure(RootCause(e));
+    }
+}
+
+/// A request whose telemetry is not written yet. If the client goes away before we
+/// answer (the future is dropped), it is still recorded, with code 0 and flag `DC`,
+/// as Envoy does: that is how a cancelled call shows up in the metrics.
+pub(super) struct Pending {
+    pub(super) state: Arc<ProxyState>,
+    pub(super) ctx: Option<Ctx>,
+}
+
+impl Pending {
+    /// Wraps the response body so metrics and the access log are written when it ends.
+    pub(super) fn finish(mut self, resp: Response<ProxyBody>) -> Response<ProxyBody> {
+        let Some(ctx) = self.ctx.take() else {
+            return resp;
+        };
+        let state = self.state.clone();
+        body::on_end(resp, move |code, bytes| record(&state, ctx, code, bytes))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut ctx) = self.ctx.take() {
+            ctx.note_flag(Flag::DownstreamConnectionTermination);
+            ctx.note_details("downstream_remote_disconnect");
+            record(&self.state, ctx, 0, 0);
+        }
+    }
+}
+
+/// Writes the metrics and the access log line of a finished request. The breaker slot
+/// and in-flight mark go with `ctx`, after both are written.
+fn record(state: &ProxyState, ctx: Ctx, code: u16, bytes: u64) {
+    let Ctx {
+        rec,
+        host,
+        service,
+        cluster,
+        endpoint,
+        ..
+    } = ctx;
+    rec.finish(code, bytes, |flags, measured| match (&cluster, &endpoint) {
+        (Some(cluster), Some(endpoint)) => cluster
+            .series(&state.metrics, &state.me, endpoint, code, flags)
+            .observe(measured),
+        _ => {
+            let service = match (&service, &host) {
+                (Some(s), _) => s.clone(),
+                (None, Some(host)) => ServiceName::from_host(host),
+                (None, None) => ServiceName::unknown(),
+            };
+            let call = Call {
+                reporter: Reporter::Source,
+                source: &state.me,
+                destination: &Workload::unknown(),
+                service: &service,
+                code,
+                flags: flags.to_string(),
+                security: Security::Unknown,
+            };
+            state.metrics.record_request(&call, measured);
+        }
+    });
+}

@@ -1,0 +1,84 @@
+//! The first phases: which host a request is for (its authority, with the headers
+//! normalised for the trip), and which of that host's routes takes it.
+
+use std::ops::ControlFlow;
+
+use http::request::Parts;
+use http::{HeaderValue, Method, header};
+use mesh_api::matching::matches_any;
+use mesh_api::{CompiledRoute, RequestInfo};
+
+use crate::http::headers;
+use crate::http::respond::LocalReply;
+use crate::outbound::Phase;
+use crate::outbound::ctx::Ctx;
+
+/// The authority a request is addressed to: absolute-form URI first (an `HTTP_PROXY`
+/// client), then the `Host` header (a gateway, or an app calling us directly).
+pub(crate) fn authority_of(parts: &Parts) -> Option<String> {
+    if let Some(a) = parts.uri.authority() {
+        return Some(a.as_str().to_owned());
+    }
+    parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The request's authority, with hop-by-hop headers gone, a request ID, and a `Host`
+/// header (an absolute-form request may have none). 400 without one, or for a `CONNECT`
+/// (only a sidecar tunnels; a gateway does not).
+pub(super) fn authority(parts: &mut Parts, ctx: &mut Ctx) -> Phase<String> {
+    if parts.method == Method::CONNECT {
+        return ControlFlow::Break(
+            ctx.local(LocalReply::BadRequest, "a gateway does not accept CONNECT"),
+        );
+    }
+    let Some(authority) = authority_of(parts) else {
+        return ControlFlow::Break(ctx.local(LocalReply::BadRequest, "the request names no host"));
+    };
+    headers::strip_hop_by_hop(&mut parts.headers);
+    headers::ensure_request_id(&mut parts.headers);
+    ctx.note_request(&authority, &parts.headers);
+    if !parts.headers.contains_key(header::HOST)
+        && let Ok(v) = HeaderValue::from_str(&authority)
+    {
+        parts.headers.insert(header::HOST, v);
+    }
+    ControlFlow::Continue(authority)
+}
+
+/// The first live route of the host whose `match` accepts the request (404 `NR` when
+/// none does).
+pub(super) fn route<'r>(
+    routes: &'r [CompiledRoute],
+    parts: &Parts,
+    authority: &str,
+    path: &str,
+    ctx: &mut Ctx,
+) -> Phase<&'r CompiledRoute> {
+    let info = RequestInfo {
+        method: parts.method.as_str(),
+        scheme: "http",
+        authority,
+        path,
+        // A plain http:// authority without a port addresses port 80 (`match: port: 80`).
+        port: Some(mesh_api::host::split_authority(authority).1.unwrap_or(80)),
+        headers: &parts.headers,
+    };
+    // Only routes on a lease (a fault from `meshctl`) need the clock.
+    let live =
+        |r: &CompiledRoute| r.expires_at_ms.is_none() || r.is_live(mesh_api::compile::now_ms());
+    let Some(route) = routes
+        .iter()
+        .find(|r| live(r) && matches_any(&r.matches, &info))
+    else {
+        return ControlFlow::Break(ctx.local(
+            LocalReply::NoRoute,
+            &format!("no route for {authority}{path}"),
+        ));
+    };
+    ctx.note_route(route);
+    ControlFlow::Continue(route)
+}
