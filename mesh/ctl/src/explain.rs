@@ -145,7 +145,7 @@ mod tests {
 
     /// The proxy's flag table, read at compile time, so a flag added to the proxy
     /// without an explanation here fails this test.
-    const PROXY_FLAGS: &str = include_str!("../../proxy/src/flags.rs");
+    const PROXY_FLAGS: &str = include_str!("../../proxy/src/telemetry/flags.rs");
 
     fn proxy_codes() -> Vec<String> {
         PROXY_FLAGS

@@ -1,17 +1,18 @@
 //! The mesh's sidecar proxy and ingress gateway (one binary, two modes).
 //!
 //! Module map, bottom up: each module uses only those listed before it, so the
-//! dependencies run one way (the one exception is at the end).
+//! dependencies run one way.
 //!
-//! - [`tls`]: identities, the mesh CA, rustls configurations, the inbound accept step;
-//!   uses nothing of ours.
+//! - [`tls`]: mTLS on the wire: rustls configurations, the rotating certificate store,
+//!   the inbound accept step (identities themselves come from `mesh-identity`); uses
+//!   nothing of ours.
 //! - [`telemetry`]: response flags, Istio's metrics, the access log, and the one
 //!   recorder of a finished request.
 //! - [`config`]: environment variables and the YAML file (root: it feeds `run`).
 //! - [`http`]: the accept loop, our HTTP/1.1 fast lane, body and error types, headers,
 //!   and the replies the proxy makes itself.
 //! - [`mtls`]: this proxy's mesh identity and the TLS configurations built on it (root:
-//!   issued and renewed through `control`).
+//!   both listeners and the upstream clusters use it).
 //! - [`upstream`]: clusters and what they are made of: load balancing, circuit breaker,
 //!   outlier detection, the connection pool and connector, TLS origination, and the
 //!   general-purpose client.
@@ -21,8 +22,8 @@
 //!   policies (root: every listener reads it).
 //! - [`state`]: what the listeners share: the current snapshot, identity, metrics
 //!   (root, for the same reason).
-//! - [`control`]: the control-plane client (registration, configuration stream,
-//!   certificates; root, used by `run` and `mtls`).
+//! - [`control`]: joining the mesh: registration, the configuration long poll, the
+//!   certificate and its renewal (over `mesh-client`; used by `run`).
 //! - [`inbound`]: the sidecar's inbound listener: authorize, then forward to the app.
 //! - [`outbound`]: the outbound listener (and the gateway's): Envoy's client-side
 //!   phases, one file each, and `CONNECT` tunnels.
@@ -30,10 +31,7 @@
 //! - [`run`]: startup, at the top; `main` calls it.
 //!
 //! Among the folders that makes `tls` → `telemetry` → `http` → `upstream` → `inbound`
-//! → `outbound` (each uses only folders to its left). The exception: `mtls` asks
-//! `control` for its certificates while `control` reads `state` and `snapshot`, which
-//! hold clusters and the identity; that `mtls` → `control` edge closes the only cycle,
-//! and goes away with the identity client's rewrite.
+//! → `outbound` (each uses only folders to its left), with `control` and `run` on top.
 //!
 //! HTTP on the wire: the common case (keep-alive HTTP/1.1 with small sized bodies) is
 //! spoken by our own code on both sides, the listeners' fast lane ([`http::http1`]) and

@@ -1,16 +1,14 @@
-//! This proxy's mesh identity: a key generated here (it never leaves the process), a
-//! certificate for `spiffe://cluster.local/ns/<ns>/sa/<sa>` from the control plane's CA,
-//! renewed at half life. The TLS configs read the current certificate from a rotating
-//! store, so a renewal applies to new handshakes without touching open connections.
+//! This proxy's mesh identity and the TLS configurations built on it: a key generated
+//! here (it never leaves the process) and a certificate for
+//! `spiffe://cluster.local/ns/<ns>/sa/<sa>`. The TLS configs read the current certificate
+//! from a rotating store, so a renewal (see `control::certificates`) applies to new
+//! handshakes without touching open connections.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use rustls::ClientConfig;
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::control::ControlClient;
 use crate::tls::{
     CertStore, ClientAuth, ClientConfigs, Identity, SpiffeId, TlsError, client_config,
     server_config,
@@ -18,20 +16,6 @@ use crate::tls::{
 
 /// The mesh's trust domain (the `cluster.local` of `spiffe://cluster.local/ns/..`).
 pub const TRUST_DOMAIN: &str = mesh_identity::DEFAULT_TRUST_DOMAIN;
-
-/// Why no identity could be had.
-#[derive(Debug, thiserror::Error)]
-pub enum IssueError {
-    /// Key, CSR or certificate trouble.
-    #[error(transparent)]
-    Identity(#[from] mesh_identity::IdentityError),
-    /// The TLS configurations around the certificate could not be built.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    /// The CA could not be reached or refused.
-    #[error(transparent)]
-    Control(#[from] mesh_client::ClientError),
-}
 
 /// The proxy's identity and the TLS configs built on it.
 pub struct Mtls {
@@ -89,49 +73,10 @@ impl Mtls {
     pub fn identity(&self) -> Arc<Identity> {
         self.store.identity()
     }
-}
 
-/// Asks the control plane's CA for a certificate for `spiffe_id`.
-pub async fn issue(control: &ControlClient, spiffe_id: &SpiffeId) -> Result<Identity, IssueError> {
-    let (key, csr) = Identity::csr(spiffe_id)?;
-    let chain = control.certificate(&csr).await?;
-    let root = chain.last().cloned().unwrap_or_default();
-    Ok(Identity::from_signed(key, &chain, &root)?)
-}
-
-/// Renews the certificate at half life until `stop`; a failed renewal is retried every
-/// few seconds while the current certificate is still valid.
-pub async fn rotate(
-    control: Arc<ControlClient>,
-    mtls: Arc<Mtls>,
-    spiffe_id: SpiffeId,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let identity = mtls.identity();
-        let wait = identity
-            .renew_at()
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-            .max(Duration::from_millis(200));
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
-        }
-        match issue(&control, &spiffe_id).await {
-            Ok(fresh) => match mtls.store.rotate(fresh) {
-                Ok(()) => tracing::info!(spiffe_id = %spiffe_id.as_str(), "Certificate renewed."),
-                Err(error) => {
-                    tracing::warn!(%error, "Renewed certificate unusable; keeping the current one.")
-                }
-            },
-            Err(error) => {
-                tracing::warn!(%error, "Certificate renewal failed; retrying.");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-        }
+    /// Puts a renewed identity in force for new handshakes (open connections keep the
+    /// keys they negotiated).
+    pub fn rotate(&self, fresh: Identity) -> Result<(), TlsError> {
+        self.store.rotate(fresh)
     }
 }

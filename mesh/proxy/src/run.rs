@@ -19,7 +19,7 @@ use crate::control::{self, ControlClient, Registration};
 use crate::http::server;
 use crate::inbound::Inbound;
 use crate::inbound::authz;
-use crate::mtls::{self, Mtls, TRUST_DOMAIN};
+use crate::mtls::{Mtls, TRUST_DOMAIN};
 use crate::snapshot::{Snapshot, Store};
 use crate::state::ProxyState;
 use crate::telemetry::metrics::ServiceName;
@@ -261,14 +261,14 @@ async fn identity(
         .clone()
         .unwrap_or_else(|| "default".to_owned());
     match SpiffeId::new(TRUST_DOMAIN, &workload.namespace, &sa) {
-        Ok(spiffe_id) => match mtls::issue(control, &spiffe_id)
+        Ok(spiffe_id) => match control::issue(control, &spiffe_id)
             .await
             .and_then(|id| Ok(Mtls::new(id)?))
         {
             Ok(m) => {
                 let m = Arc::new(m);
                 state.set_mtls(m.clone());
-                tasks.spawn(mtls::rotate(control.clone(), m, spiffe_id, rx.clone()));
+                tasks.spawn(control::rotate(control.clone(), m, spiffe_id, rx.clone()));
             }
             Err(error) => {
                 tracing::warn!(%error, "No mesh certificate: serving without mTLS.")

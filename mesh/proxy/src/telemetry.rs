@@ -4,10 +4,6 @@
 //! written to both (`record`).
 
 pub mod access_log;
-// The file stays at `src/flags.rs` for now: `meshctl explain`'s test reads the flag
-// table from that path (`mesh/ctl/src/explain.rs`). It moves into this folder together
-// with that one-line path change.
-#[path = "flags.rs"]
 pub mod flags;
 pub mod metrics;
 pub(crate) mod record;

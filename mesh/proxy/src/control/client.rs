@@ -1,0 +1,101 @@
+//! This workload's side of the control plane's API: who we are (the registration) plus
+//! the typed client, and the calls a proxy makes.
+
+use std::time::Duration;
+
+use mesh_api::wire::{CertificateRequest, ProxyConfig, WorkloadSpec};
+use mesh_client::ClientError;
+use tokio::sync::watch;
+
+/// How long one long poll may wait. Shorter than the control plane's 15 s liveness window,
+/// so every poll doubles as a heartbeat.
+pub const POLL_WAIT: Duration = Duration::from_secs(10);
+
+/// Limit of one call besides a long poll's wait: the control plane answers at once or is
+/// treated as unreachable, and the proxy keeps serving with what it has.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the proxy tells the control plane about itself (the body of
+/// `POST /api/v1/workloads`).
+pub type Registration = WorkloadSpec;
+
+/// The control plane as one workload's proxy sees it: the typed client plus who we are.
+#[derive(Debug, Clone)]
+pub struct ControlClient {
+    api: mesh_client::ControlClient,
+    registration: Registration,
+}
+
+impl ControlClient {
+    /// A client for the control plane at `base` (e.g. `http://127.0.0.1:15010`).
+    pub fn new(base: &str, registration: Registration) -> Result<Self, ClientError> {
+        Ok(Self {
+            api: mesh_client::ControlClient::new(base)?.with_timeout(CALL_TIMEOUT),
+            registration,
+        })
+    }
+
+    /// Registers the workload.
+    pub async fn register(&self) -> Result<(), ClientError> {
+        self.api.register(&self.registration).await.map(|_| ())
+    }
+
+    /// Has the CA sign `csr_pem`; returns the chain (leaf first, root last) as PEM.
+    pub async fn certificate(&self, csr_pem: &str) -> Result<Vec<String>, ClientError> {
+        let request = CertificateRequest {
+            workload: self.registration.name.clone(),
+            csr: csr_pem.to_owned(),
+            ttl_seconds: None,
+        };
+        let issued = self.api.certificate(&request).await?;
+        if issued.chain.is_empty() {
+            return Err(ClientError::BadAnswer {
+                url: self.api.url("api/v1/certificates", &[]),
+                reason: "empty certificate chain".to_owned(),
+            });
+        }
+        Ok(issued.chain)
+    }
+
+    /// The registration this client was made with.
+    pub fn registration(&self) -> &Registration {
+        &self.registration
+    }
+
+    /// Deregisters the workload (best effort, on shutdown).
+    pub async fn deregister(&self) {
+        let _ = self.api.deregister(&self.registration.name).await;
+    }
+
+    /// Fetches the configuration, waiting up to `wait` for one newer than `version`.
+    pub async fn poll(
+        &self,
+        version: Option<&str>,
+        wait: Duration,
+    ) -> Result<ProxyConfig, ClientError> {
+        self.api
+            .proxy_config(&self.registration.name, version, wait)
+            .await
+    }
+
+    /// Registers and fetches the first configuration, retrying until it succeeds or
+    /// `stop` turns true.
+    pub async fn first_config(&self, stop: &mut watch::Receiver<bool>) -> Option<ProxyConfig> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                self.register().await?;
+                self.poll(None, Duration::ZERO).await
+            };
+            match attempt.await {
+                Ok(config) => return Some(config),
+                Err(error) => tracing::warn!(%error, "Waiting for the control plane."),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => return None,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
