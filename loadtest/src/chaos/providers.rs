@@ -11,10 +11,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
 use super::experiment::{FaultSpec, LoadSpec, MixSpec, Provider};
-use crate::engine::{Model, RunConfig};
-use crate::plan::Schedule;
-use crate::stats::SecondSummary;
-use crate::{Mix, Recorder, Target, window};
+use crate::load::stats::SecondSummary;
+use crate::load::{Mix, Model, Recorder, RunConfig, Schedule, Target, window};
 
 /// A fault lease this run created, and when it was in force (seconds since the run start).
 #[derive(Debug, Clone)]
@@ -523,7 +521,7 @@ impl Context {
         let rec = Arc::clone(&recorder);
         let handle = tokio::spawn(async move {
             // The configuration was checked when the experiment was validated.
-            let _ = crate::engine::run(cfg, rec).await;
+            let _ = crate::load::run(cfg, rec).await;
         });
         lock(&self.loads).push(LoadRun {
             activity: name.to_string(),

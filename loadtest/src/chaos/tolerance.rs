@@ -285,11 +285,11 @@ fn parse_slo(map: &Map<String, Value>) -> Result<Tolerance, String> {
                 let t = v
                     .as_u64()
                     .and_then(|t| u32::try_from(t).ok())
-                    .filter(|t| crate::stats::SLO_THRESHOLDS_MS.contains(t))
+                    .filter(|t| crate::load::stats::SLO_THRESHOLDS_MS.contains(t))
                     .ok_or_else(|| {
                         format!(
                             "latency_ms: must be one of {:?}",
-                            crate::stats::SLO_THRESHOLDS_MS
+                            crate::load::stats::SLO_THRESHOLDS_MS
                         )
                     })?;
                 latency_ms = Some(t);
