@@ -24,5 +24,4 @@
 //! The binaries live in `src/bin/` (`loadgen.rs`, `chaos.rs`).
 
 pub mod chaos;
-pub mod duration;
 pub mod load;

@@ -22,7 +22,7 @@ use axum::routing::{delete, get, post};
 use bookinfo_loadtest::chaos::experiment::Experiment;
 use bookinfo_loadtest::chaos::runner::{self, exit_code};
 use bookinfo_loadtest::chaos::{Cancel, Options, report};
-use bookinfo_loadtest::duration::parse_duration;
+use mesh_api::duration::parse_duration;
 use serde_json::{Value, json};
 
 /// The fake control plane's state.

@@ -12,8 +12,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bookinfo_loadtest::chaos::experiment::{self, HYPOTHESIS_STRATEGIES, ROLLBACK_STRATEGIES};
 use bookinfo_loadtest::chaos::{Cancel, Experiment, Options, report, runner};
-use bookinfo_loadtest::duration::parse_duration;
 use clap::{Parser, Subcommand};
+use mesh_api::duration::parse_duration;
 use serde_json::Value;
 
 /// Chaos experiments for the Bookinfo suite.

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bookinfo_loadtest::duration::parse_duration;
 use bookinfo_loadtest::load::progress::Progress;
 use bookinfo_loadtest::load::{
     Mix, Model, Recorder, RunConfig, Schedule, Stage, Target, html, window,
@@ -19,6 +18,7 @@ use bookinfo_loadtest::load::{
 use bytes::Bytes;
 use clap::Parser;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use mesh_api::duration::parse_duration;
 
 /// HTTP load generator: open model (arrival rate) by default, closed model with --closed.
 #[derive(Debug, Parser)]

@@ -10,7 +10,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::tolerance::Tolerance;
-use crate::duration::parse_duration;
+use mesh_api::duration::parse_duration;
 
 /// Why an experiment cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -1163,7 +1163,7 @@ method:
             "method[2].provider.url: required",
             "method[3].provider: needs delay and/or abort",
             "method[3].provider.percentage: must be between 0 and 100",
-            "method[4].pauses.after: \"soon\" does not start with a number",
+            "method[4].pauses.after: invalid duration \"soon\": expected a number followed by h, m, s, ms, us or ns (e.g. \"7s\", \"0.5s\", \"100ms\")",
             "method[4].provider.duration: required, e.g. 60s (every run is bounded)",
             "method[5]: unknown field 'extra'",
             "method[5].provider.workload: required",
