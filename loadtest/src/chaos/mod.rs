@@ -6,6 +6,7 @@
 //! the load generator ([`crate::load`]) with its steady-state window as typed tolerances. A run writes a
 //! Chaos Toolkit style `journal.json` and a self-contained HTML/Markdown report.
 
+pub mod control;
 pub mod experiment;
 pub mod jsonpath;
 pub mod providers;

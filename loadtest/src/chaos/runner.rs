@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::Cancel;
 use super::experiment::{Activity, Experiment, Kind, Provider};
-use super::providers::Context;
+use super::providers::{Context, ProviderError};
 use super::report;
 use super::time::rfc3339;
 
@@ -95,7 +95,7 @@ impl Run {
         } else if cancellable {
             tokio::select! {
                 r = self.ctx.execute(&a.name, &a.provider) => r,
-                () = self.cancel.cancelled() => Err("interrupted".to_string()),
+                () = self.cancel.cancelled() => Err(ProviderError::Interrupted),
             }
         } else {
             self.ctx.execute(&a.name, &a.provider).await
@@ -120,7 +120,7 @@ impl Run {
             }
             Err(e) => {
                 entry.insert("output".into(), Value::Null);
-                entry.insert("exception".into(), json!([e]));
+                entry.insert("exception".into(), json!([e.to_string()]));
             }
         }
         (Value::Object(entry), ok)
