@@ -764,7 +764,10 @@ fn invalid_experiments_exit_64_naming_the_field() {
         let out = chaos().arg(cmd).arg(&exp).output().unwrap();
         assert_eq!(out.status.code(), Some(64));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("method[2].provider.url: required"), "{err}");
+        assert!(
+            err.contains("method[2].provider: missing field `url`"),
+            "{err}"
+        );
         assert!(
             err.contains("steady-state-hypothesis.probes[0]: missing tolerance"),
             "{err}"

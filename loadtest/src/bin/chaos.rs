@@ -95,7 +95,7 @@ fn usage(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(USAGE)
 }
 
-fn vars(list: &[String]) -> Result<BTreeMap<String, Value>, String> {
+fn vars(list: &[String]) -> Result<BTreeMap<String, Value>, experiment::VarError> {
     list.iter().map(|v| experiment::parse_var(v)).collect()
 }
 
