@@ -192,7 +192,10 @@ impl Tolerance {
     }
 }
 
-fn target_of(map: &Map<String, Value>) -> Result<Option<String>, ToleranceError> {
+/// Which field of a probe's output a tolerance looks at; `None` for the whole output.
+type TargetField = Option<String>;
+
+fn target_of(map: &Map<String, Value>) -> Result<TargetField, ToleranceError> {
     match map.get("target") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),

@@ -1,6 +1,6 @@
 //! The run engine: open model (global arrival schedule feeding a connection pool through a
 //! queue) and closed model (N connections back to back). What to run is described by
-//! [`RunConfig`](super::config::RunConfig); the result is a [`Report`].
+//! [`RunConfig`]; the result is a [`Report`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

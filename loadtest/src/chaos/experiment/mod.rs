@@ -1,11 +1,11 @@
 //! Experiment documents in the Chaos Toolkit shape (YAML or JSON): the typed experiment the
 //! runner executes, and loading one (read, substitute `${var}`, validate). Every problem is
-//! reported with the path of the field at fault (`method[2].provider: missing field `url``),
-//! one activity's mistakes not hiding the next's.
+//! reported with the path of the field at fault (e.g. `method[2].provider.ttl`), and one
+//! activity's mistakes do not hide the next's.
 //!
-//! - [`format`]: the document as written, as serde types.
-//! - [`validate`]: from those to the types below, with the checks serde cannot make.
-//! - [`variables`]: `configuration`, `--var` and `${name}` substitution.
+//! - `format`: the document as written, as serde types.
+//! - `validate`: from those to the types below, with the checks serde cannot make.
+//! - `variables`: `configuration`, `--var` and `${name}` substitution.
 
 mod format;
 mod validate;
