@@ -22,7 +22,7 @@ use axum::routing::{delete, get, post};
 use bookinfo_loadtest::chaos::experiment::Experiment;
 use bookinfo_loadtest::chaos::runner::{self, exit_code};
 use bookinfo_loadtest::chaos::{Cancel, Options, report};
-use bookinfo_loadtest::duration::parse_duration;
+use mesh_api::duration::parse_duration;
 use serde_json::{Value, json};
 
 /// The fake control plane's state.
@@ -764,7 +764,10 @@ fn invalid_experiments_exit_64_naming_the_field() {
         let out = chaos().arg(cmd).arg(&exp).output().unwrap();
         assert_eq!(out.status.code(), Some(64));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("method[2].provider.url: required"), "{err}");
+        assert!(
+            err.contains("method[2].provider: missing field `url`"),
+            "{err}"
+        );
         assert!(
             err.contains("steady-state-hypothesis.probes[0]: missing tolerance"),
             "{err}"

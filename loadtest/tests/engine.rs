@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bookinfo_loadtest::engine::{Model, RunConfig};
-use bookinfo_loadtest::{Mix, Recorder, Report, Schedule, Target, html, run, window};
+use bookinfo_loadtest::load::{
+    Mix, Model, Recorder, Report, RunConfig, Schedule, Target, html, run, window,
+};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
 use http_body_util::{BodyExt, Full};

@@ -10,10 +10,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bookinfo_common::serve::shutdown_signal;
 use bookinfo_loadtest::chaos::experiment::{self, HYPOTHESIS_STRATEGIES, ROLLBACK_STRATEGIES};
 use bookinfo_loadtest::chaos::{Cancel, Experiment, Options, report, runner};
-use bookinfo_loadtest::duration::parse_duration;
 use clap::{Parser, Subcommand};
+use mesh_api::duration::parse_duration;
 use serde_json::Value;
 
 /// Chaos experiments for the Bookinfo suite.
@@ -94,7 +95,7 @@ fn usage(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(USAGE)
 }
 
-fn vars(list: &[String]) -> Result<BTreeMap<String, Value>, String> {
+fn vars(list: &[String]) -> Result<BTreeMap<String, Value>, experiment::VarError> {
     list.iter().map(|v| experiment::parse_var(v)).collect()
 }
 
@@ -280,27 +281,14 @@ fn summary(journal: &Value, path: &Path) -> String {
 }
 
 /// First Ctrl-C or SIGTERM: stop the method and roll back. Second: leave at once (fault
-/// leases still expire on their own).
+/// leases still expire on their own). The suite's signal helper resolves once, so it is
+/// called twice; the second listener is set up before the rollbacks start, so an
+/// interrupt during them is seen.
 async fn interrupts(cancel: Cancel) {
-    wait_signal().await;
+    shutdown_signal().await;
+    let again = shutdown_signal();
     eprintln!("chaos: interrupted, rolling back (interrupt again to quit now)");
     cancel.cancel();
-    wait_signal().await;
+    again.await;
     std::process::exit(130);
-}
-
-async fn wait_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bookinfo_loadtest::duration::parse_duration;
-use bookinfo_loadtest::engine::{Model, RunConfig};
-use bookinfo_loadtest::progress::Progress;
-use bookinfo_loadtest::{Mix, Recorder, Schedule, Stage, Target, html, window};
+use bookinfo_loadtest::load::progress::Progress;
+use bookinfo_loadtest::load::{
+    Mix, Model, Recorder, RunConfig, Schedule, Stage, Target, html, window,
+};
 use bytes::Bytes;
 use clap::Parser;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use mesh_api::duration::parse_duration;
 
 /// HTTP load generator: open model (arrival rate) by default, closed model with --closed.
 #[derive(Debug, Parser)]
@@ -243,7 +244,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let progress = Progress::start(Arc::clone(&recorder), cfg.planned_duration(), cli.quiet);
-    let result = bookinfo_loadtest::run(cfg, Arc::clone(&recorder)).await;
+    let result = bookinfo_loadtest::load::run(cfg, Arc::clone(&recorder)).await;
     progress.finish();
     if let Some(server) = server {
         server.abort();

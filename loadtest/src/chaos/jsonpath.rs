@@ -12,6 +12,25 @@ enum Segment {
     Descend(Option<String>),
 }
 
+/// Why a JSONPath was refused: what is wrong, with the path as written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JsonPathError {
+    #[error("JSONPath {0:?} must start with '$'")]
+    NoRoot(String),
+    #[error("JSONPath {0:?}: '..' needs a name or '*'")]
+    DescendWithoutName(String),
+    #[error("JSONPath {0:?}: empty name after '.'")]
+    EmptyName(String),
+    #[error("JSONPath {0:?}: '[' without ']'")]
+    Unclosed(String),
+    #[error("JSONPath {0:?}: filter and script expressions are not supported")]
+    Filter(String),
+    #[error("JSONPath {text:?}: [{inner}] is not an index, '*' or a quoted name")]
+    Index { text: String, inner: String },
+    #[error("JSONPath {text:?}: unexpected {c:?}")]
+    Unexpected { text: String, c: char },
+}
+
 /// A compiled path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonPath {
@@ -20,10 +39,10 @@ pub struct JsonPath {
 
 impl JsonPath {
     /// Compiles `text`; the error says what is wrong and where.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, JsonPathError> {
         let chars: Vec<char> = text.trim().chars().collect();
         if chars.first() != Some(&'$') {
-            return Err(format!("JSONPath {text:?} must start with '$'"));
+            return Err(JsonPathError::NoRoot(text.to_string()));
         }
         let mut segments = Vec::new();
         let mut i = 1;
@@ -40,7 +59,7 @@ impl JsonPath {
                     let end = name_end(i + 2);
                     let name: String = chars[i + 2..end].iter().collect();
                     if name.is_empty() {
-                        return Err(format!("JSONPath {text:?}: '..' needs a name or '*'"));
+                        return Err(JsonPathError::DescendWithoutName(text.to_string()));
                     }
                     segments.push(Segment::Descend((name != "*").then_some(name)));
                     i = end;
@@ -49,7 +68,7 @@ impl JsonPath {
                     let end = name_end(i + 1);
                     let name: String = chars[i + 1..end].iter().collect();
                     match name.as_str() {
-                        "" => return Err(format!("JSONPath {text:?}: empty name after '.'")),
+                        "" => return Err(JsonPathError::EmptyName(text.to_string())),
                         "*" => segments.push(Segment::Wildcard),
                         _ => segments.push(Segment::Child(name)),
                     }
@@ -60,15 +79,13 @@ impl JsonPath {
                         .iter()
                         .position(|&c| c == ']')
                         .map(|p| p + i)
-                        .ok_or_else(|| format!("JSONPath {text:?}: '[' without ']'"))?;
+                        .ok_or_else(|| JsonPathError::Unclosed(text.to_string()))?;
                     let inner: String = chars[i + 1..close].iter().collect();
                     let inner = inner.trim();
                     if inner == "*" {
                         segments.push(Segment::Wildcard);
                     } else if inner.starts_with('?') || inner.starts_with('(') {
-                        return Err(format!(
-                            "JSONPath {text:?}: filter and script expressions are not supported"
-                        ));
+                        return Err(JsonPathError::Filter(text.to_string()));
                     } else if let Some(quoted) = inner
                         .strip_prefix('\'')
                         .and_then(|s| s.strip_suffix('\''))
@@ -76,16 +93,20 @@ impl JsonPath {
                     {
                         segments.push(Segment::Child(quoted.to_string()));
                     } else {
-                        let n: i64 = inner.parse().map_err(|_| {
-                            format!(
-                                "JSONPath {text:?}: [{inner}] is not an index, '*' or a quoted name"
-                            )
+                        let n: i64 = inner.parse().map_err(|_| JsonPathError::Index {
+                            text: text.to_string(),
+                            inner: inner.to_string(),
                         })?;
                         segments.push(Segment::Index(n));
                     }
                     i = close + 1;
                 }
-                c => return Err(format!("JSONPath {text:?}: unexpected {c:?}")),
+                c => {
+                    return Err(JsonPathError::Unexpected {
+                        text: text.to_string(),
+                        c,
+                    });
+                }
             }
         }
         Ok(JsonPath { segments })
@@ -175,18 +196,26 @@ mod tests {
         assert!(
             JsonPath::parse("a.b")
                 .unwrap_err()
+                .to_string()
                 .contains("must start with '$'")
         );
         assert!(
             JsonPath::parse("$[?(@.a)]")
                 .unwrap_err()
+                .to_string()
                 .contains("not supported")
         );
         assert!(
             JsonPath::parse("$[x]")
                 .unwrap_err()
+                .to_string()
                 .contains("not an index")
         );
-        assert!(JsonPath::parse("$.a[").unwrap_err().contains("without ']'"));
+        assert!(
+            JsonPath::parse("$.a[")
+                .unwrap_err()
+                .to_string()
+                .contains("without ']'")
+        );
     }
 }

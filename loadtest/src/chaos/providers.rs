@@ -1,6 +1,7 @@
 //! Executing providers: `http`, `process` and the native ones (fault leases, kill, mesh
-//! configuration, load). Each returns the activity's output as JSON, or an error message
-//! that the journal records as the activity's exception.
+//! configuration, load). Each returns the activity's output as JSON, or a [`ProviderError`]
+//! whose text the journal records as the activity's exception. Calls to the mesh control
+//! plane go through [`super::control`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,11 +11,70 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
+use super::control::{ControlError, ControlPlane, Removal, error_chain};
 use super::experiment::{FaultSpec, LoadSpec, MixSpec, Provider};
-use crate::engine::{Model, RunConfig};
-use crate::plan::Schedule;
-use crate::stats::SecondSummary;
-use crate::{Mix, Recorder, Target, window};
+use crate::load::mix::MixError;
+use crate::load::stats::SecondSummary;
+use crate::load::target::TargetError;
+use crate::load::{Mix, Model, Recorder, RunConfig, Schedule, Target, window};
+
+/// Why an activity failed; the text is what the journal shows as its exception.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The run was interrupted while the activity was in progress.
+    #[error("interrupted")]
+    Interrupted,
+    #[error("invalid HTTP method {0:?}")]
+    HttpMethod(String),
+    #[error("invalid URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    /// `reason` holds the whole cause chain (connection refused, timeout, ...).
+    #[error("{method} {url}: {reason}")]
+    Request {
+        method: String,
+        url: String,
+        reason: String,
+    },
+    #[error("reading the response: {0}")]
+    Response(reqwest::Error),
+    #[error("{} did not finish within {timeout:?}", .program.display())]
+    Timeout { program: PathBuf, timeout: Duration },
+    #[error("cannot run {}: {source}", .program.display())]
+    Spawn {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no workload to kill")]
+    NoWorkload,
+    #[error("{} kill {workload} exited with {status}: {stderr}", .program.display())]
+    KillFailed {
+        program: PathBuf,
+        workload: String,
+        /// The exit code, -1 when a signal ended it.
+        status: i64,
+        stderr: String,
+    },
+    #[error("cannot read {}: {source}", .path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Mix(#[from] MixError),
+    #[error("cannot serve the load window on {addr}: {source}")]
+    Serve {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("no load has been started (add a background `load` action before this probe)")]
+    NoLoad,
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+}
 
 /// A fault lease this run created, and when it was in force (seconds since the run start).
 #[derive(Debug, Clone)]
@@ -53,8 +113,9 @@ pub struct LoadSeries {
 
 /// Shared state of one run that providers read and update.
 pub struct Context {
+    /// For Chaos Toolkit `http` providers (any URL).
     pub http: reqwest::Client,
-    pub control: String,
+    pub control: ControlPlane,
     pub meshctl: Option<PathBuf>,
     pub base_dir: PathBuf,
     pub start: Instant,
@@ -80,8 +141,8 @@ impl Context {
         default_ttl: Duration,
     ) -> Self {
         Context {
+            control: ControlPlane::new(http.clone(), &control),
             http,
-            control: control.trim_end_matches('/').to_string(),
             meshctl,
             base_dir,
             start: Instant::now(),
@@ -128,7 +189,7 @@ impl Context {
     }
 
     /// Executes one provider.
-    pub async fn execute(&self, name: &str, provider: &Provider) -> Result<Value, String> {
+    pub async fn execute(&self, name: &str, provider: &Provider) -> Result<Value, ProviderError> {
         match provider {
             Provider::Http {
                 url,
@@ -180,10 +241,13 @@ impl Context {
         headers: &[(String, String)],
         arguments: Option<&Value>,
         timeout: Duration,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ProviderError> {
         let m = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|_| format!("invalid HTTP method {method:?}"))?;
-        let mut full = reqwest::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+            .map_err(|_| ProviderError::HttpMethod(method.to_string()))?;
+        let mut full = reqwest::Url::parse(url).map_err(|e| ProviderError::Url {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
         if let (Some(args), true) = (arguments, m == reqwest::Method::GET) {
             full.query_pairs_mut().extend_pairs(flat_pairs(args));
         }
@@ -206,38 +270,12 @@ impl Context {
                     .body(form_encode(&flat_pairs(args)));
             }
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("{method} {url}: {}", error_chain(&e)))?;
+        let resp = req.send().await.map_err(|e| ProviderError::Request {
+            method: method.to_string(),
+            url: url.to_string(),
+            reason: error_chain(&e),
+        })?;
         response_value(resp).await
-    }
-
-    async fn control_call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<(String, &str)>,
-    ) -> Result<(u16, Value), String> {
-        let url = format!("{}{path}", self.control);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .timeout(Duration::from_secs(10));
-        if let Some((body, content_type)) = body {
-            req = req.header("content-type", content_type).body(body);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("control plane {method} {url}: {}", error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| format!("control plane {url}: {e}"))?;
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok((status, value))
     }
 
     /// The body of a fault lease request; `ttl_seconds` is always present.
@@ -271,26 +309,10 @@ impl Context {
         Value::Object(body)
     }
 
-    async fn fault(&self, name: &str, spec: &FaultSpec) -> Result<Value, String> {
+    async fn fault(&self, name: &str, spec: &FaultSpec) -> Result<Value, ProviderError> {
         let body = self.fault_body(spec);
         let ttl = body["ttl_seconds"].as_u64().unwrap_or(1);
-        let (status, answer) = self
-            .control_call(
-                reqwest::Method::POST,
-                "/api/v1/faults",
-                Some((body.to_string(), "application/json")),
-            )
-            .await?;
-        if !(200..300).contains(&status) {
-            return Err(format!(
-                "the control plane refused the fault ({status}): {}",
-                error_text(&answer)
-            ));
-        }
-        let id = answer
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("the control plane answered without a fault id: {answer}"))?;
+        let lease = self.control.create_fault(&body).await?;
         let start_s = self.offset();
         let mut what = Vec::new();
         if let Some(d) = &spec.delay {
@@ -312,7 +334,7 @@ impl Context {
             description.push_str(&format!(" when {k}={}", v.as_str().unwrap_or_default()));
         }
         lock(&self.faults).push(FaultWindow {
-            id: id.to_string(),
+            id: lease.id,
             activity: name.to_string(),
             service: spec.service.clone(),
             description,
@@ -321,10 +343,10 @@ impl Context {
             end_s: start_s + ttl as f64,
             removed: false,
         });
-        Ok(json!({"request": body, "response": answer}))
+        Ok(json!({"request": body, "response": lease.answer}))
     }
 
-    async fn clear_faults(&self, all: bool) -> Result<Value, String> {
+    async fn clear_faults(&self, all: bool) -> Result<Value, ProviderError> {
         let now = self.offset();
         let mark = |id: Option<&str>| {
             for f in lock(&self.faults).iter_mut() {
@@ -335,15 +357,7 @@ impl Context {
             }
         };
         if all {
-            let (status, answer) = self
-                .control_call(reqwest::Method::DELETE, "/api/v1/faults", None)
-                .await?;
-            if !(200..300).contains(&status) {
-                return Err(format!(
-                    "halting faults failed ({status}): {}",
-                    error_text(&answer)
-                ));
-            }
+            let answer = self.control.halt_faults().await?;
             mark(None);
             return Ok(answer);
         }
@@ -355,23 +369,9 @@ impl Context {
         let mut deleted = Vec::new();
         let mut expired = Vec::new();
         for id in ids {
-            let (status, answer) = self
-                .control_call(
-                    reqwest::Method::DELETE,
-                    &format!("/api/v1/faults/{id}"),
-                    None,
-                )
-                .await?;
-            match status {
-                200..=299 => deleted.push(id.clone()),
-                // The lease already ran out: nothing left to undo.
-                404 => expired.push(id.clone()),
-                _ => {
-                    return Err(format!(
-                        "removing fault {id} failed ({status}): {}",
-                        error_text(&answer)
-                    ));
-                }
+            match self.control.remove_fault(&id).await? {
+                Removal::Deleted => deleted.push(id.clone()),
+                Removal::Expired => expired.push(id.clone()),
             }
             mark(Some(&id));
         }
@@ -409,24 +409,28 @@ impl Context {
         meshctl: Option<&str>,
         args: &[String],
         timeout: Duration,
-    ) -> Result<Value, String> {
-        let workload = self.pick(workloads).ok_or("no workload to kill")?;
+    ) -> Result<Value, ProviderError> {
+        let workload = self.pick(workloads).ok_or(ProviderError::NoWorkload)?;
         let program = self.meshctl_path(meshctl);
         let mut argv = vec![
             "--control".to_string(),
-            self.control.clone(),
+            self.control.url().to_string(),
             "kill".to_string(),
         ];
         argv.extend(args.iter().cloned());
         argv.push(workload.clone());
         let mut out = process(&program, &argv, timeout).await?;
         if out["status"] != json!(0) {
-            return Err(format!(
-                "{} kill {workload} exited with {}: {}",
-                program.display(),
-                out["status"],
-                out["stderr"].as_str().unwrap_or_default().trim()
-            ));
+            return Err(ProviderError::KillFailed {
+                workload: workload.clone(),
+                status: out["status"].as_i64().unwrap_or(-1),
+                stderr: out["stderr"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+                program,
+            });
         }
         out["workload"] = json!(workload);
         Ok(out)
@@ -440,47 +444,20 @@ impl Context {
         self.base_dir.join(p)
     }
 
-    async fn apply(&self, file: &str, delete: bool) -> Result<Value, String> {
+    async fn apply(&self, file: &str, delete: bool) -> Result<Value, ProviderError> {
         let path = self.resolve_file(file);
-        let text = tokio::fs::read_to_string(&path)
-            .await
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("chaos.yaml");
-        let verb = if delete { "delete" } else { "apply" };
-        let (status, answer) = self
-            .control_call(
-                reqwest::Method::POST,
-                &format!("/api/v1/{verb}?file={name}"),
-                Some((text, "application/yaml")),
-            )
-            .await?;
-        if !(200..300).contains(&status) {
-            let details = answer
-                .get("errors")
-                .and_then(Value::as_array)
-                .map(|e| {
-                    e.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default();
-            return Err(format!(
-                "{verb} {} refused ({status}): {} {details}",
-                path.display(),
-                error_text(&answer)
-            ));
-        }
-        Ok(answer)
+        let text =
+            tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|source| ProviderError::ReadFile {
+                    path: path.clone(),
+                    source,
+                })?;
+        Ok(self.control.apply_config(&path, text, delete).await?)
     }
 
-    async fn start_load(&self, name: &str, spec: &LoadSpec) -> Result<Value, String> {
-        let target = Target::resolve(&spec.target)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn start_load(&self, name: &str, spec: &LoadSpec) -> Result<Value, ProviderError> {
+        let target = Target::resolve(&spec.target).await?;
         let mix = match &spec.mix {
             MixSpec::Bookinfo => Mix::bookinfo(&target),
             MixSpec::Url => Mix::single(
@@ -489,9 +466,7 @@ impl Context {
                 http::HeaderMap::new(),
                 bytes::Bytes::new(),
             ),
-            MixSpec::File(f) => {
-                Mix::from_file(&self.resolve_file(f), &target).map_err(|e| e.to_string())?
-            }
+            MixSpec::File(f) => Mix::from_file(&self.resolve_file(f), &target)?,
         };
         let schedule = Schedule::constant(spec.rate, spec.duration);
         let cfg = RunConfig {
@@ -510,7 +485,10 @@ impl Context {
         if let Some(addr) = &spec.serve {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|e| format!("cannot serve the load window on {addr}: {e}"))?;
+                .map_err(|source| ProviderError::Serve {
+                    addr: addr.clone(),
+                    source,
+                })?;
             serve_addr = listener.local_addr().ok().map(|a| a.to_string());
             let rate = schedule.clone();
             let rate_fn: window::RateFn = Arc::new(move |t| rate.rate_at(t));
@@ -523,7 +501,7 @@ impl Context {
         let rec = Arc::clone(&recorder);
         let handle = tokio::spawn(async move {
             // The configuration was checked when the experiment was validated.
-            let _ = crate::engine::run(cfg, rec).await;
+            let _ = crate::load::run(cfg, rec).await;
         });
         lock(&self.loads).push(LoadRun {
             activity: name.to_string(),
@@ -540,19 +518,19 @@ impl Context {
         )
     }
 
-    fn window(&self) -> Result<Value, String> {
+    fn window(&self) -> Result<Value, ProviderError> {
         let loads = lock(&self.loads);
         let load = loads
             .iter()
             .rev()
             .find(|l| l.recorder.started_at().is_some())
             .or_else(|| loads.last())
-            .ok_or("no load has been started (add a background `load` action before this probe)")?;
+            .ok_or(ProviderError::NoLoad)?;
         let schedule = load.schedule.clone();
         let summary = load
             .recorder
             .window(tokio::time::Instant::now(), |t| schedule.rate_at(t));
-        serde_json::to_value(summary).map_err(|e| e.to_string())
+        Ok(serde_json::to_value(summary)?)
     }
 }
 
@@ -565,23 +543,6 @@ fn stop(l: &mut LoadRun, now: f64) {
         }
         l.stopped_s = Some(now);
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
-
-fn error_text(answer: &Value) -> String {
-    answer
-        .get("error")
-        .and_then(Value::as_str)
-        .map_or_else(|| answer.to_string(), str::to_string)
 }
 
 fn flat_pairs(args: &Value) -> Vec<(String, String)> {
@@ -618,7 +579,7 @@ fn form_encode(pairs: &[(String, String)]) -> String {
         .join("&")
 }
 
-async fn response_value(resp: reqwest::Response) -> Result<Value, String> {
+async fn response_value(resp: reqwest::Response) -> Result<Value, ProviderError> {
     let status = resp.status().as_u16();
     let mut headers = Map::new();
     for (k, v) in resp.headers() {
@@ -629,10 +590,7 @@ async fn response_value(resp: reqwest::Response) -> Result<Value, String> {
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == b"application/json");
-    let text = resp
-        .text()
-        .await
-        .map_err(|e| format!("reading the response: {e}"))?;
+    let text = resp.text().await.map_err(ProviderError::Response)?;
     let body = if is_json {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     } else {
@@ -647,7 +605,7 @@ pub async fn process(
     path: &Path,
     arguments: &[String],
     timeout: Duration,
-) -> Result<Value, String> {
+) -> Result<Value, ProviderError> {
     let child = tokio::process::Command::new(path)
         .args(arguments)
         .stdin(std::process::Stdio::null())
@@ -655,8 +613,14 @@ pub async fn process(
         .output();
     let out = tokio::time::timeout(timeout, child)
         .await
-        .map_err(|_| format!("{} did not finish within {timeout:?}", path.display()))?
-        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+        .map_err(|_| ProviderError::Timeout {
+            program: path.to_path_buf(),
+            timeout,
+        })?
+        .map_err(|source| ProviderError::Spawn {
+            program: path.to_path_buf(),
+            source,
+        })?;
     Ok(json!({
         "status": out.status.code().unwrap_or(-1),
         "stdout": String::from_utf8_lossy(&out.stdout),
@@ -743,6 +707,7 @@ mod tests {
         assert!(
             missing
                 .unwrap_err()
+                .to_string()
                 .starts_with("cannot run /no/such/program")
         );
     }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::Cancel;
 use super::experiment::{Activity, Experiment, Kind, Provider};
-use super::providers::Context;
+use super::providers::{Context, ProviderError};
 use super::report;
 use super::time::rfc3339;
 
@@ -95,7 +95,7 @@ impl Run {
         } else if cancellable {
             tokio::select! {
                 r = self.ctx.execute(&a.name, &a.provider) => r,
-                () = self.cancel.cancelled() => Err("interrupted".to_string()),
+                () = self.cancel.cancelled() => Err(ProviderError::Interrupted),
             }
         } else {
             self.ctx.execute(&a.name, &a.provider).await
@@ -120,7 +120,7 @@ impl Run {
             }
             Err(e) => {
                 entry.insert("output".into(), Value::Null);
-                entry.insert("exception".into(), json!([e]));
+                entry.insert("exception".into(), json!([e.to_string()]));
             }
         }
         (Value::Object(entry), ok)
@@ -185,29 +185,87 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// The run's settings: the CLI's, else the experiment's `runtime`, else the defaults.
+struct Plan {
+    rollback_strategy: String,
+    hypothesis_strategy: String,
+    /// How often the hypothesis is checked during the method.
+    frequency: Duration,
+    /// Lease length for faults without a TTL.
+    lease: Duration,
+    checks_before: bool,
+    checks_during: bool,
+    checks_after: bool,
+}
+
+impl Plan {
+    fn new(experiment: &Experiment, opts: &Options) -> Self {
+        let rollback_strategy = opts
+            .rollback_strategy
+            .clone()
+            .or_else(|| experiment.runtime.rollback_strategy.clone())
+            .unwrap_or_else(|| "always".into());
+        let hypothesis_strategy = opts
+            .hypothesis_strategy
+            .clone()
+            .or_else(|| experiment.runtime.hypothesis_strategy.clone())
+            .unwrap_or_else(|| "default".into());
+        let frequency = opts
+            .frequency
+            .or(experiment.runtime.frequency)
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_millis(50));
+        let strategy = hypothesis_strategy.as_str();
+        Plan {
+            checks_before: matches!(strategy, "default" | "before-method-only" | "continuously"),
+            checks_during: matches!(strategy, "during-method-only" | "continuously"),
+            checks_after: matches!(strategy, "default" | "after-method-only" | "continuously"),
+            lease: default_lease(experiment),
+            rollback_strategy,
+            hypothesis_strategy,
+            frequency,
+        }
+    }
+}
+
+/// What the phases decide and collect as the run goes; becomes the journal.
+struct Record {
+    start_wall: SystemTime,
+    started: Instant,
+    /// `completed`, `failed` or `interrupted`.
+    status: &'static str,
+    deviated: bool,
+    /// Journal entries of the method's activities (warm-up loads included).
+    entries: Vec<Value>,
+    rollbacks: Vec<Value>,
+    before: Option<Value>,
+    during: Vec<Value>,
+    after: Option<Value>,
+    recovery_state: Option<Value>,
+    recovery: Value,
+    /// `{name, start_s, end_s}` of each phase.
+    phases: Vec<Value>,
+}
+
+impl Record {
+    fn phase(&mut self, name: &str, from: f64, to: f64) {
+        self.phases
+            .push(json!({"name": name, "start_s": from, "end_s": to}));
+    }
+}
+
 /// Runs `experiment` and returns its journal. Never fails: problems end up in the journal.
+///
+/// The phases follow Chaos Toolkit: steady state before, the method (with the load running
+/// and, per strategy, the steady state checked alongside), steady state after, rollbacks
+/// (by default always), then our own recovery check, and the journal.
 pub async fn run(
     experiment: &Experiment,
     opts: &Options,
     cancel: Cancel,
     client: reqwest::Client,
 ) -> Value {
-    let rollback_strategy = opts
-        .rollback_strategy
-        .clone()
-        .or_else(|| experiment.runtime.rollback_strategy.clone())
-        .unwrap_or_else(|| "always".into());
-    let hypothesis_strategy = opts
-        .hypothesis_strategy
-        .clone()
-        .or_else(|| experiment.runtime.hypothesis_strategy.clone())
-        .unwrap_or_else(|| "default".into());
-    let frequency = opts
-        .frequency
-        .or(experiment.runtime.frequency)
-        .unwrap_or(Duration::from_secs(1))
-        .max(Duration::from_millis(50));
-    let lease = default_lease(experiment);
+    let plan = Plan::new(experiment, opts);
     let run = Run {
         ctx: Arc::new(Context::new(
             client,
@@ -215,101 +273,134 @@ pub async fn run(
             opts.meshctl.clone(),
             opts.base_dir.clone(),
             opts.seed,
-            lease,
+            plan.lease,
         )),
         dry: opts.dry,
-        cancel: cancel.clone(),
+        cancel,
     };
-    let start_wall = SystemTime::now();
-    let started = Instant::now();
-    let mut status = "completed";
-    let mut deviated = false;
-    let mut phases = Vec::new();
-    let mut phase = |name: &str, from: f64, to: f64| {
-        phases.push(json!({"name": name, "start_s": from, "end_s": to}))
+    let mut record = Record {
+        start_wall: SystemTime::now(),
+        started: Instant::now(),
+        status: "completed",
+        deviated: false,
+        entries: Vec::new(),
+        rollbacks: Vec::new(),
+        before: None,
+        during: Vec::new(),
+        after: None,
+        recovery_state: None,
+        recovery: json!({"checked": false}),
+        phases: Vec::new(),
     };
+    let lead = leading_loads(experiment);
 
-    let checks_before = matches!(
-        hypothesis_strategy.as_str(),
-        "default" | "before-method-only" | "continuously"
-    );
-    let checks_during = matches!(
-        hypothesis_strategy.as_str(),
-        "during-method-only" | "continuously"
-    );
-    let checks_after = matches!(
-        hypothesis_strategy.as_str(),
-        "default" | "after-method-only" | "continuously"
-    );
+    run.before(experiment, &plan, lead, &mut record).await;
+    let method_start = run.ctx.offset();
+    record.phase("before", 0.0, method_start);
 
-    // Background loads at the head of the method start first, with their `pauses.after` as
-    // a warm-up: the steady state is measured on the same traffic before anything is
-    // injected.
-    let lead = experiment
+    let method_ran = record.status == "completed";
+    if method_ran {
+        run.method(experiment, &plan, lead, &mut record).await;
+    }
+    let method_end = run.ctx.offset();
+    record.phase("method", method_start, method_end);
+
+    run.after(experiment, &plan, &mut record).await;
+    let rollbacks_start = run.ctx.offset();
+    record.phase("after", method_end, rollbacks_start);
+
+    let played = run.rollbacks(experiment, &plan, &mut record).await;
+    let rollbacks_end = run.ctx.offset();
+    record.phase("rollbacks", rollbacks_start, rollbacks_end);
+
+    // Nothing to recover from when the method never ran (the steady state was already off).
+    if played && method_ran && !opts.dry && experiment.hypothesis.is_some() {
+        run.recovery(experiment, opts, &plan, rollbacks_end, &mut record)
+            .await;
+    }
+    let end_s = run.ctx.offset();
+    record.phase("recovery", rollbacks_end, end_s);
+
+    run.journal(experiment, opts, &plan, record, end_s)
+}
+
+/// How many activities at the head of the method are background loads: they start before
+/// the steady state is first checked.
+fn leading_loads(experiment: &Experiment) -> usize {
+    experiment
         .method
         .iter()
         .take_while(|a| a.background && matches!(a.provider, Provider::Load(_)))
-        .count();
-    let mut entries = Vec::new();
-    let mut warm = true;
-    for a in &experiment.method[..lead] {
-        let (entry, ok) = run.activity(a, true).await;
-        entries.push(entry);
-        if !ok {
-            status = "failed";
-            warm = false;
-            break;
+        .count()
+}
+
+impl Run {
+    /// Steady state before: background loads at the head of the method start first, with
+    /// their `pauses.after` as a warm-up, so the steady state is measured on the same
+    /// traffic before anything is injected. A steady state that does not hold fails the
+    /// run before the method.
+    async fn before(&self, experiment: &Experiment, plan: &Plan, lead: usize, record: &mut Record) {
+        let mut warm = true;
+        for a in &experiment.method[..lead] {
+            let (entry, ok) = self.activity(a, true).await;
+            record.entries.push(entry);
+            if !ok {
+                record.status = "failed";
+                warm = false;
+                break;
+            }
+            if !self.pause(a.pause_after, true).await {
+                warm = false;
+                break;
+            }
         }
-        if !run.pause(a.pause_after, true).await {
-            warm = false;
-            break;
+        record.before = if plan.checks_before && warm && !self.cancel.is_cancelled() {
+            self.hypothesis(experiment, true).await
+        } else {
+            None
+        };
+        if self.cancel.is_cancelled() {
+            record.status = "interrupted";
+        } else if !met(&record.before) {
+            record.status = "failed";
         }
-    }
-    let before = if checks_before && warm && !cancel.is_cancelled() {
-        run.hypothesis(experiment, true).await
-    } else {
-        None
-    };
-    if cancel.is_cancelled() {
-        status = "interrupted";
-    } else if !met(&before) {
-        status = "failed";
     }
 
-    // The method, with the continuous check running beside it.
-    let method_start = run.ctx.offset();
-    phase("before", 0.0, method_start);
-    let during: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
-    let method_ran = status == "completed";
-    if method_ran {
+    /// The method: the remaining activities in order (background ones spawned and awaited
+    /// at the end), with the continuous steady-state check running beside it when the
+    /// strategy asks for one. A failed action ends the method; a deviation seen during it
+    /// marks the run deviated.
+    async fn method(&self, experiment: &Experiment, plan: &Plan, lead: usize, record: &mut Record) {
+        let during: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let watcher = async {
-            if !checks_during || experiment.hypothesis.is_none() {
+            if !plan.checks_during || experiment.hypothesis.is_none() {
                 return;
             }
             let mut stop_rx = stop_rx.clone();
             loop {
                 tokio::select! {
-                    () = tokio::time::sleep(frequency) => {}
+                    () = tokio::time::sleep(plan.frequency) => {}
                     _ = stop_rx.wait_for(|s| *s) => return,
                 }
-                if let Some(state) = run.hypothesis(experiment, true).await {
+                if let Some(state) = self.hypothesis(experiment, true).await {
                     during.lock().unwrap_or_else(|e| e.into_inner()).push(state);
                 }
             }
         };
+        let entries = &mut record.entries;
         let method = async {
             let mut background = Vec::new();
             let mut failed = false;
             for a in &experiment.method[lead..] {
-                if !run.pause(a.pause_before, true).await {
+                if !self.pause(a.pause_before, true).await {
                     break;
                 }
                 if a.background && !matches!(a.provider, Provider::Load(_)) {
-                    let (r, a) = (run.clone(), a.clone());
+                    let (r, a) = (self.clone(), a.clone());
                     background.push(tokio::spawn(async move { r.activity(&a, true).await }));
                 } else {
-                    let (entry, ok) = run.activity(a, true).await;
+                    let (entry, ok) = self.activity(a, true).await;
                     entries.push(entry);
                     // A failed action ends the method (probes in the method only collect data).
                     if !ok && a.kind == Kind::Action {
@@ -317,7 +408,7 @@ pub async fn run(
                         break;
                     }
                 }
-                if cancel.is_cancelled() || !run.pause(a.pause_after, true).await {
+                if self.cancel.is_cancelled() || !self.pause(a.pause_after, true).await {
                     break;
                 }
             }
@@ -337,126 +428,145 @@ pub async fn run(
             failed
         };
         let ((), failed) = tokio::join!(watcher, method);
-        if cancel.is_cancelled() {
-            status = "interrupted";
+        if self.cancel.is_cancelled() {
+            record.status = "interrupted";
         } else if failed {
-            status = "failed";
+            record.status = "failed";
+        }
+        record.during = std::mem::take(&mut *during.lock().unwrap_or_else(|e| e.into_inner()));
+        if record
+            .during
+            .iter()
+            .any(|s| s["steady_state_met"] != json!(true))
+        {
+            record.deviated = true;
         }
     }
-    let during = std::mem::take(&mut *during.lock().unwrap_or_else(|e| e.into_inner()));
-    if during.iter().any(|s| s["steady_state_met"] != json!(true)) {
-        deviated = true;
-    }
-    let method_end = run.ctx.offset();
-    phase("method", method_start, method_end);
 
-    let after = if status == "completed" && checks_after {
-        run.hypothesis(experiment, true).await
-    } else {
-        None
-    };
-    if cancel.is_cancelled() {
-        status = "interrupted";
-    }
-    if !met(&after) {
-        deviated = true;
-    }
-
-    // Rollbacks are not cancellable: an interrupt is exactly when they matter most.
-    let play = match rollback_strategy.as_str() {
-        "always" => true,
-        "never" => false,
-        "deviated" => deviated,
-        _ => !matches!(status, "failed" | "interrupted"),
-    };
-    let rollbacks_start = run.ctx.offset();
-    phase("after", method_end, rollbacks_start);
-    let mut rollbacks = Vec::new();
-    if play {
-        for a in &experiment.rollbacks {
-            run.pause(a.pause_before, false).await;
-            let (entry, _) = run.activity(a, false).await;
-            rollbacks.push(entry);
-            run.pause(a.pause_after, false).await;
+    /// Steady state after the method (only after a completed method): if it does not hold,
+    /// the run deviated.
+    async fn after(&self, experiment: &Experiment, plan: &Plan, record: &mut Record) {
+        record.after = if record.status == "completed" && plan.checks_after {
+            self.hypothesis(experiment, true).await
+        } else {
+            None
+        };
+        if self.cancel.is_cancelled() {
+            record.status = "interrupted";
+        }
+        if !met(&record.after) {
+            record.deviated = true;
         }
     }
-    let rollbacks_end = run.ctx.offset();
-    phase("rollbacks", rollbacks_start, rollbacks_end);
 
-    // Recovery: the steady state must come back once the rollbacks are done.
-    let mut recovery = json!({"checked": false});
-    let mut recovery_state = None;
-    // Nothing to recover from when the method never ran (the steady state was already off).
-    if play && method_ran && !opts.dry && experiment.hypothesis.is_some() {
+    /// Rollbacks, per the rollback strategy; returns whether they were played. They are
+    /// not cancellable: an interrupt is exactly when they matter most.
+    async fn rollbacks(&self, experiment: &Experiment, plan: &Plan, record: &mut Record) -> bool {
+        let play = match plan.rollback_strategy.as_str() {
+            "always" => true,
+            "never" => false,
+            "deviated" => record.deviated,
+            _ => !matches!(record.status, "failed" | "interrupted"),
+        };
+        if play {
+            for a in &experiment.rollbacks {
+                self.pause(a.pause_before, false).await;
+                let (entry, _) = self.activity(a, false).await;
+                record.rollbacks.push(entry);
+                self.pause(a.pause_after, false).await;
+            }
+        }
+        play
+    }
+
+    /// Recovery: checks the steady state until it holds again (or the recovery timeout
+    /// passes), timing how long that took after the rollbacks ended at `rollbacks_end`.
+    async fn recovery(
+        &self,
+        experiment: &Experiment,
+        opts: &Options,
+        plan: &Plan,
+        rollbacks_end: f64,
+        record: &mut Record,
+    ) {
         let deadline = Instant::now() + opts.recovery_timeout;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let state = run.hypothesis(experiment, false).await;
+            let state = self.hypothesis(experiment, false).await;
             let ok = met(&state);
-            recovery_state = state;
-            if ok || cancel.is_cancelled() || Instant::now() >= deadline {
-                let elapsed = run.ctx.offset() - rollbacks_end;
-                recovery = json!({
+            record.recovery_state = state;
+            if ok || self.cancel.is_cancelled() || Instant::now() >= deadline {
+                let elapsed = self.ctx.offset() - rollbacks_end;
+                record.recovery = json!({
                     "checked": true,
                     "recovered": ok,
                     "attempts": attempts,
                     "time_to_recover_s": if ok { json!(duration_s(Duration::from_secs_f64(elapsed))) } else { Value::Null },
                     "timeout_s": duration_s(opts.recovery_timeout),
                 });
-                break;
+                return;
             }
-            tokio::time::sleep(frequency).await;
+            tokio::time::sleep(plan.frequency).await;
         }
     }
-    let end_s = run.ctx.offset();
-    phase("recovery", rollbacks_end, end_s);
 
-    let loads = run.ctx.finish_loads();
-    let faults: Vec<Value> = run
-        .ctx
-        .faults()
-        .into_iter()
-        .map(|f| {
-            json!({"id": f.id, "activity": f.activity, "service": f.service, "description": f.description,
-                   "ttl_s": f.ttl_s, "start_s": f.start_s, "end_s": f.end_s.min(end_s.max(f.start_s)), "removed": f.removed})
-        })
-        .collect();
-    let load_json: Vec<Value> = loads
-        .iter()
-        .map(|l| json!({"activity": l.activity, "target": l.target, "start_s": l.start_s, "series": l.series}))
-        .collect();
+    /// The journal: Chaos Toolkit's fields, then ours (`chaos-run`, phases, fault windows,
+    /// load series, SLO budgets). `end_s` is when the last phase ended.
+    fn journal(
+        &self,
+        experiment: &Experiment,
+        opts: &Options,
+        plan: &Plan,
+        record: Record,
+        end_s: f64,
+    ) -> Value {
+        let loads = self.ctx.finish_loads();
+        let faults: Vec<Value> = self
+            .ctx
+            .faults()
+            .into_iter()
+            .map(|f| {
+                json!({"id": f.id, "activity": f.activity, "service": f.service, "description": f.description,
+                       "ttl_s": f.ttl_s, "start_s": f.start_s, "end_s": f.end_s.min(end_s.max(f.start_s)), "removed": f.removed})
+            })
+            .collect();
+        let load_json: Vec<Value> = loads
+            .iter()
+            .map(|l| json!({"activity": l.activity, "target": l.target, "start_s": l.start_s, "series": l.series}))
+            .collect();
 
-    let mut journal = json!({
-        "chaoslib-version": format!("bookinfo-chaos {}", env!("CARGO_PKG_VERSION")),
-        "platform": format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-        "node": hostname(),
-        "experiment": experiment.raw,
-        "start": rfc3339(start_wall),
-        "end": rfc3339(SystemTime::now()),
-        "duration": duration_s(started.elapsed()),
-        "status": status,
-        "deviated": deviated,
-        "steady_states": {"before": before, "after": after, "during": during, "recovery": recovery_state},
-        "run": entries,
-        "rollbacks": rollbacks,
-        "dry": opts.dry,
-        "recovery": recovery,
-        "chaos-run": {
-            "seed": opts.seed,
-            "config_hash": config_hash(experiment),
-            "versions": {"chaos": env!("CARGO_PKG_VERSION"), "journal": "chaostoolkit-1"},
-            "rollback_strategy": rollback_strategy,
-            "hypothesis_strategy": hypothesis_strategy,
-            "hypothesis_frequency_s": duration_s(frequency),
-            "control": opts.control,
-            "default_fault_ttl_s": lease.as_secs(),
-            "configuration": experiment.configuration,
-        },
-        "phases": phases,
-        "faults": faults,
-        "load": load_json,
-    });
-    journal["slo_budgets"] = json!(report::budgets(&journal, experiment));
-    journal
+        let mut journal = json!({
+            "chaoslib-version": format!("bookinfo-chaos {}", env!("CARGO_PKG_VERSION")),
+            "platform": format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            "node": hostname(),
+            "experiment": experiment.raw,
+            "start": rfc3339(record.start_wall),
+            "end": rfc3339(SystemTime::now()),
+            "duration": duration_s(record.started.elapsed()),
+            "status": record.status,
+            "deviated": record.deviated,
+            "steady_states": {"before": record.before, "after": record.after, "during": record.during, "recovery": record.recovery_state},
+            "run": record.entries,
+            "rollbacks": record.rollbacks,
+            "dry": opts.dry,
+            "recovery": record.recovery,
+            "chaos-run": {
+                "seed": opts.seed,
+                "config_hash": config_hash(experiment),
+                "versions": {"chaos": env!("CARGO_PKG_VERSION"), "journal": "chaostoolkit-1"},
+                "rollback_strategy": plan.rollback_strategy,
+                "hypothesis_strategy": plan.hypothesis_strategy,
+                "hypothesis_frequency_s": duration_s(plan.frequency),
+                "control": opts.control,
+                "default_fault_ttl_s": plan.lease.as_secs(),
+                "configuration": experiment.configuration,
+            },
+            "phases": record.phases,
+            "faults": faults,
+            "load": load_json,
+        });
+        journal["slo_budgets"] = json!(report::budgets(&journal, experiment));
+        journal
+    }
 }

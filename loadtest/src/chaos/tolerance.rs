@@ -106,6 +106,24 @@ pub struct Budget {
     pub latency_ms: Option<u32>,
 }
 
+/// Why a tolerance was refused; the message names the offending field relative to
+/// `tolerance` (`range: must be two numbers [min, max]`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ToleranceError(String);
+
+impl From<String> for ToleranceError {
+    fn from(message: String) -> Self {
+        ToleranceError(message)
+    }
+}
+
+impl From<&str> for ToleranceError {
+    fn from(message: &str) -> Self {
+        ToleranceError(message.to_string())
+    }
+}
+
 /// A parsed tolerance.
 #[derive(Debug, Clone)]
 pub enum Tolerance {
@@ -140,23 +158,23 @@ pub enum Tolerance {
 
 impl Tolerance {
     /// Parses a tolerance; the error names the offending field relative to `tolerance`.
-    pub fn parse(v: &Value) -> Result<Tolerance, String> {
+    pub fn parse(v: &Value) -> Result<Tolerance, ToleranceError> {
         match v {
             Value::Bool(b) => Ok(Tolerance::Bool(*b)),
             Value::String(s) => Ok(Tolerance::Text(s.clone(), Condition::parse(s))),
             Value::Number(n) => n.as_i64().map(Tolerance::Integer).ok_or_else(|| {
                 "a bare decimal number is not a tolerance; use {type: range, range: [min, max]}"
-                    .to_string()
+                    .into()
             }),
             Value::Array(items) if items.len() == 2 => {
                 Ok(Tolerance::Pair(items[0].clone(), items[1].clone()))
             }
             Value::Array(items) if items.is_empty() => {
-                Err("an empty list is not a tolerance".to_string())
+                Err("an empty list is not a tolerance".into())
             }
             Value::Array(items) => Ok(Tolerance::Members(items.clone())),
             Value::Object(map) => parse_object(map),
-            Value::Null => Err("missing tolerance".to_string()),
+            Value::Null => Err("missing tolerance".into()),
         }
     }
 
@@ -174,11 +192,14 @@ impl Tolerance {
     }
 }
 
-fn target_of(map: &Map<String, Value>) -> Result<Option<String>, String> {
+/// Which field of a probe's output a tolerance looks at; `None` for the whole output.
+type TargetField = Option<String>;
+
+fn target_of(map: &Map<String, Value>) -> Result<TargetField, ToleranceError> {
     match map.get("target") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err("target: must be a string".to_string()),
+        Some(_) => Err("target: must be a string".into()),
     }
 }
 
@@ -190,11 +211,11 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
-fn parse_object(map: &Map<String, Value>) -> Result<Tolerance, String> {
+fn parse_object(map: &Map<String, Value>) -> Result<Tolerance, ToleranceError> {
     let kind = match map.get("type") {
         Some(Value::String(s)) => s.as_str(),
-        Some(_) => return Err("type: must be a string".to_string()),
-        None => return Err("type: required".to_string()),
+        Some(_) => return Err("type: must be a string".into()),
+        None => return Err("type: required".into()),
     };
     match kind {
         "range" => {
@@ -206,13 +227,13 @@ fn parse_object(map: &Map<String, Value>) -> Result<Tolerance, String> {
                 range.first().and_then(number),
                 range.get(1).and_then(number),
             ) else {
-                return Err("range: must be two numbers [min, max]".to_string());
+                return Err("range: must be two numbers [min, max]".into());
             };
             if range.len() != 2 {
-                return Err("range: must be two numbers [min, max]".to_string());
+                return Err("range: must be two numbers [min, max]".into());
             }
             if min > max {
-                return Err(format!("range: minimum {min} is above maximum {max}"));
+                return Err(format!("range: minimum {min} is above maximum {max}").into());
             }
             Ok(Tolerance::Range {
                 min,
@@ -251,16 +272,16 @@ fn parse_object(map: &Map<String, Value>) -> Result<Tolerance, String> {
         }
         "slo" => parse_slo(map),
         "probe" => Err(
-            "type: nested probe tolerances are not supported; use jsonpath, range or regex"
-                .to_string(),
+            "type: nested probe tolerances are not supported; use jsonpath, range or regex".into(),
         ),
         other => Err(format!(
             "type: unknown tolerance type {other:?} (expected range, regex, jsonpath or slo)"
-        )),
+        )
+        .into()),
     }
 }
 
-fn parse_slo(map: &Map<String, Value>) -> Result<Tolerance, String> {
+fn parse_slo(map: &Map<String, Value>) -> Result<Tolerance, ToleranceError> {
     let mut conditions = Vec::new();
     let mut budget = None;
     let mut latency_ms = None;
@@ -285,11 +306,11 @@ fn parse_slo(map: &Map<String, Value>) -> Result<Tolerance, String> {
                 let t = v
                     .as_u64()
                     .and_then(|t| u32::try_from(t).ok())
-                    .filter(|t| crate::stats::SLO_THRESHOLDS_MS.contains(t))
+                    .filter(|t| crate::load::stats::SLO_THRESHOLDS_MS.contains(t))
                     .ok_or_else(|| {
                         format!(
                             "latency_ms: must be one of {:?}",
-                            crate::stats::SLO_THRESHOLDS_MS
+                            crate::load::stats::SLO_THRESHOLDS_MS
                         )
                     })?;
                 latency_ms = Some(t);
@@ -303,7 +324,7 @@ fn parse_slo(map: &Map<String, Value>) -> Result<Tolerance, String> {
                     Some(50) => "p50_ms",
                     Some(95) => "p95_ms",
                     Some(99) => "p99_ms",
-                    _ => return Err("latency.percentile: must be 50, 95 or 99".to_string()),
+                    _ => return Err("latency.percentile: must be 50, 95 or 99".into()),
                 };
                 let under = obj
                     .get("under_ms")
@@ -321,7 +342,7 @@ fn parse_slo(map: &Map<String, Value>) -> Result<Tolerance, String> {
                 match v {
                     Value::Object(cmp) => {
                         if cmp.is_empty() {
-                            return Err(bad());
+                            return Err(bad().into());
                         }
                         for (op, limit) in cmp {
                             let op = Op::parse(op).ok_or_else(|| {
@@ -341,17 +362,17 @@ fn parse_slo(map: &Map<String, Value>) -> Result<Tolerance, String> {
                         let c = Condition::parse(&format!("{metric} {s}")).ok_or_else(bad)?;
                         conditions.push(c);
                     }
-                    _ => return Err(bad()),
+                    _ => return Err(bad().into()),
                 }
             }
         }
     }
     if conditions.is_empty() {
-        return Err("an slo tolerance needs at least one objective".to_string());
+        return Err("an slo tolerance needs at least one objective".into());
     }
     if let Some(t) = latency_ms {
         let Some(b) = budget.as_mut() else {
-            return Err("latency_ms: needs an availability, e.g. availability: 99.5".to_string());
+            return Err("latency_ms: needs an availability, e.g. availability: 99.5".into());
         };
         b.latency_ms = Some(t);
         // The objective becomes "bad (failed or slower than t) at most 1 - availability".
@@ -658,7 +679,8 @@ mod tests {
         assert!(!t.check(&slow).met, "2 % slower than 500 ms misses it");
         let bad =
             Tolerance::parse(&json!({"type": "slo", "availability": 99.5, "latency_ms": 123}))
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(bad.starts_with("latency_ms: must be one of"), "{bad}");
         assert!(
             Tolerance::parse(&json!({"type": "slo", "latency_ms": 500})).is_err(),
@@ -692,7 +714,7 @@ mod tests {
 
     #[test]
     fn malformed_tolerances_are_explained() {
-        let err = |v: Value| Tolerance::parse(&v).unwrap_err();
+        let err = |v: Value| Tolerance::parse(&v).unwrap_err().to_string();
         assert!(err(json!(0.5)).contains("range"));
         assert_eq!(
             err(json!({"type": "range"})),

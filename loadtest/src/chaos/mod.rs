@@ -3,9 +3,10 @@
 //! Experiments use the Chaos Toolkit shape (title, steady-state hypothesis, method,
 //! rollbacks) with `http` and `process` providers plus native ones for this suite: fault
 //! leases through the mesh control plane, workload kills, mesh configuration, and load from
-//! this crate's engine with its steady-state window as typed tolerances. A run writes a
+//! the load generator ([`crate::load`]) with its steady-state window as typed tolerances. A run writes a
 //! Chaos Toolkit style `journal.json` and a self-contained HTML/Markdown report.
 
+pub mod control;
 pub mod experiment;
 pub mod jsonpath;
 pub mod providers;

@@ -12,9 +12,9 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use crate::mix::Mix;
-use crate::stats::ErrorKind;
-use crate::target::Target;
+use super::mix::Mix;
+use super::stats::ErrorKind;
+use super::target::Target;
 
 type Body = Full<Bytes>;
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::Report;
+use super::report::Report;
 
 /// One line on a chart.
 struct Series<'a> {

@@ -1,5 +1,6 @@
 //! The run engine: open model (global arrival schedule feeding a connection pool through a
-//! queue) and closed model (N connections back to back).
+//! queue) and closed model (N connections back to back). What to run is described by
+//! [`RunConfig`]; the result is a [`Report`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,82 +10,11 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::conn::{self, Conn};
-use crate::mix::Mix;
-use crate::plan::Schedule;
-use crate::report::Report;
-use crate::stats::{Outcome, Recorder};
-use crate::target::Target;
-
-/// How load is offered.
-#[derive(Debug, Clone)]
-pub enum Model {
-    /// Requests arrive on a schedule, whether or not earlier ones have finished. A request
-    /// still queued `max_lateness` after its intended send time is dropped, not sent.
-    Open {
-        schedule: Schedule,
-        max_lateness: Duration,
-    },
-    /// Each connection sends its next request as soon as the previous one finishes, until
-    /// `requests` have been sent or `duration` has passed (at least one is required).
-    Closed {
-        requests: Option<u64>,
-        duration: Option<Duration>,
-    },
-}
-
-/// Everything a run needs.
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub target: Target,
-    pub mix: Mix,
-    pub model: Model,
-    pub connections: usize,
-    pub http2: bool,
-    /// Bound on connecting and on each request (until the whole body is read).
-    pub timeout: Duration,
-}
-
-/// Why a run could not start.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum RunError {
-    #[error("unbounded run: give a duration or a request count")]
-    Unbounded,
-    #[error("the connection count must be at least 1")]
-    NoConnections,
-}
-
-impl RunConfig {
-    /// Planned length of the run, when known in advance.
-    pub fn planned_duration(&self) -> Option<Duration> {
-        match &self.model {
-            Model::Open { schedule, .. } => Some(schedule.duration()),
-            Model::Closed { duration, .. } => *duration,
-        }
-    }
-
-    /// Requested arrival rate at `t` (open model), 0 for the closed model.
-    pub fn requested_rate(&self, t: Duration) -> f64 {
-        match &self.model {
-            Model::Open { schedule, .. } => schedule.rate_at(t),
-            Model::Closed { .. } => 0.0,
-        }
-    }
-
-    fn validate(&self) -> Result<(), RunError> {
-        if self.connections == 0 {
-            return Err(RunError::NoConnections);
-        }
-        if let Model::Closed {
-            requests: None,
-            duration: None,
-        } = self.model
-        {
-            return Err(RunError::Unbounded);
-        }
-        Ok(())
-    }
-}
+use super::config::{Model, RunConfig, RunError};
+use super::conn::{self, Conn};
+use super::plan::Schedule;
+use super::report::Report;
+use super::stats::{ErrorKind, Outcome, Recorder};
 
 struct Job {
     intended: Instant,
@@ -159,7 +89,7 @@ async fn execute(slot: &mut Option<Conn>, cfg: &RunConfig, entry: usize) -> Outc
         }
     }
     let Some(conn) = slot.as_mut() else {
-        return Outcome::Error(crate::stats::ErrorKind::Connect);
+        return Outcome::Error(ErrorKind::Connect);
     };
     match conn
         .send(&cfg.mix, entry, &cfg.target.base_path, cfg.timeout)

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::stats::Recorder;
+use super::stats::Recorder;
 
 /// The requested arrival rate at a time since the start (0 when not applicable).
 pub type RateFn = Arc<dyn Fn(Duration) -> f64 + Send + Sync>;

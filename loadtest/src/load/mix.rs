@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 
-use crate::target::{Target, parse_url};
+use super::target::{Target, parse_url};
 
 /// Why a mix file was refused; the text names the entry and the field.
 #[derive(Debug, thiserror::Error)]
@@ -307,7 +307,7 @@ requests:
 
     #[test]
     fn shipped_example_parses() {
-        let text = include_str!("../mixes/bookinfo.yaml");
+        let text = include_str!("../../mixes/bookinfo.yaml");
         let mix = Mix::from_yaml(text, &target()).unwrap();
         assert!(mix.logins().contains(&"jason".to_string()));
     }

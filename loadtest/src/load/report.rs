@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::engine::{Model, RunConfig};
-use crate::plan::Stage;
-use crate::stats::{Percentiles, SecondSummary, Totals};
+use super::config::{Model, RunConfig};
+use super::plan::Stage;
+use super::stats::{Percentiles, SecondSummary, Totals};
 
 /// Run parameters, echoed in the JSON so a report file explains itself.
 #[derive(Debug, Clone, Serialize)]

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::duration::parse_duration;
+use mesh_api::duration::{DurationError, parse_duration};
 
 /// One ramp stage: reach `rate` requests/s at the end of `duration`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -22,30 +22,42 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
+/// Why a `--stage` argument was refused; every message shows the expected form.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StageError {
+    #[error("invalid --stage {0:?}: {EXPECTED}")]
+    Shape(String),
+    #[error("invalid --stage {text:?}: {source}; {EXPECTED}")]
+    Duration { text: String, source: DurationError },
+    #[error("invalid --stage {0:?}: duration must be > 0; {EXPECTED}")]
+    ZeroDuration(String),
+    #[error("invalid --stage {0:?}: rate must be a number >= 0; {EXPECTED}")]
+    Rate(String),
+}
+
+const EXPECTED: &str = "expected DURATION:RATE, e.g. 30s:1000";
+
 impl std::str::FromStr for Stage {
-    type Err = String;
+    type Err = StageError;
 
     /// Parses `DURATION:RATE`, e.g. `30s:1000`.
-    fn from_str(text: &str) -> Result<Self, String> {
-        let expected = "expected DURATION:RATE, e.g. 30s:1000";
+    fn from_str(text: &str) -> Result<Self, StageError> {
         let (duration, rate) = text
             .split_once(':')
-            .ok_or_else(|| format!("invalid --stage {text:?}: {expected}"))?;
-        let duration = parse_duration(duration)
-            .map_err(|e| format!("invalid --stage {text:?}: {e}; {expected}"))?;
+            .ok_or_else(|| StageError::Shape(text.to_string()))?;
+        let duration = parse_duration(duration).map_err(|source| StageError::Duration {
+            text: text.to_string(),
+            source,
+        })?;
         if duration.is_zero() {
-            return Err(format!(
-                "invalid --stage {text:?}: duration must be > 0; {expected}"
-            ));
+            return Err(StageError::ZeroDuration(text.to_string()));
         }
         let rate: f64 = rate
             .trim()
             .parse()
             .ok()
             .filter(|r: &f64| r.is_finite() && *r >= 0.0)
-            .ok_or_else(|| {
-                format!("invalid --stage {text:?}: rate must be a number >= 0; {expected}")
-            })?;
+            .ok_or_else(|| StageError::Rate(text.to_string()))?;
         Ok(Stage { duration, rate })
     }
 }
@@ -197,7 +209,7 @@ impl Schedule {
 mod tests {
     use super::*;
 
-    fn stage(text: &str) -> Result<Stage, String> {
+    fn stage(text: &str) -> Result<Stage, StageError> {
         text.parse()
     }
 
@@ -215,18 +227,42 @@ mod tests {
             assert_eq!(s.rate, rate, "{text}");
         }
         let bad = [
-            ("10x:5", "unknown unit"),
+            ("10x:5", "invalid duration \"10x\""),
             ("10s", "expected DURATION:RATE"),
             ("10s:abc", "rate must be a number"),
             ("10s:-5", "rate must be a number"),
             ("0s:5", "duration must be > 0"),
-            (":5", "does not start with a number"),
+            (":5", "empty duration"),
         ];
         for (text, needle) in bad {
-            let err = stage(text).unwrap_err();
+            let err = stage(text).unwrap_err().to_string();
             assert!(err.contains("--stage"), "{text}: {err}");
             assert!(err.contains("DURATION:RATE"), "{text}: {err}");
             assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    /// The notation the CLI help, the README and the experiments use keeps its values.
+    #[test]
+    fn durations_keep_their_values() {
+        let cases = [
+            ("250ms", Duration::from_millis(250)),
+            ("10s", Duration::from_secs(10)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("1500ms", Duration::from_millis(1500)),
+            ("2m", Duration::from_secs(120)),
+            ("1h", Duration::from_secs(3600)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+    }
+
+    /// A bare number stays refused: `--duration 10` is ambiguous to a reader.
+    #[test]
+    fn durations_refuse_bare_numbers_and_unknown_units() {
+        for text in ["10", "10x", "s", "1.2.3s", "-1s"] {
+            assert!(parse_duration(text).is_err(), "{text:?}");
         }
     }
 

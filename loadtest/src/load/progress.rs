@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::stats::Recorder;
+use super::stats::Recorder;
 
 /// A running progress display; call [`Progress::finish`] when the run ends.
 pub struct Progress {
