@@ -1,6 +1,8 @@
-//! End-to-end runs of the chaos runner against a fake control plane and a fake app on
-//! 127.0.0.1:0. The fake app consults the fake control plane's fault leases, so an injected
-//! abort or delay really changes what the probes and the load generator see.
+//! End-to-end runs of the chaos runner against the real control plane (`mesh-control`'s
+//! API in-process on 127.0.0.1:0) and a fake app. The fake app obeys the control plane's
+//! fault leases on `ratings`, so an injected abort or delay really changes what the probes
+//! and the load generator see. A tap in front of the API records what the runner asked
+//! for, so tests can check the calls as well as their effect.
 //!
 //! Real time throughout (the load engine paces with the real clock); the longest runs last
 //! a few seconds and their thresholds leave wide margins.
@@ -10,112 +12,92 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use bookinfo_loadtest::chaos::experiment::Experiment;
 use bookinfo_loadtest::chaos::runner::{self, exit_code};
 use bookinfo_loadtest::chaos::{Cancel, Options, report};
 use mesh_api::duration::parse_duration;
+use mesh_api::wire::LeaseView;
+use mesh_control::{Control, Settings};
 use serde_json::{Value, json};
 
-/// The fake control plane's state.
-#[derive(Default)]
+/// The control plane, and what the runner asked of it.
 struct Plane {
-    next: AtomicU64,
-    /// Live leases: id, request body, expiry.
-    faults: Mutex<Vec<(String, Value, Instant)>>,
+    control: Arc<Control>,
+    /// Fault lease requests, as sent.
     posted: Mutex<Vec<Value>>,
+    /// Ids of the leases asked to end (`*` for the halt).
     deleted: Mutex<Vec<String>>,
+    /// Files applied: name and text.
     applied: Mutex<Vec<(String, String)>>,
 }
 
 impl Plane {
-    fn active(&self, service: &str) -> Vec<Value> {
-        let now = Instant::now();
-        let mut faults = self.faults.lock().unwrap();
-        faults.retain(|f| f.2 > now);
-        faults
-            .iter()
-            .filter(|f| f.1["service"] == service)
-            .map(|f| f.1.clone())
+    /// The leases in force on `service`.
+    fn active(&self, service: &str) -> Vec<LeaseView> {
+        self.control
+            .faults()
+            .into_iter()
+            .filter(|f| f.service == service)
             .collect()
     }
 }
 
 type Shared = Arc<Plane>;
 
-async fn create_fault(State(p): State<Shared>, body: String) -> Response {
-    let v: Value = serde_json::from_str(&body).unwrap();
-    p.posted.lock().unwrap().push(v.clone());
-    let Some(ttl) = v["ttl_seconds"].as_u64().filter(|t| (1..=3600).contains(t)) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"error": "ttl_seconds: required, 1 to 3600"})),
-        )
-            .into_response();
-    };
-    let id = format!("f-{}", p.next.fetch_add(1, Ordering::SeqCst) + 1);
-    p.faults
-        .lock()
-        .unwrap()
-        .push((id.clone(), v, Instant::now() + Duration::from_secs(ttl)));
-    (
-        StatusCode::CREATED,
-        axum::Json(json!({"id": id, "expires_at_ms": 0})),
-    )
-        .into_response()
-}
-
-async fn delete_fault(State(p): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
-    p.deleted.lock().unwrap().push(id.clone());
-    let mut faults = p.faults.lock().unwrap();
-    let before = faults.len();
-    faults.retain(|f| f.0 != id);
-    if faults.len() == before {
-        return (
-            StatusCode::NOT_FOUND,
-            axum::Json(json!({"error": "unknown fault"})),
-        )
-            .into_response();
+/// Records the fault and apply calls, then hands the request to the real API.
+async fn tap(State(p): State<Shared>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let path = parts.uri.path();
+    match (&parts.method, path) {
+        (&Method::POST, "/api/v1/faults") => p
+            .posted
+            .lock()
+            .unwrap()
+            .push(serde_json::from_slice(&bytes).unwrap()),
+        (&Method::DELETE, "/api/v1/faults") => p.deleted.lock().unwrap().push("*".into()),
+        (&Method::DELETE, _) if path.starts_with("/api/v1/faults/") => p
+            .deleted
+            .lock()
+            .unwrap()
+            .push(path.trim_start_matches("/api/v1/faults/").to_owned()),
+        (&Method::POST, "/api/v1/apply") => {
+            let file = parts
+                .uri
+                .query()
+                .and_then(|q| q.strip_prefix("file="))
+                .unwrap_or_default()
+                .to_owned();
+            p.applied
+                .lock()
+                .unwrap()
+                .push((file, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+        _ => {}
     }
-    axum::Json(json!({"deleted": id})).into_response()
-}
-
-async fn halt(State(p): State<Shared>) -> Response {
-    p.deleted.lock().unwrap().push("*".into());
-    let ids: Vec<String> = p.faults.lock().unwrap().drain(..).map(|f| f.0).collect();
-    axum::Json(json!({"deleted": ids})).into_response()
-}
-
-async fn apply(
-    State(p): State<Shared>,
-    Query(q): Query<BTreeMap<String, String>>,
-    body: String,
-) -> Response {
-    let file = q.get("file").cloned().unwrap_or_default();
-    if body.contains("invalid") {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "validation failed", "errors": [format!("{file}: document 1: bad")]}))).into_response();
-    }
-    p.applied.lock().unwrap().push((file, body));
-    axum::Json(json!({"applied": ["VirtualService default/reviews"], "version": 2})).into_response()
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// The app: `/productpage` obeys the plane's faults on `ratings` (abort status, delay).
 async fn productpage(State(p): State<Shared>) -> Response {
     for f in p.active("ratings") {
-        if let Some(d) = f["delay"]["fixed_delay"].as_str() {
-            tokio::time::sleep(parse_duration(d).unwrap()).await;
+        if let Some(d) = &f.delay {
+            tokio::time::sleep(parse_duration(&d.fixed_delay).unwrap()).await;
         }
-        if let Some(code) = f["abort"]["http_status"].as_u64() {
+        if let Some(abort) = &f.abort {
             return (
-                StatusCode::from_u16(code as u16).unwrap(),
+                StatusCode::from_u16(abort.http_status).unwrap(),
                 "fault filter abort",
             )
                 .into_response();
@@ -131,12 +113,16 @@ struct World {
 }
 
 async fn world() -> World {
-    let plane: Shared = Arc::new(Plane::default());
-    let control = Router::new()
-        .route("/api/v1/faults", post(create_fault).delete(halt))
-        .route("/api/v1/faults/{id}", delete(delete_fault))
-        .route("/api/v1/apply", post(apply))
-        .with_state(Arc::clone(&plane));
+    let control = Control::new(Settings::default()).unwrap();
+    control.start_background();
+    let plane: Shared = Arc::new(Plane {
+        control: control.clone(),
+        posted: Mutex::default(),
+        deleted: Mutex::default(),
+        applied: Mutex::default(),
+    });
+    let api = mesh_control::api::router(control)
+        .layer(middleware::from_fn_with_state(Arc::clone(&plane), tap));
     let app = Router::new()
         .route("/productpage", get(productpage))
         .route("/health", get(|| async { "ok" }))
@@ -148,7 +134,7 @@ async fn world() -> World {
         format!("http://{addr}")
     };
     World {
-        control: serve(control).await,
+        control: serve(api).await,
         app: serve(app).await,
         plane,
     }
@@ -223,7 +209,7 @@ rollbacks:
 fn write_experiment(dir: &Path, text: &str) -> PathBuf {
     std::fs::write(
         dir.join("vs.yaml"),
-        "kind: VirtualService\nmetadata: {name: reviews}\n",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}\n",
     )
     .unwrap();
     let path = dir.join("experiment.yaml");
@@ -416,7 +402,11 @@ async fn a_dry_run_touches_nothing() {
 async fn failing_actions_fail_the_run_and_rollbacks_follow() {
     let w = world().await;
     let dir = temp_dir("failing");
-    std::fs::write(dir.join("bad.yaml"), "kind: invalid\n").unwrap();
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: bad}\nspec: {hosts: [reviews], http: [{route: []}]}\n",
+    )
+    .unwrap();
     let yaml = r#"
 title: Bad config
 description: the control plane refuses the file
@@ -437,7 +427,7 @@ rollbacks:
     assert_eq!(exit_code(&journal), 1);
     let exception = journal["run"][0]["exception"][0].as_str().unwrap();
     assert!(
-        exception.contains("bad.yaml: document 1: bad"),
+        exception.contains("bad.yaml: document 1: VirtualService default/bad: spec.http[0]"),
         "{exception}"
     );
     assert_eq!(journal["run"].as_array().unwrap().len(), 1);

@@ -77,7 +77,8 @@ struct RunArgs {
     #[arg(
         long,
         env = "MESH_CONTROL_URL",
-        default_value = "http://127.0.0.1:15010"
+        default_value = "http://127.0.0.1:15010",
+        value_parser = control_url
     )]
     control: String,
     /// The meshctl program for `kill` (default: next to chaos, then PATH).
@@ -291,4 +292,10 @@ async fn interrupts(cancel: Cancel) {
     cancel.cancel();
     again.await;
     std::process::exit(130);
+}
+
+/// `--control` must be a URL the control plane's client can use: said at once, not by
+/// every fault activity of the run.
+fn control_url(text: &str) -> Result<String, mesh_client::ClientError> {
+    mesh_client::ControlClient::new(text).map(|_| text.to_owned())
 }

@@ -1,15 +1,15 @@
 //! Every call the chaos runner makes to our mesh control plane's HTTP API, one function per
 //! call: fault leases (`/api/v1/faults`) and mesh configuration (`/api/v1/apply`,
-//! `/api/v1/delete`).
+//! `/api/v1/delete`), through the typed `mesh-client` the proxy and meshctl use too.
 //!
-//! Requests and answers are untyped JSON for now; a typed client for this API is on its
-//! way, and swapping it in should touch this file only. Calls to arbitrary URLs (Chaos
-//! Toolkit `http` providers) do not belong here: they stay with the providers.
+//! Calls to arbitrary URLs (Chaos Toolkit `http` providers) do not belong here: they stay
+//! with the providers.
 
 use std::path::Path;
 use std::time::Duration;
 
-use reqwest::Method;
+use mesh_api::wire::FaultRequest;
+use mesh_client::{ClientError, ControlClient};
 use serde_json::Value;
 
 /// Bound on every control-plane call: the API answers from memory, so a slow answer means
@@ -19,18 +19,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why a control-plane call did not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    #[error("control plane {method} {url}: {reason}")]
-    Send {
-        method: Method,
-        url: String,
-        reason: String,
-    },
-    #[error("control plane {url}: {source}")]
-    Read { url: String, source: reqwest::Error },
+    /// The URL is unusable, nothing answered, or the answer was not the API's.
+    #[error("control plane: {0}")]
+    Call(ClientError),
     #[error("the control plane refused the fault ({status}): {error}")]
     FaultRefused { status: u16, error: String },
-    #[error("the control plane answered without a fault id: {0}")]
-    NoFaultId(Value),
     #[error("halting faults failed ({status}): {error}")]
     HaltFailed { status: u16, error: String },
     #[error("removing fault {id} failed ({status}): {error}")]
@@ -69,15 +62,17 @@ pub enum Removal {
 /// The control plane at one base URL.
 #[derive(Debug, Clone)]
 pub struct ControlPlane {
-    http: reqwest::Client,
     base: String,
+    /// The client, or why the URL is unusable: a run never fails, so a bad URL is
+    /// reported by every activity that needs the control plane, in the journal.
+    client: Result<ControlClient, ClientError>,
 }
 
 impl ControlPlane {
-    pub fn new(http: reqwest::Client, base: &str) -> Self {
+    pub fn new(base: &str) -> Self {
         ControlPlane {
-            http,
             base: base.trim_end_matches('/').to_string(),
+            client: ControlClient::new(base).map(|c| c.with_timeout(CALL_TIMEOUT)),
         }
     }
 
@@ -86,56 +81,57 @@ impl ControlPlane {
         &self.base
     }
 
-    /// `POST /api/v1/faults`: asks for a fault lease; `body` is the lease request.
-    pub async fn create_fault(&self, body: &Value) -> Result<Lease, ControlError> {
-        let (status, answer) = self
-            .call(
-                Method::POST,
-                "/api/v1/faults",
-                Some((body.to_string(), "application/json")),
-            )
-            .await?;
-        if !(200..300).contains(&status) {
-            return Err(ControlError::FaultRefused {
-                status,
-                error: error_text(&answer),
-            });
-        }
-        match answer.get("id").and_then(Value::as_str) {
-            Some(id) => Ok(Lease {
-                id: id.to_string(),
-                answer,
+    fn client(&self) -> Result<&ControlClient, ControlError> {
+        self.client
+            .as_ref()
+            .map_err(|e| ControlError::Call(e.clone()))
+    }
+
+    /// `POST /api/v1/faults`: asks for a fault lease.
+    pub async fn create_fault(&self, request: &FaultRequest) -> Result<Lease, ControlError> {
+        match self.client()?.add_fault(request).await {
+            Ok(created) => Ok(Lease {
+                id: created.lease.id.clone(),
+                answer: journal_value(&created),
             }),
-            None => Err(ControlError::NoFaultId(answer)),
+            Err(ClientError::Api {
+                status, message, ..
+            }) => Err(ControlError::FaultRefused {
+                status,
+                error: message,
+            }),
+            Err(other) => Err(ControlError::Call(other)),
         }
     }
 
     /// `DELETE /api/v1/faults/{id}`: ends one lease early.
     pub async fn remove_fault(&self, id: &str) -> Result<Removal, ControlError> {
-        let (status, answer) = self
-            .call(Method::DELETE, &format!("/api/v1/faults/{id}"), None)
-            .await?;
-        match status {
-            200..=299 => Ok(Removal::Deleted),
-            404 => Ok(Removal::Expired),
-            _ => Err(ControlError::RemoveFailed {
+        match self.client()?.remove_fault(id).await {
+            Ok(_) => Ok(Removal::Deleted),
+            Err(e) if e.is_not_found() => Ok(Removal::Expired),
+            Err(ClientError::Api {
+                status, message, ..
+            }) => Err(ControlError::RemoveFailed {
                 id: id.to_string(),
                 status,
-                error: error_text(&answer),
+                error: message,
             }),
+            Err(other) => Err(ControlError::Call(other)),
         }
     }
 
     /// `DELETE /api/v1/faults`: ends every fault lease, whoever made it (the halt).
     pub async fn halt_faults(&self) -> Result<Value, ControlError> {
-        let (status, answer) = self.call(Method::DELETE, "/api/v1/faults", None).await?;
-        if !(200..300).contains(&status) {
-            return Err(ControlError::HaltFailed {
+        match self.client()?.clear_faults().await {
+            Ok(cleared) => Ok(journal_value(&cleared)),
+            Err(ClientError::Api {
+                status, message, ..
+            }) => Err(ControlError::HaltFailed {
                 status,
-                error: error_text(&answer),
-            });
+                error: message,
+            }),
+            Err(other) => Err(ControlError::Call(other)),
         }
-        Ok(answer)
     }
 
     /// `POST /api/v1/apply` (or `/api/v1/delete`): applies or deletes the mesh resources
@@ -150,72 +146,42 @@ impl ControlPlane {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("chaos.yaml");
-        let verb = if delete { "delete" } else { "apply" };
-        let (status, answer) = self
-            .call(
-                Method::POST,
-                &format!("/api/v1/{verb}?file={name}"),
-                Some((yaml, "application/yaml")),
+        let client = self.client()?;
+        let (verb, answer) = if delete {
+            (
+                "delete",
+                client
+                    .delete_resources(name, yaml)
+                    .await
+                    .map(|d| journal_value(&d)),
             )
-            .await?;
-        if !(200..300).contains(&status) {
-            let details = answer
-                .get("errors")
-                .and_then(Value::as_array)
-                .map(|e| {
-                    e.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default();
-            return Err(ControlError::ConfigRefused {
+        } else {
+            (
+                "apply",
+                client.apply(name, yaml).await.map(|a| journal_value(&a)),
+            )
+        };
+        match answer {
+            Ok(answer) => Ok(answer),
+            Err(ClientError::Api {
+                status,
+                message,
+                errors,
+            }) => Err(ControlError::ConfigRefused {
                 verb,
                 file: file.to_path_buf(),
                 status,
-                error: error_text(&answer),
-                details,
-            });
+                error: message,
+                details: errors.join("; "),
+            }),
+            Err(other) => Err(ControlError::Call(other)),
         }
-        Ok(answer)
-    }
-
-    /// One request; the answer is JSON when it parses, else its text as a JSON string.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<(String, &str)>,
-    ) -> Result<(u16, Value), ControlError> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .timeout(CALL_TIMEOUT);
-        if let Some((body, content_type)) = body {
-            req = req.header("content-type", content_type).body(body);
-        }
-        let resp = req.send().await.map_err(|e| ControlError::Send {
-            method,
-            url: url.clone(),
-            reason: error_chain(&e),
-        })?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|source| ControlError::Read { url, source })?;
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok((status, value))
     }
 }
 
-/// The control plane's `{"error": ...}` text, or the whole answer when it has none.
-fn error_text(answer: &Value) -> String {
-    answer
-        .get("error")
-        .and_then(Value::as_str)
-        .map_or_else(|| answer.to_string(), str::to_string)
+/// An answer as the journal records it: the JSON the control plane sent.
+fn journal_value(answer: &impl serde::Serialize) -> Value {
+    serde_json::to_value(answer).unwrap_or(Value::Null)
 }
 
 /// An error with its causes, `outer: inner: innermost` (reqwest's own text alone often

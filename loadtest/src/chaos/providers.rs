@@ -17,6 +17,7 @@ use crate::load::mix::MixError;
 use crate::load::stats::SecondSummary;
 use crate::load::target::TargetError;
 use crate::load::{Mix, Model, Recorder, RunConfig, Schedule, Target, window};
+use mesh_api::wire::{AbortRequest, DelayRequest, FaultRequest};
 
 /// Why an activity failed; the text is what the journal shows as its exception.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +142,7 @@ impl Context {
         default_ttl: Duration,
     ) -> Self {
         Context {
-            control: ControlPlane::new(http.clone(), &control),
+            control: ControlPlane::new(&control),
             http,
             meshctl,
             base_dir,
@@ -278,41 +279,45 @@ impl Context {
         response_value(resp).await
     }
 
-    /// The body of a fault lease request; `ttl_seconds` is always present.
-    pub fn fault_body(&self, spec: &FaultSpec) -> Value {
+    /// The fault lease request of `spec`; the lease length is always set (bounded to the
+    /// control plane's 1 s to 1 h).
+    pub fn fault_request(&self, spec: &FaultSpec) -> FaultRequest {
         let ttl = spec
             .ttl
             .unwrap_or(self.default_ttl)
             .as_secs()
             .clamp(1, 3600);
-        let mut body = Map::new();
-        body.insert("service".into(), json!(spec.service));
-        if let Some(s) = &spec.subset {
-            body.insert("subset".into(), json!(s));
+        FaultRequest {
+            service: spec.service.clone(),
+            subset: spec.subset.clone(),
+            delay: spec.delay.as_ref().map(|d| DelayRequest {
+                fixed_delay: d.clone(),
+                percentage: Some(spec.percentage),
+            }),
+            abort: spec.abort.map(|code| AbortRequest {
+                http_status: i64::from(code),
+                percentage: Some(spec.percentage),
+            }),
+            headers: spec
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    let value = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    (k.clone(), value)
+                })
+                .collect(),
+            ttl_seconds: i64::try_from(ttl).ok(),
+            namespace: None,
         }
-        if let Some(d) = &spec.delay {
-            body.insert(
-                "delay".into(),
-                json!({"fixed_delay": d, "percentage": spec.percentage}),
-            );
-        }
-        if let Some(code) = spec.abort {
-            body.insert(
-                "abort".into(),
-                json!({"http_status": code, "percentage": spec.percentage}),
-            );
-        }
-        if !spec.headers.is_empty() {
-            body.insert("headers".into(), Value::Object(spec.headers.clone()));
-        }
-        body.insert("ttl_seconds".into(), json!(ttl));
-        Value::Object(body)
     }
 
     async fn fault(&self, name: &str, spec: &FaultSpec) -> Result<Value, ProviderError> {
-        let body = self.fault_body(spec);
-        let ttl = body["ttl_seconds"].as_u64().unwrap_or(1);
-        let lease = self.control.create_fault(&body).await?;
+        let request = self.fault_request(spec);
+        let ttl = request
+            .ttl_seconds
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or(1);
+        let lease = self.control.create_fault(&request).await?;
         let start_s = self.offset();
         let mut what = Vec::new();
         if let Some(d) = &spec.delay {
@@ -343,7 +348,7 @@ impl Context {
             end_s: start_s + ttl as f64,
             removed: false,
         });
-        Ok(json!({"request": body, "response": lease.answer}))
+        Ok(json!({"request": request, "response": lease.answer}))
     }
 
     async fn clear_faults(&self, all: bool) -> Result<Value, ProviderError> {
@@ -670,7 +675,7 @@ mod tests {
             headers: serde_json::from_value(json!({"end-user": "jason"})).unwrap(),
             ttl: None,
         };
-        let body = c.fault_body(&spec);
+        let body = serde_json::to_value(c.fault_request(&spec)).unwrap();
         assert_eq!(body["ttl_seconds"], json!(90));
         assert_eq!(
             body["delay"],
@@ -681,7 +686,12 @@ mod tests {
             ttl: Some(Duration::from_secs(20)),
             ..spec
         };
-        assert_eq!(c.fault_body(&long)["ttl_seconds"], json!(20));
+        assert_eq!(c.fault_request(&long).ttl_seconds, Some(20));
+        // The journal records the request as sent: only the fields the spec sets.
+        assert_eq!(
+            serde_json::to_string(&c.fault_request(&long)).unwrap(),
+            r#"{"service":"ratings","subset":"v1","delay":{"fixed_delay":"7s","percentage":100.0},"headers":{"end-user":"jason"},"ttl_seconds":20}"#
+        );
     }
 
     #[test]
