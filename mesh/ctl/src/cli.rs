@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::duration;
-
 /// Run the Bookinfo mesh on this machine and drive its control plane.
 #[derive(Debug, Parser)]
 #[command(name = "meshctl", version, propagate_version = true)]
@@ -209,19 +207,48 @@ pub struct KillArgs {
     pub signal: nix::sys::signal::Signal,
 }
 
-fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, String> {
+/// A `--signal` that `meshctl kill` does not send.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not one of KILL, TERM, INT, HUP")]
+pub struct UnknownSignal(pub String);
+
+fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, UnknownSignal> {
     use nix::sys::signal::Signal;
     match s.trim_start_matches("SIG").to_ascii_uppercase().as_str() {
         "KILL" | "9" => Ok(Signal::SIGKILL),
         "TERM" | "15" => Ok(Signal::SIGTERM),
         "INT" | "2" => Ok(Signal::SIGINT),
         "HUP" | "1" => Ok(Signal::SIGHUP),
-        _ => Err(format!("{s:?} is not one of KILL, TERM, INT, HUP")),
+        _ => Err(UnknownSignal(s.to_owned())),
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    duration::parse(s).map_err(|e| e.to_string())
+/// A duration flag (`--ttl`, `--delay`, `--ready-timeout`) that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {0:?}: expected a number with a unit, such as 7s, 500ms, 2m or 1h")]
+pub struct InvalidDuration(pub String);
+
+/// The units a duration flag may use. mesh-api's parser also takes `us`, `ns` and
+/// compounds (`1m30s`); meshctl's flags keep to these four, as their help says.
+const FLAG_UNITS: [&str; 4] = ["ms", "s", "m", "h"];
+
+/// Longest duration a flag accepts: a year (each flag then checks its own range).
+const LONGEST: Duration = Duration::from_secs(86_400 * 365);
+
+/// Parses `7s`, `1.5s`, `500ms`, `2m`, `1h` with mesh-api's parser. A bare number is
+/// refused: `7` could mean seconds or milliseconds, and guessing wrong makes a fault last
+/// 1000 times too long.
+pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
+    let invalid = || InvalidDuration(text.to_owned());
+    let trimmed = text.trim();
+    let unit = trimmed.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    if !FLAG_UNITS.contains(&unit) {
+        return Err(invalid());
+    }
+    mesh_api::parse_duration(trimmed)
+        .ok()
+        .filter(|d| *d <= LONGEST)
+        .ok_or_else(invalid)
 }
 
 #[cfg(test)]
@@ -286,6 +313,27 @@ mod tests {
             .to_string();
         assert!(e.contains("invalid duration"), "{e}");
         assert!(parse(&["up", "--base-port", "70000"]).is_err());
+    }
+
+    #[test]
+    fn durations_take_one_number_and_one_unit() {
+        assert_eq!(parse_duration("7s"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration(" 1.5s "), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration(".5s"), Ok(Duration::from_millis(500)));
+        for bad in [
+            "7", "", "s", "7x", "-3s", "1.2.3s", "7 s", "1m30s", "10us", "5ns", "9000h",
+        ] {
+            let e = parse_duration(bad).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "invalid duration {bad:?}: expected a number with a unit, such as 7s, 500ms, 2m or 1h"
+                )
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod status;
 use std::path::Path;
 
 use crate::cli::{Cli, Command, FaultCommand};
-use crate::control::{Control, DEFAULT_URL};
+use crate::control::{self, ControlClient, DEFAULT_URL};
 use crate::state::State;
 use crate::{CtlError, explain, up};
 
@@ -42,12 +42,12 @@ pub async fn run(cli: Cli) -> Result<u8, CtlError> {
 
 /// The control plane: `--control` / `MESHCTL_CONTROL`, else the running `meshctl up`'s,
 /// else the default address.
-fn control(flag: Option<String>, run_dir: &Path) -> Result<Control, CtlError> {
+fn control(flag: Option<String>, run_dir: &Path) -> Result<ControlClient, CtlError> {
     let url = flag
         .filter(|u| !u.trim().is_empty())
         .or_else(|| State::load_optional(run_dir).and_then(|s| s.control_url))
         .unwrap_or_else(|| DEFAULT_URL.to_owned());
-    Ok(Control::new(url.trim())?)
+    Ok(control::connect(url.trim())?)
 }
 
 fn explain_flag(flag: &str) -> Result<u8, CtlError> {

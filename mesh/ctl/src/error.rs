@@ -1,7 +1,7 @@
 //! meshctl's errors. Each one prints as a single line that says what is wrong and, when
 //! it can, what to do about it.
 
-use crate::control::ControlError;
+use crate::control::ClientError;
 
 /// Everything that can make a meshctl command fail.
 #[derive(Debug, thiserror::Error)]
@@ -11,7 +11,7 @@ pub enum CtlError {
     Usage(String),
     /// The control plane could not be reached or refused the request.
     #[error(transparent)]
-    Control(#[from] ControlError),
+    Control(#[from] ClientError),
     /// A file or process operation failed.
     #[error("{context}: {source}")]
     Io {

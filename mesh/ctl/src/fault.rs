@@ -1,10 +1,12 @@
 //! `meshctl fault add` arguments turned into the control plane's fault lease request.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use mesh_api::wire::{AbortRequest, DelayRequest, FaultRequest};
 
-use crate::{CtlError, duration};
+use crate::cli::parse_duration;
+use crate::{CtlError, human};
 
 /// The flags of `meshctl fault add`, as typed.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,8 +48,8 @@ pub fn parse_header(text: &str) -> Result<(String, String), CtlError> {
 }
 
 impl FaultArgs {
-    /// The JSON body of `POST /api/v1/faults`, after checking every flag.
-    pub fn to_request(&self) -> Result<Value, CtlError> {
+    /// The body of `POST /api/v1/faults`, after checking every flag.
+    pub fn to_request(&self) -> Result<FaultRequest, CtlError> {
         if self.service.trim().is_empty() {
             return Err(CtlError::Usage("fault add needs a service name".to_owned()));
         }
@@ -67,7 +69,7 @@ impl FaultArgs {
                 }
             },
         };
-        let ttl = duration::parse(&self.ttl).map_err(|e| CtlError::Usage(format!("--ttl: {e}")))?;
+        let ttl = parse_duration(&self.ttl).map_err(|e| CtlError::Usage(format!("--ttl: {e}")))?;
         let ttl_seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
         if !(1..=3600).contains(&ttl_seconds) {
             return Err(CtlError::Usage(format!(
@@ -75,53 +77,62 @@ impl FaultArgs {
                 self.ttl
             )));
         }
-        let mut body = Map::new();
-        body.insert("service".into(), json!(self.service.trim()));
-        if let Some(subset) = &self.subset {
-            body.insert("subset".into(), json!(subset));
-        }
-        if let Some(d) = &self.delay {
-            let delay = duration::parse(d).map_err(|e| CtlError::Usage(format!("--delay: {e}")))?;
-            if delay.is_zero() || delay > Duration::from_secs(3600) {
-                return Err(CtlError::Usage(format!(
-                    "invalid --delay {d:?}: expected more than 0 and at most 1h"
-                )));
+        let delay = match &self.delay {
+            None => None,
+            Some(d) => {
+                let delay =
+                    parse_duration(d).map_err(|e| CtlError::Usage(format!("--delay: {e}")))?;
+                if delay.is_zero() || delay > Duration::from_secs(3600) {
+                    return Err(CtlError::Usage(format!(
+                        "invalid --delay {d:?}: expected more than 0 and at most 1h"
+                    )));
+                }
+                Some(DelayRequest {
+                    fixed_delay: human::istio(delay),
+                    percentage: Some(percent),
+                })
             }
-            body.insert(
-                "delay".into(),
-                json!({"fixed_delay": duration::to_istio(delay), "percentage": percent}),
-            );
-        }
-        if let Some(a) = &self.abort {
-            let status = match a.trim().parse::<u16>() {
-                Ok(s) if (200..=599).contains(&s) => s,
+        };
+        let abort = match &self.abort {
+            None => None,
+            Some(a) => match a.trim().parse::<u16>() {
+                Ok(status) if (200..=599).contains(&status) => Some(AbortRequest {
+                    http_status: i64::from(status),
+                    percentage: Some(percent),
+                }),
                 _ => {
                     return Err(CtlError::Usage(format!(
                         "invalid --abort {a:?}: expected an HTTP status from 200 to 599, such as 500"
                     )));
                 }
-            };
-            body.insert(
-                "abort".into(),
-                json!({"http_status": status, "percentage": percent}),
-            );
-        }
-        if !self.headers.is_empty() {
-            let mut headers = Map::new();
-            for h in &self.headers {
-                let (k, v) = parse_header(h)?;
-                headers.insert(k, json!(v));
-            }
-            body.insert("headers".into(), Value::Object(headers));
-        }
-        body.insert("ttl_seconds".into(), json!(ttl_seconds));
-        Ok(Value::Object(body))
+            },
+        };
+        let headers = self
+            .headers
+            .iter()
+            .map(|h| parse_header(h))
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
+        Ok(FaultRequest {
+            service: self.service.trim().to_owned(),
+            namespace: None,
+            subset: self.subset.clone(),
+            delay,
+            abort,
+            headers,
+            ttl_seconds: Some(i64::try_from(ttl_seconds).unwrap_or(i64::MAX)),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The request as the control plane receives it.
+    fn sent(a: &FaultArgs) -> serde_json::Value {
+        serde_json::to_value(a.to_request().unwrap()).unwrap()
+    }
 
     fn args() -> FaultArgs {
         FaultArgs {
@@ -139,7 +150,7 @@ mod tests {
             ..args()
         };
         assert_eq!(
-            a.to_request().unwrap(),
+            sent(&a),
             json!({"service": "ratings", "delay": {"fixed_delay": "7s", "percentage": 100.0},
                    "headers": {"end-user": "jason"}, "ttl_seconds": 120})
         );
@@ -155,7 +166,7 @@ mod tests {
             ..args()
         };
         assert_eq!(
-            a.to_request().unwrap(),
+            sent(&a),
             json!({"service": "ratings", "subset": "v1",
                    "abort": {"http_status": 500, "percentage": 50.0}, "ttl_seconds": 90})
         );

@@ -247,6 +247,34 @@ fn fresh_logs(plan: &Plan, log_dir: &Path) -> Result<(), CtlError> {
     Ok(())
 }
 
+/// Why `meshctl up` could not bring everything up; each names what to look at.
+#[derive(Debug, thiserror::Error)]
+enum StartFailed {
+    /// No HTTP client for the readiness probes.
+    #[error("cannot build an HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// Some processes did not pass their probe by the deadline.
+    #[error("not ready in time: {reasons}{logs}")]
+    NotReady {
+        /// `name: why` of each, `; `-separated.
+        reasons: String,
+        /// The last lines of their logs.
+        logs: String,
+    },
+    /// Everything is up, but the product page never answered 200.
+    #[error("{url} did not answer 200 within {secs:.0} s: {last}{logs}")]
+    NoPage {
+        /// The product page URL.
+        url: String,
+        /// The readiness timeout, in seconds.
+        secs: f64,
+        /// The last probe failure.
+        last: ready::ProbeFailed,
+        /// The last lines of the logs on the page's path.
+        logs: String,
+    },
+}
+
 /// Starts everything and waits for readiness and the first product page.
 async fn start_all(
     supervisor: &mut Supervisor,
@@ -254,9 +282,9 @@ async fn start_all(
     progress: &Progress,
     started: Instant,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), StartFailed> {
     let deadline = started + timeout;
-    let http = ready::client().map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    let http = ready::client()?;
     if let Some(control) = &plan.control {
         supervisor.spawn(control.spec.clone());
         wait_ready(std::slice::from_ref(control), progress, deadline, &http).await?;
@@ -284,12 +312,12 @@ async fn start_all(
                 "productpage-v1",
                 "mesh-control",
             ];
-            Err(format!(
-                "{} did not answer 200 within {:.0} s: {last}{}",
-                plan.product_page_url,
-                (deadline - started).as_secs_f64(),
-                tails(plan.control.iter().chain(&plan.components), &logs)
-            ))
+            Err(StartFailed::NoPage {
+                url: plan.product_page_url.clone(),
+                secs: (deadline - started).as_secs_f64(),
+                last,
+                logs: tails(plan.control.iter().chain(&plan.components), &logs),
+            })
         }
     }
 }
@@ -300,7 +328,7 @@ async fn wait_ready(
     progress: &Progress,
     deadline: Instant,
     http: &reqwest::Client,
-) -> Result<(), String> {
+) -> Result<(), StartFailed> {
     let mut set = JoinSet::new();
     for c in components {
         let line = progress.line(&c.spec.name, "starting");
@@ -324,14 +352,13 @@ async fn wait_ready(
     if failed.is_empty() {
         return Ok(());
     }
-    failed.sort();
+    failed.sort_by(|a, b| a.0.cmp(&b.0));
     let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
     let reasons: Vec<String> = failed.iter().map(|(n, w)| format!("{n}: {w}")).collect();
-    Err(format!(
-        "not ready in time: {}{}",
-        reasons.join("; "),
-        tails(components, &names)
-    ))
+    Err(StartFailed::NotReady {
+        reasons: reasons.join("; "),
+        logs: tails(components, &names),
+    })
 }
 
 /// The last lines of the named processes' logs, for failure messages.
@@ -469,6 +496,12 @@ fn clock() -> String {
 }
 
 /// SIGINT, SIGTERM and SIGHUP: any of them stops `up`.
+///
+/// Not `bookinfo_common::serve::shutdown_signal()`: that resolves once, on SIGINT or
+/// SIGTERM, for a service that drains. `up` also stops on SIGHUP (its terminal closed),
+/// receives again (a second Ctrl-C kills what is left without waiting for the grace
+/// period), and refuses to start when the handlers cannot be installed rather than
+/// running unstoppable.
 struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,

@@ -31,6 +31,51 @@ fn reply(status: StatusCode, v: Value) -> Response {
         .into_response()
 }
 
+/// Istio's default retry policy, as the control plane's compiled routes carry it.
+fn retry() -> Value {
+    json!({"attempts": 2, "retry_on": ["connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"],
+           "retriable_status_codes": [503], "per_try_timeout": null, "backoff": {"secs": 0, "nanos": 25000000},
+           "retry_ignore_previous_hosts": true, "retry_remote_localities": false})
+}
+
+/// A route to one subset of reviews, as `describe` lists it.
+fn reviews_route(matches: Value, subset: &str) -> Value {
+    json!({"name": null, "matches": matches,
+           "action": {"forward": {"destinations": [{"host": "reviews.default.svc.cluster.local", "subset": subset, "port": null, "weight": 100, "headers": null}], "total_weight": 100}},
+           "timeout": null, "retry": retry(), "fault": null, "mirrors": [], "rewrite": null, "headers": null, "cors": null})
+}
+
+/// A subset with the default policy, as `describe` lists it.
+fn subset(version: &str) -> Value {
+    json!({"labels": {"version": version}, "port_policies": {},
+           "policy": {"load_balancer": "leastRequest",
+                      "connection_pool": {"max_connections": 4294967295u64, "connect_timeout": {"secs": 10, "nanos": 0},
+                                          "idle_timeout": {"secs": 3600, "nanos": 0}, "max_connection_duration": null,
+                                          "http1_max_pending_requests": 4294967295u64, "http2_max_requests": 4294967295u64,
+                                          "max_requests_per_connection": 0, "max_retries": 4294967295u64,
+                                          "h2_upgrade": false, "use_client_protocol": false},
+                      "outlier_detection": null, "tls": "auto"}})
+}
+
+/// The lease `POST /api/v1/faults` creates from `request`, as the control plane answers.
+fn lease(request: &Value) -> Value {
+    let service = request["service"].as_str().unwrap_or("?");
+    let mut lease = json!({"id": "f-1", "service": service, "namespace": "default",
+                           "host": format!("{service}.default.svc.cluster.local")});
+    for key in ["subset", "delay", "abort"] {
+        if let Some(v) = request.get(key) {
+            lease[key] = v.clone();
+        }
+    }
+    lease["headers"] = request.get("headers").cloned().unwrap_or(json!({}));
+    lease["ttl_seconds"] = request["ttl_seconds"].clone();
+    lease["created_at_ms"] = json!(1_000);
+    lease["expires_at_ms"] = json!(121_000);
+    lease["remaining_ms"] = json!(120_000);
+    lease["warnings"] = json!([]);
+    lease
+}
+
 /// Answers like docs/control-plane-api.md says.
 fn answer(method: &Method, uri: &Uri, body: &str) -> Response {
     let ok = |v| reply(StatusCode::OK, v);
@@ -48,23 +93,23 @@ fn answer(method: &Method, uri: &Uri, body: &str) -> Response {
             json!({"deleted": ["VirtualService default/reviews"], "missing": ["VirtualService default/ratings"], "version": 8}),
         ),
         ("GET", "/api/v1/resources") if query == "kind=VirtualService" => ok(json!([
-            {"kind": "VirtualService", "namespace": "default", "name": "bookinfo", "source": "bookinfo-gateway.yaml",
+            {"kind": "VirtualService", "namespace": "default", "name": "bookinfo", "source": "bookinfo-gateway.yaml", "file": "bookinfo-gateway.yaml",
              "resource": {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "bookinfo"},
                           "spec": {"hosts": ["*"], "gateways": ["bookinfo-gateway"]}}},
-            {"kind": "VirtualService", "namespace": "default", "name": "reviews", "source": "api",
+            {"kind": "VirtualService", "namespace": "default", "name": "reviews", "source": "api", "file": "vs-reviews.yaml",
              "resource": {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "reviews"},
                           "spec": {"hosts": ["reviews"]}}}
         ])),
         ("GET", "/api/v1/resources") => ok(json!([])),
         ("GET", "/api/v1/describe/reviews") => ok(json!({
             "host": "reviews.default.svc.cluster.local",
-            "routes": [{"matches": [{"headers": {"end-user": {"exact": "jason"}}}],
-                        "action": {"forward": {"destinations": [{"host": "reviews.default.svc.cluster.local", "subset": "v2", "weight": 100}], "total_weight": 100}}},
-                       {"matches": [], "action": {"forward": {"destinations": [{"host": "reviews.default.svc.cluster.local", "subset": "v1", "weight": 100}], "total_weight": 100}}}],
-            "subsets": {"v1": {"labels": {"version": "v1"}}, "v2": {"labels": {"version": "v2"}}},
+            "routes": [reviews_route(json!([{"headers": {"end-user": {"exact": "jason"}}}]), "v2"),
+                       reviews_route(json!([]), "v1")],
+            "subsets": {"v1": subset("v1"), "v2": subset("v2")},
             "policy": null,
-            "endpoints": [{"address": "127.0.0.1:15122", "labels": {"app": "reviews", "version": "v1"}, "workload": "reviews-v1", "sidecar": true}],
-            "faults": [], "authorization": [], "peer_authentication": null
+            "endpoints": [{"address": "127.0.0.1:15122", "labels": {"app": "reviews", "version": "v1"}, "workload": "reviews-v1", "sidecar": true, "serviceAccount": "bookinfo-reviews"}],
+            "faults": [], "authorization": [], "peer_authentication": [],
+            "virtual_services": ["default/reviews"], "destination_rule": "default/reviews", "version": "7"
         })),
         ("GET", p) if p.starts_with("/api/v1/describe/") => reply(
             StatusCode::NOT_FOUND,
@@ -75,21 +120,24 @@ fn answer(method: &Method, uri: &Uri, body: &str) -> Response {
             {"workload": "istio-ingressgateway", "mode": "gateway", "version": "6", "latest": "7", "status": "STALE", "last_seen_ms": 300}
         ])),
         ("POST", "/api/v1/faults") => {
-            let mut f: Value = serde_json::from_str(body).unwrap_or(json!({}));
-            f["id"] = json!("f-1");
-            f["remaining_ms"] = json!(120_000);
-            reply(StatusCode::CREATED, f)
+            let request: Value = serde_json::from_str(body).unwrap_or(json!({}));
+            reply(StatusCode::CREATED, lease(&request))
         }
         ("GET", "/api/v1/faults") => ok(json!([
-            {"id": "f-1", "service": "ratings", "delay": {"fixed_delay": "7s", "percentage": 100}, "headers": {"end-user": "jason"}, "ttl_seconds": 120, "remaining_ms": 95_000},
-            {"id": "f-2", "service": "ratings", "subset": "v1", "abort": {"http_status": 500, "percentage": 50}, "ttl_seconds": 60, "remaining_ms": 4_000}
+            {"id": "f-1", "service": "ratings", "namespace": "default", "host": "ratings.default.svc.cluster.local",
+             "delay": {"fixed_delay": "7s", "percentage": 100.0}, "headers": {"end-user": "jason"}, "ttl_seconds": 120,
+             "created_at_ms": 1_000, "expires_at_ms": 121_000, "remaining_ms": 95_000},
+            {"id": "f-2", "service": "ratings", "namespace": "default", "host": "ratings.default.svc.cluster.local", "subset": "v1",
+             "abort": {"http_status": 500, "percentage": 50.0}, "headers": {}, "ttl_seconds": 60,
+             "created_at_ms": 1_000, "expires_at_ms": 61_000, "remaining_ms": 4_000}
         ])),
         ("DELETE", "/api/v1/faults/f-1") => ok(json!({"deleted": "f-1"})),
         ("DELETE", "/api/v1/faults") => ok(json!({"deleted": ["f-1", "f-2"]})),
         ("DELETE", _) => reply(StatusCode::NOT_FOUND, json!({"error": "no such fault"})),
         ("GET", "/api/v1/workloads") => ok(json!([
             {"name": "reviews-v2", "namespace": "default", "service": "reviews", "serviceAccount": "bookinfo-reviews",
-             "labels": {"app": "reviews", "version": "v2"}, "address": "127.0.0.1:15132", "sidecar": true, "mode": "sidecar", "last_seen_ms": 500}
+             "labels": {"app": "reviews", "version": "v2"}, "address": "127.0.0.1:15132", "sidecar": true, "mode": "sidecar", "ports": [9080],
+             "last_seen_ms": 500, "age_ms": 500, "registered_at_ms": 1_000}
         ])),
         _ => reply(StatusCode::NOT_FOUND, json!({"error": "not found"})),
     }
@@ -347,7 +395,10 @@ async fn describe_summarises_and_unknown_services_fail_with_the_api_error() {
         "{}",
         r.stdout
     );
-    assert_eq!(log.lock().unwrap()[0].uri, "/api/v1/describe/reviews");
+    assert_eq!(
+        log.lock().unwrap()[0].uri,
+        "/api/v1/describe/reviews?namespace=default"
+    );
 
     let r = meshctl(&url, &["describe", "nope"]).await;
     assert_eq!(r.code, 1);

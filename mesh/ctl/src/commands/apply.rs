@@ -3,14 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use crate::CtlError;
-use crate::control::{Control, ControlError};
+use crate::control::{ClientError, ControlClient};
 
 /// Applies (or deletes) every file; exit code 1 when any file was rejected.
 pub(super) async fn run(
-    control: &Control,
+    control: &ControlClient,
     paths: &[PathBuf],
     delete: bool,
 ) -> Result<u8, CtlError> {
@@ -20,25 +18,34 @@ pub(super) async fn run(
         let text = std::fs::read_to_string(&file)
             .map_err(|e| CtlError::io(format!("cannot read {}", file.display()), e))?;
         let name = file.display().to_string();
-        let (path, verb) = if delete {
-            ("api/v1/delete", "deleted")
+        let answer = if delete {
+            control.delete_resources(&name, text).await.map(|d| Report {
+                done: d.deleted,
+                verb: "deleted",
+                missing: d.missing,
+                warnings: Vec::new(),
+            })
         } else {
-            ("api/v1/apply", "configured")
+            control.apply(&name, text).await.map(|a| Report {
+                done: a.applied,
+                verb: "configured",
+                missing: Vec::new(),
+                warnings: a.warnings,
+            })
         };
-        match control.post_yaml(path, &[("file", &name)], text).await {
-            Ok(answer) => {
-                let key = if delete { "deleted" } else { "applied" };
-                for r in strings(&answer, key) {
-                    println!("{r} {verb}");
+        match answer {
+            Ok(report) => {
+                for r in report.done {
+                    println!("{r} {}", report.verb);
                 }
-                for r in strings(&answer, "missing") {
+                for r in report.missing {
                     println!("{r} not found");
                 }
-                for w in strings(&answer, "warnings") {
+                for w in report.warnings {
                     eprintln!("warning: {name}: {w}");
                 }
             }
-            Err(ControlError::Api {
+            Err(ClientError::Api {
                 message, errors, ..
             }) => {
                 failed = true;
@@ -87,17 +94,16 @@ fn is_yaml(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
-/// The strings of array `key` (non-strings printed as JSON).
-fn strings(answer: &Value, key: &str) -> Vec<String> {
-    answer
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+/// What one file did, in the order it is printed.
+struct Report {
+    /// Resources applied or deleted.
+    done: Vec<String>,
+    /// `configured` or `deleted`.
+    verb: &'static str,
+    /// Resources to delete that were not in force.
+    missing: Vec<String>,
+    /// Non-fatal findings about the file.
+    warnings: Vec<String>,
 }
 
 #[cfg(test)]

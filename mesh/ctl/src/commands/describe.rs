@@ -2,48 +2,55 @@
 //! in order with their matches and weights, subsets with endpoint counts, the traffic
 //! policy, endpoints, fault leases, and the security policies that apply.
 
+use mesh_api::defaults::EffectiveFault;
+use mesh_api::networking::virtual_service::HttpMatchRequest;
+use mesh_api::wire::ServiceDescription;
+use mesh_api::{CompiledRoute, CompiledSubset, EndpointRecord, RouteAction, StringMatch};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::path_name;
-use super::render::{at, cell, fault_effect, fault_match, remaining, scalar};
+use super::render::{fault_effect, fault_match, now_ms, opt, pairs, remaining, text};
 use crate::CtlError;
-use crate::control::Control;
+use crate::control::ControlClient;
+use crate::human;
 
-pub(super) async fn run(control: &Control, service: &str) -> Result<u8, CtlError> {
+/// The namespace a service is described from (the control plane's default too).
+const NAMESPACE: &str = "default";
+
+pub(super) async fn run(control: &ControlClient, service: &str) -> Result<u8, CtlError> {
     let service = path_name("service", service)?;
-    let answer = control
-        .get(&format!("api/v1/describe/{service}"), &[])
-        .await?;
-    print!("{}", render(service, &answer));
+    let answer = control.describe(service, NAMESPACE).await?;
+    print!("{}", render(&answer));
     Ok(0)
 }
 
 /// The whole summary.
-pub(super) fn render(service: &str, d: &Value) -> String {
+pub(super) fn render(d: &ServiceDescription) -> String {
     let mut out = String::new();
-    let host = d.get("host").and_then(Value::as_str).unwrap_or(service);
-    out.push_str(&format!("Service:   {host}\n"));
+    out.push_str(&format!("Service:   {}\n", d.host));
 
-    let routes = list(d.get("routes"));
     out.push_str("\nRoutes (first match wins):\n");
-    if routes.is_empty() {
+    if d.routes.is_empty() {
         out.push_str("  none: every request goes to all endpoints (no VirtualService)\n");
     }
-    for (i, r) in routes.iter().enumerate() {
+    for (i, r) in d.routes.iter().enumerate() {
         out.push_str(&format!("  {}. {}\n", i + 1, route(r)));
     }
 
-    let endpoints = list(d.get("endpoints"));
     out.push_str("\nSubsets:\n");
-    let subsets = subsets(d.get("subsets"));
-    if subsets.is_empty() {
+    if d.subsets.is_empty() {
         out.push_str("  none (no DestinationRule subsets)\n");
     }
-    let rows: Vec<(String, String, usize)> = subsets
+    let rows: Vec<(&str, String, usize)> = d
+        .subsets
         .iter()
         .map(|(name, s)| {
-            let labels = s.get("labels").map_or_else(|| "-".to_owned(), scalar);
-            (name.clone(), labels, endpoint_count(s, &endpoints))
+            (
+                name.as_str(),
+                pairs(&s.labels),
+                endpoint_count(s, &d.endpoints),
+            )
         })
         .collect();
     let name_w = rows
@@ -66,38 +73,34 @@ pub(super) fn render(service: &str, d: &Value) -> String {
     }
 
     out.push_str("\nTraffic policy:");
-    out.push_str(&block(d.get("policy")));
+    out.push_str(&block(&d.policy));
 
     out.push_str("\nEndpoints:\n");
-    if endpoints.is_empty() {
+    if d.endpoints.is_empty() {
         out.push_str("  none registered: is the workload running? (`meshctl get workloads`)\n");
     }
-    for e in &endpoints {
-        let sidecar = match e.get("sidecar").and_then(Value::as_bool) {
-            Some(false) => "  (no sidecar)",
-            _ => "",
-        };
+    for e in &d.endpoints {
+        let sidecar = if e.sidecar { "" } else { "  (no sidecar)" };
         out.push_str(&format!(
             "  {:<21} {:<14} {}{sidecar}\n",
-            cell(e, &["address"]),
-            cell(e, &["workload"]),
-            cell(e, &["labels"])
+            e.address.to_string(),
+            opt(e.workload.as_deref()),
+            pairs(&e.labels)
         ));
     }
 
     out.push_str("\nFaults:\n");
-    let faults = list(d.get("faults"));
-    if faults.is_empty() {
+    if d.faults.is_empty() {
         out.push_str("  none\n");
     }
-    for f in &faults {
+    for f in &d.faults {
         let subset = f
-            .get("subset")
-            .and_then(Value::as_str)
+            .subset
+            .as_deref()
             .map_or_else(String::new, |s| format!(" subset {s}"));
         out.push_str(&format!(
             "  {}{subset}: {} for {}, {} left\n",
-            cell(f, &["id"]),
+            text(&f.id),
             fault_effect(f),
             match fault_match(f).as_str() {
                 "*" => "every request".to_owned(),
@@ -108,55 +111,41 @@ pub(super) fn render(service: &str, d: &Value) -> String {
     }
 
     out.push_str("\nAuthorization:");
-    out.push_str(&block(d.get("authorization")));
+    out.push_str(&block(&d.authorization));
     out.push_str("\nPeer authentication:");
-    out.push_str(&block(d.get("peer_authentication")));
+    out.push_str(&block(&d.peer_authentication));
     out
 }
 
-fn list(v: Option<&Value>) -> Vec<Value> {
-    v.and_then(Value::as_array).cloned().unwrap_or_default()
-}
-
-/// Subsets by name, from a map (`{"v1": {...}}`) or a list (`[{"name": "v1", ...}]`).
-fn subsets(v: Option<&Value>) -> Vec<(String, Value)> {
-    match v {
-        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        Some(Value::Array(a)) => a.iter().map(|s| (cell(s, &["name"]), s.clone())).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The subset's endpoint count: given by the API, or counted by label match.
-fn endpoint_count(subset: &Value, endpoints: &[Value]) -> usize {
-    match subset.get("endpoints") {
-        Some(Value::Number(n)) => return n.as_u64().map_or(0, |n| n as usize),
-        Some(Value::Array(a)) => return a.len(),
-        _ => {}
-    }
-    let Some(labels) = subset.get("labels").and_then(Value::as_object) else {
-        return endpoints.len();
-    };
+/// How many registered endpoints carry all of the subset's labels.
+fn endpoint_count(subset: &CompiledSubset, endpoints: &[EndpointRecord]) -> usize {
     endpoints
         .iter()
-        .filter(|e| labels.iter().all(|(k, v)| at(e, &["labels", k]) == Some(v)))
+        .filter(|e| {
+            subset
+                .labels
+                .iter()
+                .all(|(k, v)| e.labels.get(k) == Some(v))
+        })
         .count()
 }
 
-/// A nested value as indented YAML, or ` none`.
-fn block(v: Option<&Value>) -> String {
-    let empty = match v {
-        None | Some(Value::Null) => true,
-        Some(Value::Array(a)) => a.is_empty(),
-        Some(Value::Object(m)) => m.is_empty(),
+/// A policy (or list of policies) as indented YAML, or ` none`.
+fn block(v: &impl Serialize) -> String {
+    let value = match serde_json::to_value(v) {
+        Ok(value) => value,
+        Err(e) => return format!(" (cannot show: {e})\n"),
+    };
+    let empty = match &value {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
         _ => false,
     };
     if empty {
         return " none\n".to_owned();
     }
-    let text = v
-        .and_then(|v| serde_norway::to_string(&humanize(v)).ok())
-        .unwrap_or_else(|| v.map(Value::to_string).unwrap_or_default());
+    let text = serde_norway::to_string(&humanize(&value)).unwrap_or_else(|_| value.to_string());
     let mut out = String::from("\n");
     for line in text.lines() {
         out.push_str("  ");
@@ -166,51 +155,84 @@ fn block(v: Option<&Value>) -> String {
     out
 }
 
-/// One route: `name: when <matches> -> <destinations>, timeout 10s`.
-fn route(r: &Value) -> String {
+/// One route: `[name] when <matches> -> <destinations>, timeout 10s`.
+fn route(r: &CompiledRoute) -> String {
     let mut s = String::new();
-    if let Some(name) = r.get("name").and_then(Value::as_str) {
+    if let Some(name) = &r.name {
         s.push_str(&format!("[{name}] "));
     }
-    let matches = list(r.get("matches").or_else(|| r.get("match")));
-    if matches.is_empty() {
+    if r.matches.is_empty() {
         s.push_str("every request");
     } else {
-        let alts: Vec<String> = matches.iter().map(match_request).collect();
+        let alts: Vec<String> = r.matches.iter().map(match_request).collect();
         s.push_str(&format!("when {}", alts.join(" or ")));
     }
     s.push_str(" -> ");
-    s.push_str(&destinations(r));
-    if let Some(t) = r.get("timeout").and_then(duration) {
-        s.push_str(&format!(", timeout {t}"));
+    s.push_str(&destinations(&r.action));
+    if let Some(t) = r.timeout {
+        s.push_str(&format!(", timeout {}", human::istio(t)));
     }
-    if let Some(f) = r.get("fault").filter(|f| !f.is_null()) {
+    if let Some(f) = &r.fault {
         s.push_str(&format!(", fault {}", route_fault(f)));
     }
-    if r.get("expires_at_ms").is_some_and(|v| !v.is_null()) {
-        s.push_str(&format!(" (fault lease, {} left)", remaining(r)));
+    if let Some(expires) = r.expires_at_ms {
+        let left = human::ms(expires.saturating_sub(now_ms()));
+        s.push_str(&format!(" (fault lease, {left} left)"));
     }
     s
 }
 
-/// `uri prefix /static and end-user=jason`.
-fn match_request(m: &Value) -> String {
-    let Some(obj) = m.as_object() else {
-        return scalar(m);
-    };
+/// `uri prefix /static and end-user=jason`: the set fields in their wire order.
+fn match_request(m: &HttpMatchRequest) -> String {
     let mut parts = Vec::new();
-    for (field, value) in obj {
-        match field.as_str() {
-            "name" => {}
-            "headers" | "queryParams" | "query_params" => {
-                if let Some(map) = value.as_object() {
-                    for (k, v) in map {
-                        parts.push(string_match(k, v));
-                    }
-                }
-            }
-            _ => parts.push(string_match(field, value)),
+    let named = [
+        ("uri", &m.uri),
+        ("scheme", &m.scheme),
+        ("method", &m.method),
+        ("authority", &m.authority),
+    ];
+    for (name, value) in named {
+        if let Some(sm) = value {
+            parts.push(string_match(name, sm));
         }
+    }
+    for (name, sm) in &m.headers {
+        parts.push(string_match(name, sm));
+    }
+    if let Some(port) = m.port {
+        parts.push(format!("port {port}"));
+    }
+    if !m.source_labels.is_empty() {
+        let labels: Vec<(&str, String)> = m
+            .source_labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), text(v)))
+            .collect();
+        parts.push(keyed("sourceLabels", &labels));
+    }
+    if !m.gateways.is_empty() {
+        let gateways: Vec<String> = m.gateways.iter().map(|g| text(g)).collect();
+        parts.push(format!("gateways {}", gateways.join(",")));
+    }
+    for (name, sm) in &m.query_params {
+        parts.push(string_match(name, sm));
+    }
+    if let Some(ignore) = m.ignore_uri_case {
+        parts.push(format!("ignoreUriCase {ignore}"));
+    }
+    if !m.without_headers.is_empty() {
+        let without: Vec<(&str, String)> = m
+            .without_headers
+            .iter()
+            .map(|(k, sm)| (k.as_str(), alternatives_text(sm)))
+            .collect();
+        parts.push(keyed("withoutHeaders", &without));
+    }
+    if let Some(ns) = &m.source_namespace {
+        parts.push(format!("sourceNamespace {}", text(ns)));
+    }
+    if let Some(prefix) = &m.stat_prefix {
+        parts.push(format!("statPrefix {}", text(prefix)));
     }
     if parts.is_empty() {
         "anything".to_owned()
@@ -219,59 +241,69 @@ fn match_request(m: &Value) -> String {
     }
 }
 
-/// `end-user=jason`, `uri prefix /static`, `port 9080`.
-fn string_match(name: &str, v: &Value) -> String {
-    match v.as_object() {
-        Some(m) if m.len() == 1 => {
-            let (kind, val) = m
-                .iter()
-                .next()
-                .map_or(("", &Value::Null), |(k, v)| (k.as_str(), v));
-            if kind == "exact" {
-                format!("{name}={}", scalar(val))
-            } else {
-                format!("{name} {kind} {}", scalar(val))
-            }
+/// The alternatives set in a string match, as (`exact`|`prefix`|`regex`, value).
+fn alternatives(sm: &StringMatch) -> Vec<(&'static str, String)> {
+    [
+        ("exact", sm.exact.as_deref()),
+        ("prefix", sm.prefix.as_deref()),
+        ("regex", sm.regex.as_ref().map(|r| r.as_str())),
+    ]
+    .into_iter()
+    .filter_map(|(kind, value)| value.map(|v| (kind, text(v))))
+    .collect()
+}
+
+/// `exact=bob`, or `-` for a presence check.
+fn alternatives_text(sm: &StringMatch) -> String {
+    let alts = alternatives(sm);
+    if alts.is_empty() {
+        return "-".to_owned();
+    }
+    alts.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `end-user=jason`, `uri prefix /static`, `x-debug present`.
+fn string_match(name: &str, sm: &StringMatch) -> String {
+    keyed(name, &alternatives(sm))
+}
+
+/// A field whose value is a map: one entry reads `name kind value` (`name=value` for
+/// `exact`), none `name present`, several `name k=v,k2=v2`.
+fn keyed(name: &str, entries: &[(&str, String)]) -> String {
+    match entries {
+        [] => format!("{name} present"),
+        [("exact", value)] => format!("{name}={value}"),
+        [(kind, value)] => format!("{name} {kind} {value}"),
+        many => {
+            let all: Vec<String> = many.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{name} {}", all.join(","))
         }
-        Some(m) if m.is_empty() => format!("{name} present"),
-        _ => format!("{name} {}", scalar(v)),
     }
 }
 
-/// `reviews v1 80%, reviews v2 20%`.
-fn destinations(r: &Value) -> String {
-    let action = r.get("action").unwrap_or(r);
-    let forward = action
-        .get("forward")
-        .or_else(|| action.get("Forward"))
-        .unwrap_or(action);
-    let dests = list(forward.get("destinations").or_else(|| forward.get("route")));
-    if dests.is_empty() {
-        return compact(action);
-    }
-    let total: u64 = forward
-        .get("total_weight")
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| {
-            dests
-                .iter()
-                .filter_map(|d| d.get("weight").and_then(Value::as_u64))
-                .sum()
-        });
-    dests
+/// `reviews v1 80%, reviews v2 20%`; other actions as their JSON.
+fn destinations(action: &RouteAction) -> String {
+    let forward = match action {
+        RouteAction::Forward(f) if !f.destinations.is_empty() => f,
+        _ => return compact(action),
+    };
+    let total = u64::from(forward.total_weight);
+    let single = forward.destinations.len() == 1;
+    forward
+        .destinations
         .iter()
         .map(|d| {
-            let d2 = d.get("destination").unwrap_or(d);
-            let host = d2.get("host").and_then(Value::as_str).unwrap_or("?");
-            let host = host.split('.').next().unwrap_or(host);
-            let subset = d2
-                .get("subset")
-                .and_then(Value::as_str)
+            let host = d.host.split('.').next().unwrap_or(&d.host);
+            let subset = d
+                .subset
+                .as_deref()
                 .map_or_else(String::new, |s| format!(" {s}"));
-            let weight = d.get("weight").and_then(Value::as_u64);
-            let pct = match (weight, total) {
-                (_, _) if dests.len() == 1 => 100,
-                (Some(w), t) if t > 0 => w * 100 / t,
+            let pct = match u64::from(d.weight) {
+                _ if single => 100,
+                w if total > 0 => w * 100 / total,
                 _ => 0,
             };
             format!("{host}{subset} {pct}%")
@@ -280,44 +312,25 @@ fn destinations(r: &Value) -> String {
         .join(", ")
 }
 
-/// A duration as JSON: `"10s"`, or serde's `{"secs": 10, "nanos": 0}`.
-fn duration(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Object(m) => {
-            let secs = m.get("secs")?.as_u64()?;
-            let nanos = m.get("nanos").and_then(Value::as_u64).unwrap_or(0);
-            Some(crate::duration::to_istio(std::time::Duration::new(
-                secs,
-                nanos as u32,
-            )))
-        }
-        _ => None,
-    }
+/// A value as one line of JSON, for what has no summary of its own.
+fn compact(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "?".to_owned())
 }
 
-fn compact(v: &Value) -> String {
-    v.to_string()
-}
-
-/// A route's effective fault: `delay 7s (100%)`, `abort 500 (50%)`.
-fn route_fault(f: &Value) -> String {
-    let pct = |v: &Value| {
-        v.get("percent")
-            .or_else(|| v.get("percentage"))
-            .and_then(Value::as_f64)
-            .map_or_else(String::new, |p| format!(" ({p}%)"))
-    };
+/// A route's effective fault: `delay 7s (100%)`, `abort - (50%)`.
+fn route_fault(f: &EffectiveFault) -> String {
     let mut parts = Vec::new();
-    if let Some(d) = f.get("delay").filter(|d| !d.is_null()) {
-        let how_long = d
-            .get("fixed_delay")
-            .and_then(duration)
-            .unwrap_or_else(|| "?".to_owned());
-        parts.push(format!("delay {how_long}{}", pct(d)));
+    if let Some(d) = &f.delay {
+        parts.push(format!(
+            "delay {} ({}%)",
+            human::istio(d.fixed_delay),
+            d.percent
+        ));
     }
-    if let Some(a) = f.get("abort").filter(|a| !a.is_null()) {
-        parts.push(format!("abort {}{}", cell(a, &["http_status"]), pct(a)));
+    if let Some(a) = &f.abort {
+        // The status shows as `-`, as meshctl has always printed it here; showing it
+        // is a visible change of its own.
+        parts.push(format!("abort - ({}%)", a.percent));
     }
     if parts.is_empty() {
         compact(f)
@@ -326,12 +339,20 @@ fn route_fault(f: &Value) -> String {
     }
 }
 
-/// Makes a policy readable: `{secs, nanos}` as `10s`, `u32::MAX` limits as `unlimited`,
+/// A `{secs, nanos}` object (serde's `Duration`) as `10s`.
+fn duration(m: &serde_json::Map<String, Value>) -> Option<String> {
+    let secs = m.get("secs")?.as_u64()?;
+    let nanos = m.get("nanos").and_then(Value::as_u64).unwrap_or(0);
+    let nanos = u32::try_from(nanos).ok()?;
+    Some(human::istio(std::time::Duration::new(secs, nanos)))
+}
+
+/// Makes a policy readable: durations as `10s`, `u32::MAX` limits as `unlimited`,
 /// nulls dropped (they mean "not set").
 fn humanize(v: &Value) -> Value {
     match v {
         Value::Object(m) => {
-            if let Some(d) = duration(v).filter(|_| m.contains_key("secs")) {
+            if let Some(d) = duration(m) {
                 return Value::String(d);
             }
             Value::Object(
@@ -354,31 +375,72 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    // The literals are what the control plane sends: deserializing them pins the wire
+    // types to it from meshctl's side.
+
+    /// Istio's default retry policy, as every compiled route carries it.
+    fn retry() -> Value {
+        json!({"attempts": 2, "retry_on": ["connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"],
+               "retriable_status_codes": [503], "per_try_timeout": null, "backoff": {"secs": 0, "nanos": 25000000},
+               "retry_ignore_previous_hosts": true, "retry_remote_localities": false})
+    }
+
+    /// The effective policy of a DestinationRule without a trafficPolicy.
+    fn policy() -> Value {
+        json!({"load_balancer": "leastRequest",
+               "connection_pool": {"max_connections": 4294967295u64, "connect_timeout": {"secs": 10, "nanos": 0},
+                                   "idle_timeout": {"secs": 3600, "nanos": 0}, "max_connection_duration": null,
+                                   "http1_max_pending_requests": 4294967295u64, "http2_max_requests": 4294967295u64,
+                                   "max_requests_per_connection": 0, "max_retries": 4294967295u64,
+                                   "h2_upgrade": false, "use_client_protocol": false},
+               "outlier_detection": null, "tls": "auto"})
+    }
+
+    fn to(host: &str, subset: &str, weight: u32) -> Value {
+        json!({"host": host, "subset": subset, "port": null, "weight": weight, "headers": null})
+    }
+
+    fn described(v: Value) -> ServiceDescription {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn compiled(v: Value) -> CompiledRoute {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn routes_subsets_endpoints_faults() {
-        let d = json!({
-            "host": "reviews.default.svc.cluster.local",
+        let host = "reviews.default.svc.cluster.local";
+        let d = described(json!({
+            "host": host,
             "routes": [
                 {"name": null, "matches": [{"headers": {"end-user": {"exact": "jason"}}}],
-                 "action": {"forward": {"destinations": [{"host": "reviews.default.svc.cluster.local", "subset": "v2", "weight": 100}], "total_weight": 100}},
-                 "timeout": null},
-                {"matches": [], "action": {"forward": {"destinations": [
-                    {"host": "reviews.default.svc.cluster.local", "subset": "v1", "weight": 80},
-                    {"host": "reviews.default.svc.cluster.local", "subset": "v3", "weight": 20}], "total_weight": 100}},
-                 "timeout": {"secs": 10, "nanos": 0}}
+                 "action": {"forward": {"destinations": [to(host, "v2", 100)], "total_weight": 100}},
+                 "timeout": null, "retry": retry(), "fault": null, "mirrors": [], "rewrite": null, "headers": null, "cors": null},
+                {"name": null, "matches": [],
+                 "action": {"forward": {"destinations": [to(host, "v1", 80), to(host, "v3", 20)], "total_weight": 100}},
+                 "timeout": {"secs": 10, "nanos": 0}, "retry": retry(), "fault": null, "mirrors": [], "rewrite": null, "headers": null, "cors": null}
             ],
-            "subsets": {"v1": {"labels": {"version": "v1"}}, "v2": {"labels": {"version": "v2"}}},
-            "policy": {},
+            "subsets": {"v1": {"labels": {"version": "v1"}, "policy": policy(), "port_policies": {}},
+                        "v2": {"labels": {"version": "v2"}, "policy": policy(), "port_policies": {}}},
+            "policy": null,
             "endpoints": [
-                {"address": "127.0.0.1:15122", "labels": {"app": "reviews", "version": "v1"}, "workload": "reviews-v1", "sidecar": true},
-                {"address": "127.0.0.1:15132", "labels": {"app": "reviews", "version": "v2"}, "workload": "reviews-v2", "sidecar": true},
-                {"address": "127.0.0.1:15142", "labels": {"app": "reviews", "version": "v2"}, "workload": "reviews-v2b", "sidecar": true}
+                {"address": "127.0.0.1:15122", "labels": {"app": "reviews", "version": "v1"}, "workload": "reviews-v1", "sidecar": true, "serviceAccount": "bookinfo-reviews"},
+                {"address": "127.0.0.1:15132", "labels": {"app": "reviews", "version": "v2"}, "workload": "reviews-v2", "sidecar": true, "serviceAccount": "bookinfo-reviews"},
+                {"address": "127.0.0.1:15142", "labels": {"app": "reviews", "version": "v2"}, "workload": "reviews-v2b", "sidecar": false}
             ],
-            "faults": [{"id": "f-1", "service": "reviews", "delay": {"fixed_delay": "7s", "percentage": 100}, "headers": {"end-user": "jason"}, "remaining_ms": 65000}],
+            "faults": [{"id": "f-1", "service": "reviews", "namespace": "default", "host": host,
+                        "delay": {"fixed_delay": "7s", "percentage": 100.0}, "headers": {"end-user": "jason"},
+                        "ttl_seconds": 120, "created_at_ms": 1, "expires_at_ms": 2, "remaining_ms": 65000}],
             "authorization": [],
-            "peer_authentication": {"mode": "PERMISSIVE"}
-        });
-        let text = render("reviews", &d);
+            "peer_authentication": [{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+                                     "metadata": {"name": "default", "namespace": "default"},
+                                     "spec": {"mtls": {"mode": "PERMISSIVE"}}}],
+            "virtual_services": ["default/reviews"],
+            "destination_rule": "default/reviews",
+            "version": "7"
+        }));
+        let text = render(&d);
         assert!(
             text.contains("Service:   reviews.default.svc.cluster.local"),
             "{text}"
@@ -402,22 +464,34 @@ mod tests {
         assert!(text.contains("Traffic policy: none"), "{text}");
         assert!(text.contains("127.0.0.1:15132"), "{text}");
         assert!(
+            text.contains(
+                "  127.0.0.1:15142       reviews-v2b    app=reviews,version=v2  (no sidecar)\n"
+            ),
+            "{text}"
+        );
+        assert!(
             text.contains("f-1: delay 7s (100%) for end-user=jason, 1m 5s left"),
             "{text}"
         );
         assert!(text.contains("Authorization: none"), "{text}");
         assert!(
-            text.contains("Peer authentication:\n  mode: PERMISSIVE\n"),
+            text.contains("Peer authentication:\n  - apiVersion: security.istio.io/v1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    spec:\n      mtls:\n        mode: PERMISSIVE\n"),
             "{text}"
         );
     }
 
     #[test]
     fn fault_lease_routes_and_policies_read_well() {
-        let r = json!({"name": "f-1-default", "matches": [],
-            "action": {"forward": {"destinations": [{"host": "ratings.default.svc.cluster.local", "subset": null, "weight": 100}], "total_weight": 100}},
+        let r = compiled(json!({"name": "f-1-default", "matches": [],
+            "action": {"forward": {"destinations": [{"host": "ratings.default.svc.cluster.local", "subset": null, "port": null, "weight": 100, "headers": null}], "total_weight": 100}},
+            "timeout": null, "retry": retry(),
             "fault": {"delay": {"fixed_delay": {"secs": 7, "nanos": 0}, "percent": 100.0}, "abort": null},
-            "expires_at_ms": crate::commands::render::now_ms() + 60_000});
+            "mirrors": [], "rewrite": null, "headers": null, "cors": null,
+            "expires_at_ms": crate::commands::render::now_ms() + 60_000}));
         let text = route(&r);
         assert!(
             text.starts_with(
@@ -425,28 +499,67 @@ mod tests {
             ),
             "{text}"
         );
-        let p = json!({"connection_pool": {"max_connections": 4294967295u64, "connect_timeout": {"secs": 10, "nanos": 0}, "max_connection_duration": null}});
+        let mut p = policy();
+        p["connection_pool"]["max_connections"] = json!(4);
+        let p: mesh_api::EffectivePolicy = serde_json::from_value(p).unwrap();
         assert_eq!(
-            block(Some(&p)),
-            "\n  connection_pool:\n    max_connections: unlimited\n    connect_timeout: 10s\n"
+            block(&Some(p)),
+            "\n  load_balancer: leastRequest\n  connection_pool:\n    max_connections: 4\n    connect_timeout: 10s\n    idle_timeout: 3600s\n    http1_max_pending_requests: unlimited\n    http2_max_requests: unlimited\n    max_requests_per_connection: 0\n    max_retries: unlimited\n    h2_upgrade: false\n    use_client_protocol: false\n  tls: auto\n"
+        );
+    }
+
+    #[test]
+    fn other_actions_and_aborts() {
+        let r = compiled(
+            json!({"name": "moved", "matches": [{"uri": {"prefix": "/old"}}],
+            "action": {"redirect": {"uri": "/new"}},
+            "timeout": {"secs": 1, "nanos": 500000000}, "retry": retry(),
+            "fault": {"delay": null, "abort": {"status": {"http": 503}, "percent": 50.0}},
+            "mirrors": [], "rewrite": null, "headers": null, "cors": null}),
+        );
+        assert_eq!(
+            route(&r),
+            "[moved] when uri prefix /old -> {\"redirect\":{\"uri\":\"/new\"}}, timeout 1500ms, fault abort - (50%)"
         );
     }
 
     #[test]
     fn empty_service() {
-        let text = render("ratings", &json!({}));
-        assert!(text.contains("Service:   ratings\n"));
+        let d = described(json!({
+            "host": "ratings.default.svc.cluster.local", "routes": [], "subsets": {}, "policy": null,
+            "endpoints": [], "faults": [], "authorization": [], "peer_authentication": [],
+            "virtual_services": [], "destination_rule": null, "version": "3"
+        }));
+        let text = render(&d);
+        assert!(text.contains("Service:   ratings.default.svc.cluster.local\n"));
         assert!(text.contains("none: every request goes to all endpoints"));
+        assert!(text.contains("none (no DestinationRule subsets)"));
         assert!(text.contains("none registered"));
+        assert!(text.contains("Peer authentication: none\n"));
     }
 
     #[test]
     fn matches() {
-        let m =
-            json!({"uri": {"prefix": "/static"}, "method": {"exact": "GET"}, "headers": {"x": {}}});
+        let m: HttpMatchRequest = serde_json::from_value(
+            json!({"uri": {"prefix": "/static"}, "method": {"exact": "GET"}, "headers": {"x": {}}}),
+        )
+        .unwrap();
         assert_eq!(
             match_request(&m),
             "uri prefix /static and method=GET and x present"
+        );
+        let m: HttpMatchRequest = serde_json::from_value(json!({
+            "uri": {"exact": "/login"}, "port": 9080, "queryParams": {"q": {"regex": "a.*"}},
+            "ignoreUriCase": true, "withoutHeaders": {"end-user": {"exact": "bob"}},
+            "sourceLabels": {"app": "productpage", "version": "v1"}, "gateways": ["mesh"],
+            "sourceNamespace": "default"
+        }))
+        .unwrap();
+        assert_eq!(
+            match_request(&m),
+            "uri=/login and port 9080 and sourceLabels app=productpage,version=v1 and gateways mesh \
+             and q regex a.* and ignoreUriCase true and withoutHeaders end-user exact=bob \
+             and sourceNamespace default"
         );
     }
 }

@@ -20,12 +20,41 @@ pub(crate) fn client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
+/// Why a probe did not pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ProbeFailed {
+    /// Nothing listens on the port yet.
+    #[error("nothing accepts connections on 127.0.0.1:{port} ({reason})")]
+    NotListening {
+        /// The probed port.
+        port: u16,
+        /// The connect error.
+        reason: String,
+    },
+    /// Something answered, but not with a success.
+    #[error("GET {url} answered {status}")]
+    Status {
+        /// The probed URL.
+        url: String,
+        /// Its status line (`503 Service Unavailable`).
+        status: reqwest::StatusCode,
+    },
+    /// The request did not complete.
+    #[error("GET {url} failed ({reason})")]
+    Request {
+        /// The probed URL.
+        url: String,
+        /// The innermost transport error.
+        reason: String,
+    },
+}
+
 /// Polls `probe` until it passes (Ok) or `deadline` (Err with the last failure).
 pub(crate) async fn wait(
     http: &reqwest::Client,
     probe: &Probe,
     deadline: Instant,
-) -> Result<(), String> {
+) -> Result<(), ProbeFailed> {
     loop {
         let last = match check(http, probe).await {
             Ok(()) => return Ok(()),
@@ -39,16 +68,25 @@ pub(crate) async fn wait(
 }
 
 /// One probe attempt.
-pub(crate) async fn check(http: &reqwest::Client, probe: &Probe) -> Result<(), String> {
+pub(crate) async fn check(http: &reqwest::Client, probe: &Probe) -> Result<(), ProbeFailed> {
     match probe {
         Probe::Tcp(port) => TcpStream::connect(("127.0.0.1", *port))
             .await
             .map(drop)
-            .map_err(|e| format!("nothing accepts connections on 127.0.0.1:{port} ({e})")),
+            .map_err(|e| ProbeFailed::NotListening {
+                port: *port,
+                reason: e.to_string(),
+            }),
         Probe::Http(url) => match http.get(url).send().await {
             Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("GET {url} answered {}", r.status())),
-            Err(e) => Err(format!("GET {url} failed ({})", innermost(&e))),
+            Ok(r) => Err(ProbeFailed::Status {
+                url: url.clone(),
+                status: r.status(),
+            }),
+            Err(e) => Err(ProbeFailed::Request {
+                url: url.clone(),
+                reason: innermost(&e),
+            }),
         },
     }
 }
@@ -90,7 +128,7 @@ mod tests {
         let e = check(&http, &Probe::Http(format!("http://127.0.0.1:{port}/busy")))
             .await
             .unwrap_err();
-        assert!(e.contains("503"), "{e}");
+        assert!(e.to_string().contains("503"), "{e}");
     }
 
     #[tokio::test]
@@ -103,6 +141,6 @@ mod tests {
             .port();
         let deadline = Instant::now() + Duration::from_millis(200);
         let e = wait(&http, &Probe::Tcp(port), deadline).await.unwrap_err();
-        assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
+        assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
     }
 }
