@@ -2,7 +2,7 @@
 //! in order with their matches and weights, subsets with endpoint counts, the traffic
 //! policy, endpoints, fault leases, and the security policies that apply.
 
-use mesh_api::defaults::EffectiveFault;
+use mesh_api::defaults::{AbortStatus, EffectiveFault};
 use mesh_api::networking::virtual_service::HttpMatchRequest;
 use mesh_api::wire::ServiceDescription;
 use mesh_api::{CompiledRoute, CompiledSubset, EndpointRecord, RouteAction, StringMatch};
@@ -317,7 +317,7 @@ fn compact(v: &impl Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "?".to_owned())
 }
 
-/// A route's effective fault: `delay 7s (100%)`, `abort - (50%)`.
+/// A route's effective fault: `delay 7s (100%)`, `abort 503 (50%)`.
 fn route_fault(f: &EffectiveFault) -> String {
     let mut parts = Vec::new();
     if let Some(d) = &f.delay {
@@ -328,9 +328,11 @@ fn route_fault(f: &EffectiveFault) -> String {
         ));
     }
     if let Some(a) = &f.abort {
-        // The status shows as `-`, as meshctl has always printed it here; showing it
-        // is a visible change of its own.
-        parts.push(format!("abort - ({}%)", a.percent));
+        let status = match &a.status {
+            AbortStatus::Http(code) => code.to_string(),
+            AbortStatus::Grpc(name) => format!("grpc {name}"),
+        };
+        parts.push(format!("abort {status} ({}%)", a.percent));
     }
     if parts.is_empty() {
         compact(f)
@@ -519,7 +521,7 @@ mod tests {
         );
         assert_eq!(
             route(&r),
-            "[moved] when uri prefix /old -> {\"redirect\":{\"uri\":\"/new\"}}, timeout 1500ms, fault abort - (50%)"
+            "[moved] when uri prefix /old -> {\"redirect\":{\"uri\":\"/new\"}}, timeout 1500ms, fault abort 503 (50%)"
         );
     }
 
