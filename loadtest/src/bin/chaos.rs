@@ -297,5 +297,5 @@ async fn interrupts(cancel: Cancel) {
 /// `--control` must be a URL the control plane's client can use: said at once, not by
 /// every fault activity of the run.
 fn control_url(text: &str) -> Result<String, mesh_client::ClientError> {
-    mesh_client::ControlClient::new(text).map(|_| text.to_owned())
+    mesh_client::base_url(text).map(|_| text.to_owned())
 }

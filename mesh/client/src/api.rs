@@ -11,10 +11,10 @@ use mesh_api::wire::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::transport::Body;
+use crate::transport::{Body, Transport};
 use crate::{ClientError, ControlClient};
 
-impl ControlClient {
+impl<X: Transport> ControlClient<X> {
     async fn get<T: DeserializeOwned>(
         &self,
         path: &str,

@@ -6,8 +6,8 @@
 //! change of the contract is a compile error on both sides rather than a surprise at run
 //! time.
 //!
-//! - [`ControlClient`]: one method per API call ([`api`]), over plain HTTP/1.1 with
-//!   keep-alive ([`transport`]).
+//! - [`ControlClient`]: one method per API call, over plain HTTP/1.1 with keep-alive
+//!   ([`HyperTransport`], or the caller's own [`Transport`]).
 //! - [`ClientError`]: unreachable, refused with the control plane's own message, or an
 //!   answer that is not the contract.
 
@@ -16,7 +16,7 @@ mod error;
 mod transport;
 
 pub use error::ClientError;
-pub use transport::ControlClient;
+pub use transport::{ControlClient, HyperTransport, Transport, TransportError, base_url};
 
 /// Where `meshctl up` and the local runner start the control plane.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:15010";

@@ -1,14 +1,17 @@
 //! One request to the control plane: build the URL, send JSON or YAML, decode the JSON
 //! answer or turn an error answer into a [`ClientError`].
 //!
-//! Plain HTTP/1.1 with keep-alive on hyper's pooled client: the control plane serves
-//! plain HTTP, and the proxy already carries hyper, so the client adds next to nothing to
-//! a sidecar's binary.
+//! What carries the bytes is a [`Transport`]: by default [`HyperTransport`], plain
+//! HTTP/1.1 with keep-alive on hyper's pooled client (the control plane serves plain
+//! HTTP). The proxy passes the pooled client it already has instead: a second hyper client
+//! type would be compiled into every sidecar (its HTTP/1 and HTTP/2 machinery is generic
+//! over the connector and body), and a sidecar's code pages are most of its memory.
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, Uri, header};
+use http::{Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -23,12 +26,50 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// A control plane that does not accept a connection within this is treated as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A transport failure (refused, reset, ...), as the transport reports it.
+pub type TransportError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What carries one request to the control plane and brings back the whole answer.
+pub trait Transport: Clone + Send + Sync + 'static {
+    /// Sends `request`; the status and the complete body of the answer.
+    fn send(
+        &self,
+        request: Request<Bytes>,
+    ) -> impl Future<Output = Result<(StatusCode, Bytes), TransportError>> + Send;
+}
+
+/// The default transport: hyper's pooled HTTP/1.1 client with keep-alive.
+#[derive(Debug, Clone)]
+pub struct HyperTransport(Client<HttpConnector, Full<Bytes>>);
+
+impl Default for HyperTransport {
+    fn default() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        Self(
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build(connector),
+        )
+    }
+}
+
+impl Transport for HyperTransport {
+    async fn send(&self, request: Request<Bytes>) -> Result<(StatusCode, Bytes), TransportError> {
+        let response = self.0.request(request.map(Full::new)).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
 /// A client of one control plane.
 #[derive(Debug, Clone)]
-pub struct ControlClient {
+pub struct ControlClient<X = HyperTransport> {
     /// `http://host:port` plus an optional path prefix, without a trailing slash.
     base: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    transport: X,
     timeout: Duration,
     hint: &'static str,
 }
@@ -65,23 +106,16 @@ impl ControlClient {
     /// A client for the control plane at `base`, e.g. `http://127.0.0.1:15010` (a path
     /// prefix is kept: `http://gateway/mesh` calls `http://gateway/mesh/api/v1/...`).
     pub fn new(base: &str) -> Result<Self, ClientError> {
-        let bad = || ClientError::BadUrl {
-            url: base.to_owned(),
-        };
-        let trimmed = base.trim().trim_end_matches('/');
-        let uri: Uri = trimmed.parse().map_err(|_| bad())?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() || uri.query().is_some() {
-            return Err(bad());
-        }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_nodelay(true);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        Self::with_transport(base, HyperTransport::default())
+    }
+}
+
+impl<X: Transport> ControlClient<X> {
+    /// A client for the control plane at `base` whose requests `transport` carries.
+    pub fn with_transport(base: &str, transport: X) -> Result<Self, ClientError> {
         Ok(Self {
-            base: trimmed.to_owned(),
-            http,
+            base: base_url(base)?,
+            transport,
             timeout: DEFAULT_TIMEOUT,
             hint: "",
         })
@@ -118,15 +152,15 @@ impl ControlClient {
         url
     }
 
-    /// Sends one request and decodes the JSON answer as `T`; `extra` is added to the
+    /// Sends one request and decodes the JSON answer as `A`; `extra` is added to the
     /// per-call limit (a long poll's wait).
-    pub(crate) async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<A: DeserializeOwned>(
         &self,
         method: Method,
         url: String,
         body: Option<Body>,
         extra: Duration,
-    ) -> Result<T, ClientError> {
+    ) -> Result<A, ClientError> {
         let timeout = self.timeout + extra;
         let unreachable = |reason: String| ClientError::Unreachable {
             url: self.base.clone(),
@@ -140,31 +174,17 @@ impl ControlClient {
                 content_type,
             }) => {
                 request = request.header(header::CONTENT_TYPE, content_type);
-                Full::new(bytes)
+                bytes
             }
-            None => Full::new(Bytes::new()),
+            None => Bytes::new(),
         };
         let request = request
             .body(body)
             .map_err(|_| ClientError::BadUrl { url: url.clone() })?;
-        let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| unreachable(innermost(&e)))?;
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| unreachable(innermost(&e)))?
-                .to_bytes();
-            Ok((status, bytes))
-        };
-        let (status, bytes) = tokio::time::timeout(timeout, exchange)
+        let (status, bytes) = tokio::time::timeout(timeout, self.transport.send(request))
             .await
-            .map_err(|_| unreachable("timed out".to_owned()))??;
+            .map_err(|_| unreachable("timed out".to_owned()))?
+            .map_err(|e| unreachable(innermost(e.as_ref())))?;
         if !status.is_success() {
             return Err(ClientError::from_answer(status, &bytes, &url));
         }
@@ -173,6 +193,21 @@ impl ControlClient {
             reason: format!("status {status} with a body that is not the expected JSON: {e}"),
         })
     }
+}
+
+/// `base` as the client uses it: an `http://host:port[/prefix]` URL without a trailing
+/// slash, or why it is not one. For checking a URL from the environment at start, before
+/// any client exists.
+pub fn base_url(base: &str) -> Result<String, ClientError> {
+    let bad = || ClientError::BadUrl {
+        url: base.to_owned(),
+    };
+    let trimmed = base.trim().trim_end_matches('/');
+    let uri: Uri = trimmed.parse().map_err(|_| bad())?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() || uri.query().is_some() {
+        return Err(bad());
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// The innermost cause of a transport error ("Connection refused (os error 111)"), which

@@ -113,7 +113,7 @@ impl Env {
             get("MESH_PROXY_CONFIG").filter(|c| !c.is_empty()),
         ) {
             (Some(url), _) => {
-                if mesh_client::ControlClient::new(&url).is_err() {
+                if mesh_client::base_url(&url).is_err() {
                     return Err(bad(
                         "MESH_PROXY_CONTROL",
                         &url,

@@ -3,9 +3,15 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
 use mesh_api::wire::{CertificateRequest, ProxyConfig, WorkloadSpec};
-use mesh_client::ClientError;
+use mesh_client::{ClientError, Transport, TransportError};
 use tokio::sync::watch;
+
+use crate::http::body;
+use crate::upstream::client::{UpstreamClient, client};
 
 /// How long one long poll may wait. Shorter than the control plane's 15 s liveness window,
 /// so every poll doubles as a heartbeat.
@@ -19,18 +25,40 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// `POST /api/v1/workloads`).
 pub type Registration = WorkloadSpec;
 
+/// The control plane's requests ride the proxy's own pooled client type, the one
+/// passthrough traffic uses: a second hyper client type would add its whole HTTP/1 and
+/// HTTP/2 machinery to the binary again, and code pages are most of a sidecar's memory.
+#[derive(Debug, Clone)]
+struct PooledTransport(UpstreamClient);
+
+impl Transport for PooledTransport {
+    async fn send(&self, request: Request<Bytes>) -> Result<(StatusCode, Bytes), TransportError> {
+        let response = self.0.request(request.map(body::full)).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, bytes))
+    }
+}
+
 /// The control plane as one workload's proxy sees it: the typed client plus who we are.
 #[derive(Debug, Clone)]
 pub struct ControlClient {
-    api: mesh_client::ControlClient,
+    api: mesh_client::ControlClient<PooledTransport>,
     registration: Registration,
 }
 
 impl ControlClient {
     /// A client for the control plane at `base` (e.g. `http://127.0.0.1:15010`).
     pub fn new(base: &str, registration: Registration) -> Result<Self, ClientError> {
+        let pooled = client(
+            Duration::from_secs(2),
+            true,
+            Some(Duration::from_secs(60)),
+            None,
+        );
+        let api = mesh_client::ControlClient::with_transport(base, PooledTransport(pooled))?;
         Ok(Self {
-            api: mesh_client::ControlClient::new(base)?.with_timeout(CALL_TIMEOUT),
+            api: api.with_timeout(CALL_TIMEOUT),
             registration,
         })
     }
