@@ -8,6 +8,7 @@
 # Prints each round and the median of the per-round ratios B/A with its range. Each round
 # also loads the echo upstream directly, so the latency each pair adds (its p50 and p99
 # over the direct path's, medians over the rounds) is printed too, with the ratio B/A.
+# At the end it prints each side's peak resident memory per proxy (VmHWM), and B - A.
 # Either side may be the word `nginx`: a pair of nginx reverse proxies (one worker each,
 # keep-alive), the yardstick of scripts/bench-mesh.sh, measured the same way.
 #
@@ -135,3 +136,16 @@ awk -v a50="$a50" -v b50="$b50" -v a99="$a99" -v b99="$b99" 'BEGIN {
 read -r lo mid hi < <(spread ${p99s[direct]})
 printf "(the direct path's own p99 ranged %.3f to %.3f ms over the rounds)\n" "$lo" "$hi"
 echo "($rate rps, $conns connections, ${secs} s per turn, 1 KB bodies, load and proxies on CPU 0, upstream on CPU $up_cpu)"
+# Peak resident memory (VmHWM) per proxy of each side, and how B compares.
+hwm_kb() { # PIDS -> the mean of their VmHWM, in kB
+    local total=0 n=0 kb
+    for p in "$@"; do
+        kb=$(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
+        [ -n "$kb" ] && total=$((total + kb)) n=$((n + 1))
+    done
+    if (( n )); then echo $((total / n)); else echo 0; fi
+}
+# shellcheck disable=SC2086 # the pid lists split on purpose
+a_kb=$(hwm_kb $a_pids) b_kb=$(hwm_kb $b_pids)
+awk -v a="$a_kb" -v b="$b_kb" 'BEGIN {
+    printf "Peak RSS per proxy: A %.2f MB, B %.2f MB (B - A %+.2f MB)\n", a / 1024, b / 1024, (b - a) / 1024 }'
