@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bookinfo_common::serve::shutdown_signal;
+use bookinfo_common::shutdown::shutdown_signal;
 use bookinfo_loadtest::chaos::experiment::{self, HYPOTHESIS_STRATEGIES, ROLLBACK_STRATEGIES};
 use bookinfo_loadtest::chaos::{Cancel, Experiment, Options, report, runner};
 use clap::{Parser, Subcommand};

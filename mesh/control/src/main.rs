@@ -171,7 +171,7 @@ async fn serve(listen: SocketAddr, control: std::sync::Arc<Control>) -> anyhow::
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listen, "mesh-control listening (dashboard at http://{listen}/)");
     axum::serve(listener, mesh_control::api::router(control))
-        .with_graceful_shutdown(bookinfo_common::serve::shutdown_signal())
+        .with_graceful_shutdown(bookinfo_common::shutdown::shutdown_signal())
         .await
         .context("server failed")
 }

@@ -497,7 +497,7 @@ fn clock() -> String {
 
 /// SIGINT, SIGTERM and SIGHUP: any of them stops `up`.
 ///
-/// Not `bookinfo_common::serve::shutdown_signal()`: that resolves once, on SIGINT or
+/// Not `bookinfo_common::shutdown::shutdown_signal()`: that resolves once, on SIGINT or
 /// SIGTERM, for a service that drains. `up` also stops on SIGHUP (its terminal closed),
 /// receives again (a second Ctrl-C kills what is left without waiting for the grace
 /// period), and refuses to start when the handlers cannot be installed rather than

@@ -61,7 +61,7 @@ async fn run() -> ExitCode {
         .init();
     // Listen for signals before any port is bound, and keep the one listener: a SIGTERM
     // at any moment, even during startup, must stop the proxy cleanly.
-    let mut stop = std::pin::pin!(bookinfo_common::serve::shutdown_signal());
+    let mut stop = std::pin::pin!(bookinfo_common::shutdown::shutdown_signal());
     let started = tokio::select! {
         r = start(&env) => r,
         () = &mut stop => return ExitCode::SUCCESS,

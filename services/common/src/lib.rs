@@ -6,12 +6,23 @@
 //! bind `[::]:9080` dual-stack ([`serve`]), expose `/metrics` ([`metrics`]), forward the
 //! tracing and identity headers the original Bookinfo forwards ([`headers`]), call
 //! upstreams through a client that honours `HTTP_PROXY` so the mesh sidecar sees every
-//! call ([`client`]), and drain on SIGTERM or Ctrl-C.
+//! call ([`client`]), and drain on SIGTERM or Ctrl-C ([`shutdown`]).
+//!
+//! Only [`shutdown`] is there without the default `service` feature: the mesh's proxy and
+//! control plane share it without linking the rest.
 
+#[cfg(feature = "service")]
 pub mod client;
+#[cfg(feature = "service")]
 pub mod config;
+#[cfg(feature = "service")]
 pub mod headers;
+#[cfg(feature = "service")]
 pub mod json;
+#[cfg(feature = "service")]
 pub mod metrics;
+#[cfg(feature = "service")]
 pub mod serve;
+pub mod shutdown;
+#[cfg(feature = "service")]
 pub mod telemetry;
