@@ -25,7 +25,7 @@ timeout=300
 host_port=${KIND_HOST_PORT:-8080}
 
 usage() {
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -104,8 +104,14 @@ if $build; then
     step "Building the images (scripts/images.sh)"
     run scripts/images.sh
 fi
+others=$(grep -v '^bookinfo-rs/' <<<"$images" || true)
 step "Loading the images into the cluster"
 for image in $ours; do
+    run kind load docker-image --name "$name" "$image"
+done
+# Third-party images too (MariaDB): pulled once on this machine, not by every node.
+for image in $others; do
+    run docker pull --quiet "$image"
     run kind load docker-image --name "$name" "$image"
 done
 

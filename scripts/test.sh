@@ -34,6 +34,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "Building every binary (the end-to-end tests run the real programs)"
 cargo build --workspace --bins --locked
 
+scripts/k8s-test.sh
 step "Running the test suite"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast "$@"
