@@ -81,7 +81,9 @@ impl DirSource {
             if name.starts_with('.') || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
                 continue;
             }
-            let Ok(meta) = entry.metadata() else {
+            // Follow links: a Kubernetes ConfigMap mounted as a folder shows each file as a
+            // link into a `..data` folder that is swapped on update.
+            let Ok(meta) = std::fs::metadata(entry.path()) else {
                 continue; // vanished between listing and stat: the next poll sees it
             };
             if meta.is_file() {
@@ -136,5 +138,25 @@ mod tests {
         assert_eq!(second.len(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(source.poll().is_err());
+    }
+
+    #[test]
+    fn follows_links_as_a_mounted_config_map_has_them() {
+        let dir = std::env::temp_dir().join(format!("mesh-control-links-{}", std::process::id()));
+        let data = dir.join("..2026_12_03");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("vs.yaml"), "x: 1\n").unwrap();
+        std::os::unix::fs::symlink("..2026_12_03", dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/vs.yaml", dir.join("vs.yaml")).unwrap();
+        let mut source = DirSource::new(&dir);
+        let files = source.poll().unwrap().unwrap();
+        assert_eq!(
+            files.len(),
+            1,
+            "the linked file is read, the hidden folders are not"
+        );
+        assert_eq!(files[0].name, "vs.yaml");
+        assert_eq!(files[0].text, "x: 1\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
