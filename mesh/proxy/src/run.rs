@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use http::{Request, Response};
 use mesh_api::wire;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -16,7 +17,9 @@ use tokio::task::JoinSet;
 
 use crate::config::{self, Env, LoadError, Mode, Source, WorkloadSpec};
 use crate::control::{self, ControlClient, Registration};
-use crate::http::server;
+use crate::http::body::ProxyBody;
+use crate::http::http1::DownstreamBody;
+use crate::http::server::{self, ConnInfo};
 use crate::inbound::Inbound;
 use crate::inbound::authz;
 use crate::mtls::{Mtls, TRUST_DOMAIN};
@@ -174,6 +177,53 @@ fn load(env: &Env) -> Result<(WorkloadSpec, Snapshot, Vec<PathBuf>), StartError>
     })
 }
 
+/// What a listener serves. One type for every kind of listener, so the accept loop, our
+/// HTTP/1.1 fast lane and hyper's HTTP/1 and HTTP/2 server machinery (all generic over
+/// the handler) are compiled once, not once per kind: code pages are most of a sidecar's
+/// memory.
+#[derive(Clone)]
+enum Listener {
+    /// Health, metrics, config dump, `/quitquitquit`.
+    Admin {
+        state: Arc<ProxyState>,
+        shutdown: watch::Sender<bool>,
+    },
+    /// The app's outbound calls (sidecar), or a gateway's port.
+    Outbound(Arc<ProxyState>),
+    /// Traffic for the local app.
+    Inbound(Arc<Inbound>),
+}
+
+impl Listener {
+    async fn handle(self, req: Request<DownstreamBody>, conn: ConnInfo) -> Response<ProxyBody> {
+        match self {
+            Self::Admin { state, shutdown } => admin::handle(&state, &req, &shutdown),
+            Self::Outbound(state) => outbound::handle(state, req, conn).await,
+            Self::Inbound(inbound) => inbound.handle(req, conn).await,
+        }
+    }
+
+    /// Serves `listener` with this handler until shutdown. The one place the accept
+    /// loop is started, so its handler closure is one type.
+    fn serve(
+        self,
+        listener: TcpListener,
+        transport: server::Transport,
+        rx: &watch::Receiver<bool>,
+        drain: Duration,
+        tasks: &mut JoinSet<()>,
+    ) {
+        let handler = move |req, conn| self.clone().handle(req, conn);
+        tasks.spawn(server::serve(
+            listener,
+            transport,
+            handler,
+            rx.clone(),
+            drain,
+        ));
+    }
+}
+
 /// Binds and serves the admin listener (first, so probes get answers during startup).
 async fn serve_admin(
     env: &Env,
@@ -187,18 +237,11 @@ async fn serve_admin(
         addr: env.admin,
         source,
     })?;
-    let (state, tx) = (state.clone(), tx.clone());
-    let handler = move |req, _conn| {
-        let resp = admin::handle(&state, &req, &tx);
-        async move { resp }
+    let admin_listener = Listener::Admin {
+        state: state.clone(),
+        shutdown: tx.clone(),
     };
-    tasks.spawn(server::serve(
-        listener,
-        server::plain(),
-        handler,
-        rx.clone(),
-        Duration::ZERO,
-    ));
+    admin_listener.serve(listener, server::plain(), rx, Duration::ZERO, tasks);
     Ok(admin)
 }
 
@@ -292,14 +335,7 @@ fn serve_sidecar(
 ) -> (Option<SocketAddr>, Option<SocketAddr>) {
     let outbound = out_l.local_addr().ok();
     let inbound = in_l.local_addr().ok();
-    let st = state.clone();
-    tasks.spawn(server::serve(
-        out_l,
-        server::plain(),
-        move |req, conn| outbound::handle(st.clone(), req, conn),
-        rx.clone(),
-        env.drain,
-    ));
+    Listener::Outbound(state.clone()).serve(out_l, server::plain(), rx, env.drain, tasks);
     let service = service_of(workload);
     let handler = Arc::new(Inbound {
         state: state.clone(),
@@ -312,13 +348,8 @@ fn serve_sidecar(
             namespace: workload.namespace.clone(),
         },
     });
-    tasks.spawn(server::serve(
-        in_l,
-        inbound_transport(state.clone(), workload, env.app.port()),
-        move |req, conn| handler.clone().handle(req, conn),
-        rx.clone(),
-        env.drain,
-    ));
+    let transport = inbound_transport(state.clone(), workload, env.app.port());
+    Listener::Inbound(handler).serve(in_l, transport, rx, env.drain, tasks);
     (outbound, inbound)
 }
 
@@ -348,14 +379,7 @@ async fn serve_gateways(
         let local = env.gateway_ports.get(&port).copied().unwrap_or(port);
         let l = bind(SocketAddr::new(env.gateway_address, local)).await?;
         gateways.extend(l.local_addr().ok());
-        let st = state.clone();
-        tasks.spawn(server::serve(
-            l,
-            server::plain(),
-            move |req, conn| outbound::handle(st.clone(), req, conn),
-            rx.clone(),
-            env.drain,
-        ));
+        Listener::Outbound(state.clone()).serve(l, server::plain(), rx, env.drain, tasks);
     }
     if gateways.is_empty() {
         tracing::warn!("No Gateway selects this gateway's labels: no listener started.");
