@@ -232,6 +232,33 @@ title=$(compose exec -T ratings-v1 probe --print http://productpage:9080/product
 [ "$title" = "<title>Simple Bookstore App</title>" ] || fail "probe inside ratings-v1 got no product page (got: $title)"
 note "gateway -> mesh-control by name: 200; ratings-v1 -> productpage through its sidecar: $title"
 
+step "Healthchecks and hardening of every container (non-root, read-only, no capabilities, memory cap)"
+# podman without systemd does not schedule healthchecks (Docker does): run each once.
+count=0
+for c in $("$podman" ps --format '{{.Names}}' --filter "label=io.podman.compose.project=$project"); do
+    "$podman" healthcheck run "$c" >/dev/null 2>&1 || fail "the healthcheck of $c does not pass"
+    facts=$("$podman" inspect --format '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{len .EffectiveCaps}} {{.HostConfig.Memory}}' "$c")
+    read -r user ro caps mem <<<"$facts"
+    if [ "$user" != 65532:65532 ] || [ "$ro" != true ] || [ "$caps" != 0 ] || [ "$mem" -le 0 ]; then
+        fail "$c runs as '$user', read-only $ro, $caps capabilities, memory limit $mem"
+    fi
+    count=$((count + 1))
+done
+[ "$count" = 14 ] || fail "expected 14 containers (6 apps, 6 sidecars, gateway, control plane), found $count"
+note "$count containers healthy, as 65532:65532, read-only, no capabilities, memory-capped"
+
+step "Chaos: reviews-v2's process is killed; the restart policy brings it back into its sidecar's network"
+pid=$("$podman" inspect --format '{{.State.Pid}}' "${project}_reviews-v2_1")
+as_root kill -9 "$pid" || fail "cannot kill reviews-v2 (pid $pid)"
+t0=$SECONDS
+until [ "$("$podman" inspect --format '{{.RestartCount}}' "${project}_reviews-v2_1")" -ge 1 ] \
+        && compose exec -T reviews-v2 probe http://127.0.0.1:9080/health >/dev/null 2>&1; do
+    [ $((SECONDS - t0)) -lt 30 ] || fail "reviews-v2 did not come back within 30 s"
+    sleep 0.5
+done
+note "reviews-v2 restarted in $((SECONDS - t0)) s or less, serving again"
+deadline
+
 step "Routing: meshctl apply -f mesh/config/virtual-service-all-v1.yaml and destination-rule-all.yaml"
 export MESHCTL_CONTROL="$control"
 apply() {
@@ -281,6 +308,16 @@ if ! grep -q 'responses 200, errors 0, dropped 0' "$run/loadgen.txt" \
     fail "not 200 answers of 200 for 200 requests"
 fi
 grep -E '^(Rate|  corrected)' "$run/loadgen.txt" | sed 's/^/    /' >&2
+[ "$(status_of "$control/")" = 200 ] || fail "no dashboard at $control/"
+note "dashboard answers at $control/"
+
+step "The load overlay (compose/load.yaml): the loadtest image inside the stack, by container name"
+compose_files=(-f docker-compose.yml -f compose/load.yaml)
+compose run --rm -T loadgen --closed -n 50 -c 2 -q http://istio-ingressgateway:8080/productpage \
+    >"$run/loadgen-in-stack.txt" 2>&1 || { tail -20 "$run/loadgen-in-stack.txt" >&2; fail "loadgen in the stack failed"; }
+grep -q 'responses 50, errors 0, dropped 0' "$run/loadgen-in-stack.txt" \
+    || { tail -20 "$run/loadgen-in-stack.txt" >&2; fail "loadgen in the stack: not 50 good answers"; }
+note "50 of 50 through istio-ingressgateway:8080"
 deadline
 
 step "Tearing the mesh stack down"
