@@ -56,8 +56,7 @@ COPY --from=binaries /ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 ENV PATH=/usr/local/bin
 # Any non-root UID works (OpenShift's arbitrary UIDs included): nothing is written to disk.
 USER 65532:65532
-LABEL org.opencontainers.image.source="https://github.com/bookinfo-rs/bookinfo-rs" \
-      org.opencontainers.image.licenses="Apache-2.0" \
+LABEL org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.vendor="Bookinfo-RS"
 
 # ---- the Bookinfo services: one image per version, as Istio's samples --------------------
