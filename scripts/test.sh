@@ -33,6 +33,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Building every binary (the end-to-end tests run the real programs)"
 cargo build --workspace --bins --locked
+scripts/compose-test.sh   # docker-compose.yml for real: static images, podman-compose up, the tour, load
 
 scripts/k8s-test.sh
 step "Running the test suite"
