@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The test command: installs and starts what the tests need, then runs every check CI runs.
 #
-#   scripts/test.sh            # everything: format, lints, the whole test suite
-#   scripts/test.sh -p NAME    # extra arguments go to the test runner (e.g. one package)
+#   scripts/test.sh            # everything: format, lints, k8s files, compose, the test suite
+#   scripts/test.sh -p NAME    # extra arguments go to the test runner (e.g. one package);
+#                              # the k8s and compose checks are skipped then
 #
 # What it needs on a fresh Debian machine it installs itself (as root, or with sudo):
-# MariaDB for the ratings v2 tests, started as a private server on a loopback port.
+# MariaDB for the ratings v2 tests, started as a private server on a loopback port;
+# podman, runc and podman-compose for the compose run; kubernetes-validate for the
+# Kubernetes files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -33,9 +36,16 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "Building every binary (the end-to-end tests run the real programs)"
 cargo build --workspace --bins --locked
-scripts/compose-test.sh   # docker-compose.yml for real: static images, podman-compose up, the tour, load
 
-scripts/k8s-test.sh
+if [ $# -eq 0 ]; then
+    step "Kubernetes files: rendered and validated offline"
+    scripts/k8s-test.sh
+    step "docker-compose.yml for real: static images, podman-compose up, the tour, load"
+    scripts/compose-test.sh
+else
+    step "Skipping the Kubernetes and compose checks (a subset of the tests was asked for)"
+fi
+
 step "Running the test suite"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast "$@"
