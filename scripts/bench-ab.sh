@@ -84,6 +84,10 @@ nginx_pair() { # NAME -> sets pair_pids (the workers) and pair_url
     pair_pids="$(pgrep -P "$s_master" | head -1) $(pgrep -P "$c_master" | head -1)"
     pair_url="http://127.0.0.1:$c/echo"
 }
+# Both binaries wholly in the page cache first: a process maps the code around each page
+# it touches only from cached pages, so a freshly built binary (all cached) would
+# otherwise show more resident memory than one read from disk long ago.
+for b in "$a_bin" "$b_bin"; do [ "$b" = nginx ] || cat "$b" >/dev/null; done
 pair a "$a_bin"; a_pids=$pair_pids a_url=$pair_url
 pair b "$b_bin"; b_pids=$pair_pids b_url=$pair_url
 
