@@ -70,16 +70,7 @@ wait_port "$srv_in"; wait_port "$cli_out"
 
 # The same pair speaking HTTP/2 between the sidecars: a second client sidecar whose
 # DestinationRule upgrades, in front of the same server sidecar.
-cat > "$run/h2-rule.yaml" <<YAML
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: echo}
-spec:
-  host: echo
-  trafficPolicy:
-    connectionPool:
-      http: {h2UpgradePolicy: UPGRADE}
-YAML
+h2_rule "$run/h2-rule.yaml"
 { cat "$run/client.yaml"; echo "resources: [h2-rule.yaml]"; } > "$run/client-h2.yaml"
 h2_in=$(free_port) h2_out=$(free_port) h2_admin=$(free_port)
 proxy "$run/client-h2.yaml" "$h2_in" "$h2_out" "$h2_admin" "$echo_port"; h2_client=$!

@@ -261,6 +261,16 @@ deadline
 
 step "Routing: meshctl apply -f mesh/config/virtual-service-all-v1.yaml and destination-rule-all.yaml"
 export MESHCTL_CONTROL="$control"
+# The control plane listens off loopback inside the compose network: its mutating API
+# wants the admin token, the repository's demo-only compose/secrets/api-token.
+unset MESH_CONTROL_TOKEN MESH_CONTROL_TOKEN_FILE
+if "$bin/meshctl" apply -f mesh/config/virtual-service-all-v1.yaml >"$run/apply-no-token.log" 2>&1; then
+    fail "meshctl apply without the admin token was accepted"
+fi
+grep -q "MESH_CONTROL_TOKEN" "$run/apply-no-token.log" \
+    || fail "meshctl apply without the token: $(cat "$run/apply-no-token.log")"
+note "without the admin token: refused (401)"
+export MESH_CONTROL_TOKEN_FILE="$repo/compose/secrets/api-token"
 apply() {
     "$bin/meshctl" apply -f "mesh/config/$1" >>"$run/apply.log" 2>&1 \
         || { tail -5 "$run/apply.log" >&2; fail "meshctl apply -f mesh/config/$1"; }

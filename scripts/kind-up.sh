@@ -102,7 +102,8 @@ images=$(kubectl kustomize "k8s/overlays/$overlay" 2>/dev/null | sed -n 's/^ *im
 ours=$(grep '^bookinfo-rs/' <<<"$images" || true)
 if $build; then
     step "Building the images (scripts/images.sh)"
-    run scripts/images.sh
+    # Named as the overlays' `images:` map them (bookinfo-rs/<variant>:dev).
+    run env REGISTRY=bookinfo-rs TAG=dev scripts/images.sh
 fi
 others=$(grep -v '^bookinfo-rs/' <<<"$images" || true)
 step "Loading the images into the cluster"

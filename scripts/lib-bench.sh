@@ -61,6 +61,15 @@ YAML
 # whose CPU time counts, is `pgrep -P MASTER`.
 nginx_proxy() {
     local dir
+    dir=$(nginx_config "$@")
+    taskset -c 0 "$(command -v nginx)" -p "$dir" -c "$dir/nginx.conf" >"$dir.log" 2>&1 &
+    pids+=($!)
+}
+
+# Writes that nginx's configuration, DIR/nginx.conf, and prints DIR's absolute path:
+# nginx_config DIR LISTEN_PORT UPSTREAM_PORT.
+nginx_config() {
+    local dir
     mkdir -p "$1"; dir=$(cd "$1" && pwd)
     cat > "$dir/nginx.conf" <<CONF
 worker_processes 1;
@@ -87,6 +96,33 @@ http {
     }
 }
 CONF
-    taskset -c 0 "$(command -v nginx)" -p "$dir" -c "$dir/nginx.conf" >"$dir.log" 2>&1 &
-    pids+=($!)
+    echo "$dir"
+}
+
+# Waits up to SECONDS for something to listen on a port of 127.0.0.1 (a proxy starting
+# under valgrind takes far longer than wait_port allows): wait_port_for SECONDS PORT.
+wait_port_for() {
+    local end=$((SECONDS + $1))
+    while (( SECONDS < end )); do (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0; sleep 0.2; done
+    echo "nothing listens on port $2 after $1 s" >&2; exit 1
+}
+
+# Context switches of a process so far, all threads: "VOLUNTARY INVOLUNTARY".
+ctx_switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { print v + 0, n + 0 }'
+}
+
+# A DestinationRule upgrading the calls to `echo` to HTTP/2 between the sidecars:
+# h2_rule FILE (a client sidecar's configuration lists it under `resources`).
+h2_rule() {
+    cat > "$1" <<YAML
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: echo}
+spec:
+  host: echo
+  trafficPolicy:
+    connectionPool:
+      http: {h2UpgradePolicy: UPGRADE}
+YAML
 }

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The test command: installs and starts what the tests need, then runs every check CI runs.
 #
-#   scripts/test.sh            # everything: format, lints, k8s files, compose, the test suite
+#   scripts/test.sh            # everything: format, lints, k8s files, compose, the labs, the
+#                              # proxy's cost per request (valgrind), the test suite
 #   scripts/test.sh -p NAME    # extra arguments go to the test runner (e.g. one package);
-#                              # the k8s and compose checks are skipped then
+#                              # the k8s, compose, labs and cost checks are skipped then
 #
 # What it needs on a fresh Debian machine it installs itself (as root, or with sudo):
 # MariaDB for the ratings v2 tests, started as a private server on a loopback port;
 # podman, runc and podman-compose for the compose run; kubernetes-validate for the
-# Kubernetes files.
+# Kubernetes files; valgrind and strace for the cost check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -42,8 +43,12 @@ if [ $# -eq 0 ]; then
     scripts/k8s-test.sh
     step "docker-compose.yml for real: static images, podman-compose up, the tour, load"
     scripts/compose-test.sh
+    step "The labs: every labs/*/README.md run step by step against its own meshctl up"
+    scripts/labs.sh run all
+    step "Cost per request of the sidecar pair: instructions and system calls against bench/cost-baseline.txt"
+    scripts/bench-cost.sh --check
 else
-    step "Skipping the Kubernetes and compose checks (a subset of the tests was asked for)"
+    step "Skipping the Kubernetes, compose, labs and cost checks (a subset of the tests was asked for)"
 fi
 
 step "Running the test suite"

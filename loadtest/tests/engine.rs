@@ -383,3 +383,128 @@ async fn window_endpoint_serves_json_during_a_run() {
     assert_eq!(report.requests.completed, 400);
     server.abort();
 }
+
+/// A fake product page: request n answers a good page, a page with details' error text
+/// (every 4th), a 503 (every 10th), or an error text in a 500 (counted as failed only).
+async fn bookinfo_like() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let service = service_fn(move |_req: Request<Incoming>| {
+                    let n = count.fetch_add(1, Ordering::SeqCst);
+                    let (status, body): (u16, &'static str) = if n % 10 == 9 {
+                        (503, "no healthy upstream")
+                    } else if n % 10 == 5 {
+                        (500, "<h2>Error fetching product details</h2>")
+                    } else if n.is_multiple_of(4) {
+                        (
+                            200,
+                            "<h2 class=\"error-title\">Error fetching product details</h2>\
+                             <p>Sorry, product details are currently unavailable for this book.</p>",
+                        )
+                    } else {
+                        (200, "<h1>The Comedy of Errors</h1><h2>Book Details</h2>")
+                    };
+                    let response = Response::builder()
+                        .status(status)
+                        .body(Full::new(Bytes::from_static(body.as_bytes())))
+                        .unwrap();
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn degraded_pages_are_counted_apart_from_failures_and_logged() {
+    let addr = bookinfo_like().await;
+    let mut cfg = config(
+        addr,
+        Model::Closed {
+            requests: Some(40),
+            duration: None,
+        },
+        1,
+    );
+    let texts = [
+        "Error fetching product details".to_string(),
+        "Sorry, product reviews are currently unavailable for this book.".to_string(),
+    ];
+    cfg.mix = cfg.mix.with_degraded_texts(&texts).unwrap();
+    let recorder = Arc::new(Recorder::new(Duration::from_secs(10)).with_outcomes());
+    let report = run(cfg, Arc::clone(&recorder)).await.unwrap();
+    // Of 40: n = 9, 19, 29, 39 answer 503 and n = 5, 15, 25, 35 answer 500; the multiples
+    // of 4 (0, 4, ..., 36: ten, none of them 5 or 9 mod 10) are degraded pages.
+    assert_eq!(report.requests.completed, 40);
+    assert_eq!(report.requests.degraded, 10);
+    assert_eq!(report.status_codes["200"], 32);
+    assert_eq!(
+        report.status_codes["500"], 4,
+        "an error text in a 500 is a failure"
+    );
+    assert_eq!(report.degraded_texts[&texts[0]], 10);
+    assert_eq!(report.degraded_texts[&texts[1]], 0);
+    assert!(
+        report.text().contains("Degraded    10"),
+        "{}",
+        report.text()
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+    assert_eq!(json["requests"]["degraded"], 10);
+    let degraded_series: u64 = json["time_series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["degraded"].as_u64().unwrap())
+        .sum();
+    assert_eq!(degraded_series, 10);
+    assert!(json["start_unix_ms"].as_u64().unwrap() > 1_600_000_000_000);
+
+    let log = recorder.take_outcomes();
+    assert_eq!(log.len(), 40);
+    let degraded: Vec<u64> = log
+        .iter()
+        .filter(|r| r.answer.degraded_texts() != 0)
+        .map(|r| r.sent_us)
+        .collect();
+    assert_eq!(degraded.len(), 10);
+    assert!(log.iter().all(|r| r.sent_us <= r.done_us));
+    assert_eq!(log.iter().filter(|r| r.answer.is_failed()).count(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bookinfo_mix_checks_its_own_texts_and_a_plain_mix_reads_no_bodies() {
+    let addr = bookinfo_like().await;
+    let closed = || Model::Closed {
+        requests: Some(20),
+        duration: None,
+    };
+    let mut cfg = config(addr, closed(), 1);
+    cfg.mix = Mix::single(Method::GET, "/productpage", HeaderMap::new(), Bytes::new());
+    let plain = go(cfg.clone()).await;
+    assert_eq!(plain.requests.degraded, 0);
+    assert!(plain.degraded_texts.is_empty());
+    assert!(!plain.text().contains("Degraded"));
+
+    let bookinfo = Mix::bookinfo(&Target::from_addr(addr, "/"));
+    let texts = bookinfo.degraded_texts();
+    cfg.mix = Mix::single(Method::GET, "/productpage", HeaderMap::new(), Bytes::new())
+        .with_degraded_texts(&texts)
+        .unwrap();
+    let checked = go(cfg).await;
+    assert_eq!(checked.requests.degraded, 5, "n = 0, 4, 8, 12, 16");
+    assert_eq!(
+        checked.degraded_texts["Sorry, product details are currently unavailable for this book."],
+        5
+    );
+}

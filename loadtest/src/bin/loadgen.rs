@@ -1,8 +1,9 @@
 //! `loadgen`: HTTP load generator for the Bookinfo suite.
 //!
 //! Open model (constant or ramped global arrival rate) by default, closed model with
-//! `--closed`; coordinated-omission corrected and raw latency; text, JSON and HTML reports;
-//! an optional live steady-state endpoint.
+//! `--closed`; coordinated-omission corrected and raw latency; degraded pages (200 answers
+//! with an error text) counted apart from failures; text, JSON and HTML reports, a
+//! per-request log; an optional live steady-state endpoint.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bookinfo_loadtest::load::progress::Progress;
 use bookinfo_loadtest::load::{
-    Mix, Model, Recorder, RunConfig, Schedule, Stage, Target, html, window,
+    Mix, Model, Recorder, RunConfig, Schedule, Stage, Target, html, outcomes, window,
 };
 use bytes::Bytes;
 use clap::Parser;
@@ -83,6 +84,19 @@ struct Cli {
     #[arg(long)]
     body: Option<String>,
 
+    /// A 200 answer whose body contains TEXT is degraded, counted apart from failures
+    /// (repeatable; replaces --bookinfo's default, Bookinfo's own error texts).
+    #[arg(long = "degraded-text", value_name = "TEXT")]
+    degraded_texts: Vec<String>,
+
+    /// No degraded-text check (not even --bookinfo's default); bodies are not kept.
+    #[arg(long, conflicts_with = "degraded_texts")]
+    no_degraded_check: bool,
+
+    /// Write one line per request here (JSON Lines: times, entry, answer, degraded texts).
+    #[arg(long, value_name = "FILE")]
+    outcomes: Option<PathBuf>,
+
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -113,7 +127,8 @@ const EXAMPLES: &str = "Examples:
   loadgen --stage 10s:100 --stage 30s:1000 --bookinfo http://127.0.0.1:9080
   loadgen --closed -c 64 -n 100000 --http2 http://127.0.0.1:9080/health
   loadgen --rate 50 -d 5m --mix loadtest/mixes/bookinfo.yaml --serve 127.0.0.1:9999 \\
-          --json out.json --html out.html http://127.0.0.1:9080";
+          --json out.json --html out.html http://127.0.0.1:9080
+  loadgen --rate 100 -d 1m --bookinfo --outcomes requests.jsonl http://127.0.0.1:8080";
 
 /// A usage problem: one line on stderr, exit code 64.
 #[derive(Debug)]
@@ -219,6 +234,18 @@ async fn main_async(cli: Cli) -> anyhow::Result<ExitCode> {
             Err(Usage(line)) => return Ok(exit_usage(&line)),
         }
     };
+    let texts = if cli.no_degraded_check {
+        Some(Vec::new())
+    } else {
+        (!cli.degraded_texts.is_empty()).then(|| cli.degraded_texts.clone())
+    };
+    let mix = match texts {
+        Some(texts) => match mix.with_degraded_texts(&texts) {
+            Ok(m) => m,
+            Err(e) => return Ok(exit_usage(&e.to_string())),
+        },
+        None => mix,
+    };
     let cfg = RunConfig {
         target,
         mix,
@@ -227,7 +254,16 @@ async fn main_async(cli: Cli) -> anyhow::Result<ExitCode> {
         http2: cli.http2,
         timeout: cli.timeout,
     };
-    let recorder = Arc::new(Recorder::new(cli.window));
+    let recorder = if cli.outcomes.is_some() {
+        Recorder::new(cli.window).with_outcomes()
+    } else {
+        Recorder::new(cli.window)
+    };
+    let recorder = Arc::new(recorder);
+    let (entries, degraded_texts) = (
+        cfg.mix.entries().iter().map(|e| e.name.clone()).collect(),
+        cfg.mix.degraded_texts(),
+    );
     let server = match cli.serve {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -257,6 +293,21 @@ async fn main_async(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(path) = &cli.json {
         let text = report.to_json().context("cannot encode the JSON report")?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &cli.outcomes {
+        let header = outcomes::LogHeader {
+            start_unix_ms: report.start_unix_ms.unwrap_or(0),
+            entries,
+            degraded_texts,
+        };
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        outcomes::write(
+            &mut std::io::BufWriter::new(file),
+            &header,
+            &recorder.take_outcomes(),
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &cli.html {
         std::fs::write(path, html::render(&report))

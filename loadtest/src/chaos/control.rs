@@ -4,13 +4,22 @@
 //!
 //! Calls to arbitrary URLs (Chaos Toolkit `http` providers) do not belong here: they stay
 //! with the providers.
+//!
+//! Leasing faults and changing configuration are the mutating API: a control plane off
+//! loopback (compose, Kubernetes) wants its admin token, taken from `MESH_CONTROL_TOKEN`
+//! or the file named by `MESH_CONTROL_TOKEN_FILE`, as meshctl does.
 
 use std::path::Path;
 use std::time::Duration;
 
 use mesh_api::wire::FaultRequest;
-use mesh_client::{ClientError, ControlClient};
+use mesh_client::{ClientError, ControlClient, Credential};
 use serde_json::Value;
+
+/// The variables holding the admin token (or naming its file), shared with meshctl.
+pub const TOKEN_VAR: &str = "MESH_CONTROL_TOKEN";
+/// See [`TOKEN_VAR`].
+pub const TOKEN_FILE_VAR: &str = "MESH_CONTROL_TOKEN_FILE";
 
 /// Bound on every control-plane call: the API answers from memory, so a slow answer means
 /// the control plane is in trouble, and the experiment should say so rather than hang.
@@ -69,10 +78,30 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// The control plane at `base`, with the admin token of the environment.
     pub fn new(base: &str) -> Self {
+        let credential = Credential::from_env(TOKEN_VAR, TOKEN_FILE_VAR).map_err(|reason| {
+            ClientError::Credential {
+                from: "the environment".to_string(),
+                reason,
+            }
+        });
+        Self::with_credential(base, credential)
+    }
+
+    /// The control plane at `base`, presenting `credential` (or failing every call with
+    /// why it is unusable).
+    pub fn with_credential(
+        base: &str,
+        credential: Result<Option<Credential>, ClientError>,
+    ) -> Self {
+        let client = credential.and_then(|credential| {
+            ControlClient::new(base)
+                .map(|c| c.with_timeout(CALL_TIMEOUT).with_credential(credential))
+        });
         ControlPlane {
             base: base.trim_end_matches('/').to_string(),
-            client: ControlClient::new(base).map(|c| c.with_timeout(CALL_TIMEOUT)),
+            client,
         }
     }
 
@@ -194,4 +223,41 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a panic is a failed test
+mod tests {
+    use super::*;
+    use mesh_control::auth::{AdminToken, Auth};
+
+    const ADMIN: &str = "chaos-admin-token-0123456789";
+
+    #[tokio::test]
+    async fn fault_calls_carry_the_admin_token() {
+        let control = mesh_control::Control::new(mesh_control::Settings::default()).unwrap();
+        let auth = Auth::open().with_admin(AdminToken::new(ADMIN).unwrap());
+        let router = mesh_control::api::secured(control, std::sync::Arc::new(auth));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+
+        let without = ControlPlane::with_credential(&url, Ok(None));
+        let refused = without.halt_faults().await.unwrap_err();
+        assert!(
+            matches!(refused, ControlError::HaltFailed { status: 401, .. }),
+            "{refused}"
+        );
+        let with = ControlPlane::with_credential(&url, Ok(Some(Credential::token(ADMIN))));
+        with.halt_faults().await.unwrap();
+        let broken = ControlPlane::with_credential(
+            &url,
+            Err(ClientError::Credential {
+                from: "the environment".to_string(),
+                reason: "set one, not both".to_string(),
+            }),
+        );
+        let err = broken.halt_faults().await.unwrap_err().to_string();
+        assert!(err.contains("set one, not both"), "{err}");
+    }
 }

@@ -1,5 +1,6 @@
 //! One load connection: TCP (with TCP_NODELAY) plus a hyper 1 HTTP/1.1 or h2c client
-//! handshake, optional Bookinfo login, and sending one request at a time.
+//! handshake, optional Bookinfo login, and sending one request at a time (reading the
+//! body of a 200 answer into memory when the mix checks it for degraded texts).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -140,8 +141,13 @@ impl Conn {
         Ok(req)
     }
 
-    /// Sends one request and reads the whole body (needed to reuse an HTTP/1.1 connection).
-    async fn exchange(&mut self, req: Request<Body>) -> Result<http::response::Parts, ErrorKind> {
+    /// Sends one request and reads the whole body (needed to reuse an HTTP/1.1 connection);
+    /// with `keep_ok_body`, the body of a 200 answer is returned too.
+    async fn exchange(
+        &mut self,
+        req: Request<Body>,
+        keep_ok_body: bool,
+    ) -> Result<(http::response::Parts, Vec<u8>), ErrorKind> {
         let response = match &mut self.sender {
             Sender::H1(s) => {
                 s.ready().await.map_err(|e| classify(&e))?;
@@ -154,10 +160,15 @@ impl Conn {
         }
         .map_err(|e| classify(&e))?;
         let (parts, mut body) = response.into_parts();
+        let keep = keep_ok_body && parts.status == http::StatusCode::OK;
+        let mut kept = Vec::new();
         while let Some(frame) = body.frame().await {
-            frame.map_err(|e| classify(&e))?;
+            let frame = frame.map_err(|e| classify(&e))?;
+            if keep && let Some(data) = frame.data_ref() {
+                kept.extend_from_slice(data);
+            }
         }
-        Ok(parts)
+        Ok((parts, kept))
     }
 
     /// Logs in as `user` with Bookinfo's form `POST /login` and keeps the `session` cookie.
@@ -170,7 +181,7 @@ impl Conn {
         let body = Bytes::from(format!("username={user}&passwd=password"));
         let uri = self.uri(&format!("{base_path}/login"))?;
         let req = self.request(Method::POST, uri, &headers, body)?;
-        let parts = self.exchange(req).await?;
+        let (parts, _) = self.exchange(req, false).await?;
         let cookie = parts
             .headers
             .get_all(SET_COOKIE)
@@ -185,14 +196,15 @@ impl Conn {
     }
 
     /// Sends one request of the mix (logging in first if this connection has no session for
-    /// the entry's user yet), bounded by `timeout`; returns the status code.
+    /// the entry's user yet), bounded by `timeout`; returns the status code and which of
+    /// the mix's degraded texts a 200 answer contains (a bit set, 0 for none).
     pub async fn send(
         &mut self,
         mix: &Mix,
         index: usize,
         base_path: &str,
         timeout: Duration,
-    ) -> Result<u16, ErrorKind> {
+    ) -> Result<(u16, u32), ErrorKind> {
         if self.uris.is_empty() {
             // Parsed once per connection, not once per request.
             self.uris = mix
@@ -231,8 +243,8 @@ impl Conn {
                 };
                 req.headers_mut().insert(COOKIE, value);
             }
-            let parts = self.exchange(req).await?;
-            Ok(parts.status.as_u16())
+            let (parts, body) = self.exchange(req, mix.checks_bodies()).await?;
+            Ok((parts.status.as_u16(), mix.degraded_in(&body)))
         };
         tokio::time::timeout(timeout, work)
             .await

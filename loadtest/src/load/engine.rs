@@ -95,7 +95,11 @@ async fn execute(slot: &mut Option<Conn>, cfg: &RunConfig, entry: usize) -> Outc
         .send(&cfg.mix, entry, &cfg.target.base_path, cfg.timeout)
         .await
     {
-        Ok(code) => Outcome::Status(code),
+        Ok((code, 0)) => Outcome::Status(code),
+        Ok((code, texts)) => Outcome::Degraded {
+            status: code,
+            texts,
+        },
         Err(kind) => {
             *slot = None;
             Outcome::Error(kind)
@@ -124,12 +128,12 @@ async fn open(
                 let Some(job) = job else { break };
                 let now = Instant::now();
                 if now.saturating_duration_since(job.intended) > max_lateness {
-                    recorder.dropped(now);
+                    recorder.dropped(job.intended, now, job.entry);
                     continue;
                 }
                 recorder.started(now);
                 let outcome = execute(&mut slot, &cfg, job.entry).await;
-                recorder.finished(job.intended, now, Instant::now(), outcome);
+                recorder.finished(job.intended, now, Instant::now(), job.entry, outcome);
             }
         });
     }
@@ -189,8 +193,9 @@ async fn closed(
                 // In the closed model the next request is due exactly when it is sent, so
                 // corrected and raw latency coincide.
                 recorder.sent_now(now);
-                let outcome = execute(&mut slot, &cfg, cfg.mix.pick(i)).await;
-                recorder.finished(now, now, Instant::now(), outcome);
+                let entry = cfg.mix.pick(i);
+                let outcome = execute(&mut slot, &cfg, entry).await;
+                recorder.finished(now, now, Instant::now(), entry, outcome);
             }
         });
     }

@@ -11,9 +11,14 @@
 //!     body: "..."                # optional
 //!     login: jason               # optional: POST /login once per connection, send the cookie
 //! ```
+//!
+//! A mix may also name *degraded texts*: a 200 answer whose body contains one of them is a
+//! page that rendered an error of its own (Bookinfo's "Error fetching product details"),
+//! counted apart from failures. The Bookinfo mix checks for Bookinfo's texts by default.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use memchr::memmem;
 use serde::Deserialize;
 
 use super::target::{Target, parse_url};
@@ -74,6 +79,26 @@ pub struct Entry {
     pub login: Option<String>,
 }
 
+/// The texts Bookinfo's product page shows when a backend failed, each with the service
+/// whose failure it reports (`services/productpage/templates/productpage.html`; reviews
+/// puts the ratings text in its JSON too). A page with one of them answers 200 all the same.
+pub const BOOKINFO_DEGRADED_TEXTS: [(&str, &str); 5] = [
+    ("details", "Error fetching product details"),
+    (
+        "details",
+        "Sorry, product details are currently unavailable for this book.",
+    ),
+    ("reviews", "Error fetching product reviews"),
+    (
+        "reviews",
+        "Sorry, product reviews are currently unavailable for this book.",
+    ),
+    ("ratings", "Ratings service is currently unavailable"),
+];
+
+/// At most this many degraded texts: a response's matches are kept as a bit set.
+pub const MAX_DEGRADED_TEXTS: usize = 32;
+
 /// A weighted set of request templates.
 #[derive(Debug, Clone)]
 pub struct Mix {
@@ -81,6 +106,8 @@ pub struct Mix {
     entries: Vec<Entry>,
     /// Cumulative weights, for picking.
     cumulative: Vec<u64>,
+    /// Texts that mark a 200 answer as degraded, with their searchers.
+    degraded: Vec<(String, memmem::Finder<'static>)>,
 }
 
 impl Mix {
@@ -103,7 +130,48 @@ impl Mix {
         Ok(Mix {
             entries,
             cumulative,
+            degraded: Vec::new(),
         })
+    }
+
+    /// The same mix, with `texts` marking degraded answers (replacing any before); refuses
+    /// an empty text and more than [`MAX_DEGRADED_TEXTS`].
+    pub fn with_degraded_texts(mut self, texts: &[String]) -> Result<Self, MixError> {
+        if texts.len() > MAX_DEGRADED_TEXTS {
+            return Err(MixError::Mix(format!(
+                "{} degraded texts given, at most {MAX_DEGRADED_TEXTS} are supported",
+                texts.len()
+            )));
+        }
+        if texts.iter().any(String::is_empty) {
+            return Err(MixError::Mix(
+                "an empty degraded text would match every page".into(),
+            ));
+        }
+        self.degraded = texts
+            .iter()
+            .map(|t| (t.clone(), memmem::Finder::new(t.as_bytes()).into_owned()))
+            .collect();
+        Ok(self)
+    }
+
+    /// The texts that mark a 200 answer as degraded, in the order given.
+    pub fn degraded_texts(&self) -> Vec<String> {
+        self.degraded.iter().map(|(t, _)| t.clone()).collect()
+    }
+
+    /// Whether answers need their bodies read for the degraded check.
+    pub fn checks_bodies(&self) -> bool {
+        !self.degraded.is_empty()
+    }
+
+    /// Which degraded texts `body` contains: bit `i` for text `i` (0: none, a good answer).
+    pub fn degraded_in(&self, body: &[u8]) -> u32 {
+        self.degraded
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, finder))| finder.find(body).is_some())
+            .fold(0, |mask, (i, _)| mask | (1 << i))
     }
 
     /// The request templates, in file order.
@@ -125,11 +193,13 @@ impl Mix {
         Mix {
             entries: vec![entry],
             cumulative: vec![1],
+            degraded: Vec::new(),
         }
     }
 
     /// The built-in Bookinfo mix: mostly the product page, some as user jason (the user the
-    /// classic routing demos single out), some direct API calls.
+    /// classic routing demos single out), some direct API calls; answers are checked for
+    /// [`BOOKINFO_DEGRADED_TEXTS`].
     pub fn bookinfo(target: &Target) -> Self {
         let base = &target.base_path;
         let get = |name: &str, weight, path: &str, login: Option<&str>| Entry {
@@ -146,9 +216,19 @@ impl Mix {
             get("productpage as jason", 20, "/productpage", Some("jason")),
             get("reviews api", 10, "/api/v1/products/0/reviews", None),
         ];
+        let degraded = BOOKINFO_DEGRADED_TEXTS
+            .iter()
+            .map(|(_, t)| {
+                (
+                    (*t).to_string(),
+                    memmem::Finder::new(t.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
         Mix {
             cumulative: vec![70, 90, 100],
             entries,
+            degraded,
         }
     }
 
@@ -351,6 +431,38 @@ requests:
             let err = Mix::from_yaml(yaml, &target()).unwrap_err().to_string();
             assert!(err.contains(needle), "{yaml}: {err}");
         }
+    }
+
+    #[test]
+    fn degraded_texts_are_matched_as_a_bit_set() {
+        let mix = Mix::bookinfo(&target());
+        assert!(mix.checks_bodies());
+        assert_eq!(mix.degraded_in(b"<h1>The Comedy of Errors</h1>"), 0);
+        let page = b"<h2>Error fetching product reviews</h2><p>Sorry, product reviews are currently unavailable for this book.</p>";
+        assert_eq!(mix.degraded_in(page), 0b01100);
+        assert_eq!(
+            mix.degraded_in(
+                br#"{"rating": {"error": "Ratings service is currently unavailable"}}"#
+            ),
+            0b10000
+        );
+        let single = Mix::single(Method::GET, "/", HeaderMap::new(), Bytes::new());
+        assert!(!single.checks_bodies());
+        let custom = single
+            .with_degraded_texts(&["oops".to_string(), "fallback".to_string()])
+            .unwrap();
+        assert_eq!(custom.degraded_in(b"a fallback page"), 0b10);
+        assert_eq!(custom.degraded_texts(), ["oops", "fallback"]);
+        let none = Mix::bookinfo(&target()).with_degraded_texts(&[]).unwrap();
+        assert!(!none.checks_bodies());
+        let e = mix
+            .clone()
+            .with_degraded_texts(&[String::new()])
+            .unwrap_err();
+        assert!(e.to_string().contains("empty degraded text"), "{e}");
+        let many: Vec<String> = (0..33).map(|i| format!("t{i}")).collect();
+        let e = mix.with_degraded_texts(&many).unwrap_err();
+        assert!(e.to_string().contains("at most 32"), "{e}");
     }
 
     #[test]

@@ -6,16 +6,20 @@
 //! to a pool of keep-alive connections. Latency is measured from the intended send time
 //! (coordinated-omission corrected) and from the actual send time (raw), both kept in
 //! HdrHistograms, plus a per-second time series and a rolling steady-state window that can
-//! be served over HTTP while the run is in progress.
+//! be served over HTTP while the run is in progress. A mix may name degraded texts: 200
+//! answers containing one are counted apart from failures. Optionally every request is
+//! kept as a record (`outcomes`), which `soak` lines up with faults injected meanwhile.
 
 pub mod config;
 pub mod conn;
 pub mod engine;
 pub mod html;
 pub mod mix;
+pub mod outcomes;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod soak;
 pub mod stats;
 pub mod target;
 pub mod window;

@@ -1,5 +1,5 @@
-//! Live progress on a terminal: elapsed/total, achieved rate, errors and the last second's
-//! p99. Hidden when stderr is not a terminal, so logs and CI output stay clean.
+//! Live progress on a terminal: elapsed/total, achieved rate, errors, degraded answers and
+//! the last second's p99. Hidden when stderr is not a terminal, so logs and CI output stay clean.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ impl Progress {
                     continue;
                 };
                 let elapsed = start.elapsed();
-                let (_, _, errors, dropped) = recorder.counters();
+                let counters = recorder.counters();
                 let last = recorder.last_second();
                 let (rps, p99) = last.map_or((0, 0.0), |s| (s.completed, s.corrected.p99));
                 handle.set_position(elapsed.as_millis() as u64);
@@ -50,7 +50,8 @@ impl Progress {
                     None => format!("{:.0}s", elapsed.as_secs_f64()),
                 });
                 handle.set_message(format!(
-                    "{rps} rps | p99 {p99:.1} ms (last s) | errors {errors} | dropped {dropped}"
+                    "{rps} rps | p99 {p99:.1} ms (last s) | errors {} | degraded {} | dropped {}",
+                    counters.errors, counters.degraded, counters.dropped
                 ));
             }
         });

@@ -49,6 +49,9 @@ pub struct Counts {
     pub completed: u64,
     /// Requests that failed without a response (see `errors`).
     pub errors: u64,
+    /// 200 answers containing one of the mix's degraded texts (also in `completed`; see
+    /// `degraded_texts`).
+    pub degraded: u64,
     /// Requests never sent because no connection freed up within the lateness bound.
     pub dropped: u64,
 }
@@ -64,6 +67,8 @@ pub struct Latency {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub parameters: Parameters,
+    /// Wall-clock start, milliseconds since the Unix epoch.
+    pub start_unix_ms: Option<u64>,
     pub duration_s: f64,
     /// Open model: intended requests / planned duration; `None` for the closed model.
     pub requested_rps: Option<f64>,
@@ -73,6 +78,8 @@ pub struct Report {
     pub latency_ms: Latency,
     pub status_codes: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
+    /// Answers containing each degraded text of the mix, by text (every text is listed).
+    pub degraded_texts: BTreeMap<String, u64>,
     pub time_series: Vec<SecondSummary>,
     /// Ramp stages of the open model (empty otherwise).
     pub stages: Vec<Stage>,
@@ -118,6 +125,7 @@ impl Report {
                     })
                     .collect(),
             },
+            start_unix_ms: totals.start_unix_ms,
             duration_s: seconds,
             requested_rps,
             achieved_rps: if seconds > 0.0 {
@@ -130,6 +138,7 @@ impl Report {
                 started: totals.started,
                 completed: totals.completed,
                 errors: totals.errors,
+                degraded: totals.degraded,
                 dropped: totals.dropped,
             },
             latency_ms: Latency {
@@ -145,6 +154,13 @@ impl Report {
                 .error_kinds
                 .iter()
                 .map(|(k, v)| (k.as_str().to_string(), *v))
+                .collect(),
+            degraded_texts: cfg
+                .mix
+                .degraded_texts()
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| (t, totals.degraded_by_text.get(i).copied().unwrap_or(0)))
                 .collect(),
             time_series: totals.series.clone(),
             stages: match &cfg.model {
@@ -190,6 +206,21 @@ impl Report {
             "Requests    intended {}, sent {}, responses {}, errors {}, dropped {}",
             r.intended, r.started, r.completed, r.errors, r.dropped
         );
+        if !self.degraded_texts.is_empty() {
+            let found: Vec<String> = self
+                .degraded_texts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(t, n)| format!("{t:?}: {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "Degraded    {} (200 answers with an error text of the page{}{})",
+                r.degraded,
+                if found.is_empty() { "" } else { "; " },
+                found.join(", ")
+            );
+        }
         if r.dropped > 0 {
             let late = p.max_lateness_s.unwrap_or(0.0);
             let _ = writeln!(

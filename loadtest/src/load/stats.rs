@@ -1,16 +1,20 @@
 //! Recording: whole-run HdrHistograms (corrected and raw), counters, status codes, errors by
-//! kind, a per-second time series and the rolling window the steady-state endpoint serves.
+//! kind, degraded answers by text, a per-second time series, the rolling window the
+//! steady-state endpoint serves and, when asked, one record per request (`--outcomes`).
 //!
 //! Everything sits behind one mutex held for a few hundred nanoseconds per request; the
 //! network round trip dwarfs it, and a single lock keeps the per-second view consistent.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::time::Instant;
+
+use super::mix::MAX_DEGRADED_TEXTS;
+use super::outcomes::{Answer, OutcomeRecord};
 
 /// Why a request failed without a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -44,6 +48,11 @@ impl ErrorKind {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
     Status(u16),
+    /// A 200 answer whose body contains degraded texts of the mix (bit `i`: text `i`).
+    Degraded {
+        status: u16,
+        texts: u32,
+    },
     Error(ErrorKind),
 }
 
@@ -115,6 +124,8 @@ pub struct SecondSummary {
     pub errors: u64,
     /// Responses with status >= 500.
     pub server_errors: u64,
+    /// 200 answers that contain a degraded text (counted in `completed` too).
+    pub degraded: u64,
     /// Responses below 500 that were slower than each SLO threshold (corrected latency).
     pub slower_than_ms: BTreeMap<String, u64>,
     pub dropped: u64,
@@ -153,6 +164,10 @@ pub struct WindowSummary {
     /// (transport errors + responses >= 500) / (responses + transport errors).
     pub error_ratio: f64,
     pub errors: u64,
+    /// 200 answers with a degraded text; not in `error_ratio`.
+    pub degraded: u64,
+    /// degraded / responses.
+    pub degraded_ratio: f64,
     pub dropped: u64,
     pub p50_ms: f64,
     pub p95_ms: f64,
@@ -171,6 +186,7 @@ struct Bucket {
     completed: u64,
     errors: u64,
     server_errors: u64,
+    degraded: u64,
     slow: [u64; SLO_THRESHOLDS_MS.len()],
     dropped: u64,
     status: BTreeMap<u16, u64>,
@@ -187,6 +203,7 @@ impl Bucket {
             completed: 0,
             errors: 0,
             server_errors: 0,
+            degraded: 0,
             slow: [0; SLO_THRESHOLDS_MS.len()],
             dropped: 0,
             status: BTreeMap::new(),
@@ -206,6 +223,7 @@ impl Bucket {
             achieved_rps: per_second(self.completed, span),
             errors: self.errors,
             server_errors: self.server_errors,
+            degraded: self.degraded,
             slower_than_ms: per_threshold(&self.slow),
             dropped: self.dropped,
             corrected: SecondLatency::of(&self.corrected),
@@ -228,10 +246,16 @@ fn histogram() -> Histogram<u64> {
 /// Totals of a finished (or running) run.
 #[derive(Debug, Clone)]
 pub struct Totals {
+    /// Wall-clock time of the start, milliseconds since the Unix epoch.
+    pub start_unix_ms: Option<u64>,
     pub intended: u64,
     pub started: u64,
     pub completed: u64,
     pub errors: u64,
+    /// 200 answers with at least one degraded text.
+    pub degraded: u64,
+    /// Answers containing each degraded text, by the text's index in the mix.
+    pub degraded_by_text: Vec<u64>,
     pub dropped: u64,
     pub status: BTreeMap<u16, u64>,
     pub error_kinds: BTreeMap<ErrorKind, u64>,
@@ -242,10 +266,13 @@ pub struct Totals {
 
 struct Inner {
     start: Option<Instant>,
+    start_wall: Option<SystemTime>,
     intended: u64,
     started: u64,
     completed: u64,
     errors: u64,
+    degraded: u64,
+    degraded_by_text: [u64; MAX_DEGRADED_TEXTS],
     dropped: u64,
     status: BTreeMap<u16, u64>,
     error_kinds: BTreeMap<ErrorKind, u64>,
@@ -253,6 +280,8 @@ struct Inner {
     raw: Histogram<u64>,
     live: VecDeque<Bucket>,
     done: Vec<SecondSummary>,
+    /// One record per request, when asked for.
+    outcomes: Option<Vec<OutcomeRecord>>,
 }
 
 /// Thread-safe run recorder, shared by the workers, the progress bar and the window endpoint.
@@ -267,10 +296,13 @@ impl Recorder {
         Recorder {
             inner: Mutex::new(Inner {
                 start: None,
+                start_wall: None,
                 intended: 0,
                 started: 0,
                 completed: 0,
                 errors: 0,
+                degraded: 0,
+                degraded_by_text: [0; MAX_DEGRADED_TEXTS],
                 dropped: 0,
                 status: BTreeMap::new(),
                 error_kinds: BTreeMap::new(),
@@ -278,9 +310,27 @@ impl Recorder {
                 raw: histogram(),
                 live: VecDeque::new(),
                 done: Vec::new(),
+                outcomes: None,
             }),
             window: window.max(Duration::from_secs(1)),
         }
+    }
+
+    /// The same recorder, also keeping one [`OutcomeRecord`] per request (about 40 bytes
+    /// each) for [`Recorder::take_outcomes`].
+    pub fn with_outcomes(self) -> Self {
+        self.lock().outcomes = Some(Vec::new());
+        self
+    }
+
+    /// The per-request records so far (empty unless [`Recorder::with_outcomes`]), leaving
+    /// none behind.
+    pub fn take_outcomes(&self) -> Vec<OutcomeRecord> {
+        self.lock()
+            .outcomes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     fn window_secs(&self) -> u64 {
@@ -295,7 +345,11 @@ impl Recorder {
 
     /// Marks the start of the run; seconds in the time series count from here.
     pub fn start(&self, at: Instant) {
-        self.lock().start = Some(at);
+        let mut inner = self.lock();
+        inner.start = Some(at);
+        // The wall clock of the same moment, so per-request times can be lined up with
+        // events outside this process (a fault injected by a script).
+        inner.start_wall = Some(SystemTime::now() - at.elapsed());
     }
 
     /// Start instant, once the run has begun.
@@ -354,20 +408,65 @@ impl Recorder {
         bucket.started += 1;
     }
 
-    /// A request was never sent because it was already too late when a connection freed up.
-    pub fn dropped(&self, at: Instant) {
+    /// Request `entry` of the mix, due at `intended`, was never sent because it was already
+    /// too late when a connection freed up at `at`.
+    pub fn dropped(&self, intended: Instant, at: Instant, entry: usize) {
         let keep = self.keep();
         let mut inner = self.lock();
         inner.dropped += 1;
         Self::bucket(&mut inner, keep, at).dropped += 1;
+        Self::log(&mut inner, [intended, at, at], entry, Answer::Dropped);
     }
 
-    /// A request finished at `done`; it was due at `intended` and sent at `sent`.
-    pub fn finished(&self, intended: Instant, sent: Instant, done: Instant, outcome: Outcome) {
+    /// Appends a per-request record when they are kept; times become microseconds since
+    /// the start.
+    fn log(inner: &mut Inner, [intended, sent, done]: [Instant; 3], entry: usize, answer: Answer) {
+        let Some(start) = inner.start else { return };
+        let Some(log) = inner.outcomes.as_mut() else {
+            return;
+        };
+        let us = |t: Instant| micros_or_zero(t.saturating_duration_since(start));
+        log.push(OutcomeRecord {
+            intended_us: us(intended),
+            sent_us: us(sent),
+            done_us: us(done),
+            entry: u16::try_from(entry).unwrap_or(u16::MAX),
+            answer,
+        });
+    }
+
+    /// Request `entry` of the mix finished at `done`; it was due at `intended` and sent at
+    /// `sent`.
+    pub fn finished(
+        &self,
+        intended: Instant,
+        sent: Instant,
+        done: Instant,
+        entry: usize,
+        outcome: Outcome,
+    ) {
         let keep = self.keep();
         let mut inner = self.lock();
+        let answer = match outcome {
+            Outcome::Status(code) => Answer::Status(code),
+            Outcome::Degraded { status, texts } => Answer::Degraded { status, texts },
+            Outcome::Error(kind) => Answer::Error(kind),
+        };
+        Self::log(&mut inner, [intended, sent, done], entry, answer);
+        let texts = match outcome {
+            Outcome::Degraded { texts, .. } => texts,
+            _ => 0,
+        };
+        if texts != 0 {
+            inner.degraded += 1;
+            for (i, n) in inner.degraded_by_text.iter_mut().enumerate() {
+                if texts & (1 << i) != 0 {
+                    *n += 1;
+                }
+            }
+        }
         match outcome {
-            Outcome::Status(code) => {
+            Outcome::Status(code) | Outcome::Degraded { status: code, .. } => {
                 let corrected = micros(done.saturating_duration_since(intended));
                 let raw = micros(done.saturating_duration_since(sent));
                 inner.completed += 1;
@@ -376,6 +475,9 @@ impl Recorder {
                 record(&mut inner.raw, raw);
                 let bucket = Self::bucket(&mut inner, keep, done);
                 bucket.completed += 1;
+                if texts != 0 {
+                    bucket.degraded += 1;
+                }
                 if code >= 500 {
                     bucket.server_errors += 1;
                 } else {
@@ -414,6 +516,7 @@ impl Recorder {
         };
         let mut merged = histogram();
         let (mut count, mut intended, mut errors, mut server_errors, mut dropped) = (0, 0, 0, 0, 0);
+        let mut degraded = 0;
         let mut slow = [0u64; SLO_THRESHOLDS_MS.len()];
         let mut status: BTreeMap<String, u64> = BTreeMap::new();
         for b in inner
@@ -425,6 +528,7 @@ impl Recorder {
             intended += b.intended;
             errors += b.errors;
             server_errors += b.server_errors;
+            degraded += b.degraded;
             dropped += b.dropped;
             for (total, n) in slow.iter_mut().zip(b.slow) {
                 *total += n;
@@ -455,6 +559,12 @@ impl Recorder {
                 (errors + server_errors) as f64 / attempts as f64
             },
             errors,
+            degraded,
+            degraded_ratio: if count == 0 {
+                0.0
+            } else {
+                degraded as f64 / count as f64
+            },
             dropped,
             p50_ms: p.p50,
             p95_ms: p.p95,
@@ -488,9 +598,15 @@ impl Recorder {
     }
 
     /// Running totals (cheap counters only).
-    pub fn counters(&self) -> (u64, u64, u64, u64) {
+    pub fn counters(&self) -> Counters {
         let inner = self.lock();
-        (inner.started, inner.completed, inner.errors, inner.dropped)
+        Counters {
+            started: inner.started,
+            completed: inner.completed,
+            errors: inner.errors,
+            degraded: inner.degraded,
+            dropped: inner.dropped,
+        }
     }
 
     /// Everything, with the time series closed at `end` (which fixes the length of the last,
@@ -508,10 +624,16 @@ impl Recorder {
                 .map(|b| b.summary((elapsed - b.second as f64).clamp(0.0, 1.0))),
         );
         Totals {
+            start_unix_ms: inner.start_wall.map(|t| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            }),
             intended: inner.intended,
             started: inner.started,
             completed: inner.completed,
             errors: inner.errors,
+            degraded: inner.degraded,
+            degraded_by_text: inner.degraded_by_text.to_vec(),
             dropped: inner.dropped,
             status: inner.status.clone(),
             error_kinds: inner.error_kinds.clone(),
@@ -529,7 +651,21 @@ fn record(h: &mut Histogram<u64>, micros: u64) {
 }
 
 fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+    micros_or_zero(d).max(1)
+}
+
+fn micros_or_zero(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Running counters, for the progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub started: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub degraded: u64,
+    pub dropped: u64,
 }
 
 #[cfg(test)]
@@ -548,9 +684,10 @@ mod tests {
             t0,
             t0 + Duration::from_millis(100),
             done,
+            0,
             Outcome::Status(200),
         );
-        rec.finished(t0, t0, done, Outcome::Error(ErrorKind::Timeout));
+        rec.finished(t0, t0, done, 0, Outcome::Error(ErrorKind::Timeout));
         let t = rec.totals(t0 + Duration::from_secs(10));
         assert!((t.corrected.p50 - 110.0).abs() < 0.2, "{:?}", t.corrected);
         assert!((t.raw.p50 - 10.0).abs() < 0.02, "{:?}", t.raw);
@@ -571,7 +708,13 @@ mod tests {
                 rec.intended(at);
                 rec.started(at);
                 let code = if s >= 7 { 503 } else { 200 };
-                rec.finished(at, at, at + Duration::from_millis(5), Outcome::Status(code));
+                rec.finished(
+                    at,
+                    at,
+                    at + Duration::from_millis(5),
+                    0,
+                    Outcome::Status(code),
+                );
             }
         }
         let now = t0 + Duration::from_millis(10_050);
@@ -627,6 +770,7 @@ mod tests {
                 at,
                 at,
                 at + Duration::from_millis(*ms),
+                0,
                 Outcome::Status(*code),
             );
         }
@@ -645,5 +789,58 @@ mod tests {
         );
         assert!((w.bad_ratios["bad_ratio_1000ms"] - 0.1).abs() < 1e-9);
         assert!((w.error_ratio - 0.1).abs() < 1e-9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn degraded_answers_are_counted_apart_and_logged() {
+        let rec = Recorder::new(Duration::from_secs(1)).with_outcomes();
+        let t0 = Instant::now();
+        rec.start(t0);
+        let ms = |n| t0 + Duration::from_millis(n);
+        rec.intended(t0);
+        rec.finished(t0, t0, ms(5), 0, Outcome::Status(200));
+        let degraded = Outcome::Degraded {
+            status: 200,
+            texts: 0b101,
+        };
+        rec.finished(ms(10), ms(11), ms(20), 1, degraded);
+        rec.finished(ms(30), ms(30), ms(40), 2, Outcome::Status(503));
+        rec.dropped(ms(40), ms(1100), 2);
+        let t = rec.totals(ms(2000));
+        assert_eq!((t.completed, t.degraded, t.errors, t.dropped), (3, 1, 0, 1));
+        assert_eq!(&t.degraded_by_text[..3], &[1, 0, 1]);
+        assert_eq!(t.status[&200], 2, "a degraded page is still a 200");
+        assert_eq!(t.series[0].degraded, 1);
+        let w = rec.window(ms(1500), |_| 0.0);
+        assert_eq!(w.degraded, 1);
+        assert!((w.degraded_ratio - 1.0 / 3.0).abs() < 1e-9);
+        assert!(
+            (w.error_ratio - 1.0 / 3.0).abs() < 1e-9,
+            "degraded is not an error"
+        );
+        assert_eq!(rec.counters().degraded, 1);
+        let log = rec.take_outcomes();
+        assert_eq!(log.len(), 4);
+        assert_eq!(
+            log[1],
+            OutcomeRecord {
+                intended_us: 10_000,
+                sent_us: 11_000,
+                done_us: 20_000,
+                entry: 1,
+                answer: Answer::Degraded {
+                    status: 200,
+                    texts: 0b101
+                },
+            }
+        );
+        assert_eq!(log[3].answer, Answer::Dropped);
+        assert_eq!(log[3].done_us, 1_100_000);
+        assert!(rec.take_outcomes().is_empty(), "taken");
+        assert!(
+            Recorder::new(Duration::from_secs(1))
+                .take_outcomes()
+                .is_empty()
+        );
     }
 }

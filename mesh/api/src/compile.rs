@@ -4,6 +4,8 @@
 //! proxy can hold it in an `Arc`, swap it atomically on a config push, and show it in a
 //! config dump. It is serde-serialisable both ways (the control plane ships it as JSON).
 
+pub(crate) mod gateway_api;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -457,6 +459,11 @@ pub fn compile(config: &MeshConfig, scope: &ProxyScope) -> RouteTable {
 
     for vs in config.virtual_services() {
         add_virtual_service(&mut table, vs, scope, &bound);
+    }
+    if scope.gateway {
+        gateway_api::add_gateway_routes(&mut table, config);
+    } else {
+        gateway_api::add_mesh_routes(&mut table, config, scope);
     }
     for se in config.service_entries() {
         if exported(&se.spec.export_to, se.namespace(), &scope.namespace) {

@@ -3,6 +3,8 @@
 use serde::Serialize;
 
 use crate::error::{ConfigError, ConfigErrors, Warning};
+use crate::gateway_api::gateway::KubeGateway;
+use crate::gateway_api::http_route::HttpRoute;
 use crate::networking::destination_rule::DestinationRule;
 use crate::networking::gateway::Gateway;
 use crate::networking::service_entry::ServiceEntry;
@@ -11,7 +13,7 @@ use crate::parse::{Loaded, parse_file};
 use crate::resource::{Kind, Resource};
 use crate::security::authorization_policy::AuthorizationPolicy;
 use crate::security::peer_authentication::PeerAuthentication;
-use crate::validate::{conflicting_hosts, validate_resource, validate_set};
+use crate::validate::{attachment_warnings, conflicting_hosts, validate_resource, validate_set};
 
 /// A valid set of mesh resources (in load order; later definitions of the same
 /// `Kind namespace/name` replace earlier ones, like `kubectl apply`).
@@ -85,6 +87,7 @@ impl MeshConfig {
         errors.extend(validate_set(&config.resources));
         if errors.is_empty() {
             warnings.extend(conflicting_hosts(&config.resources));
+            warnings.extend(attachment_warnings(&config.resources));
             Ok(LoadOutcome { config, warnings })
         } else {
             Err(ConfigErrors(errors))
@@ -177,6 +180,22 @@ impl MeshConfig {
     pub fn authorization_policies(&self) -> impl Iterator<Item = &AuthorizationPolicy> {
         self.resources.iter().filter_map(|l| match &l.resource {
             Resource::AuthorizationPolicy(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// Gateway API Gateways in load order.
+    pub fn kube_gateways(&self) -> impl Iterator<Item = &KubeGateway> {
+        self.resources.iter().filter_map(|l| match &l.resource {
+            Resource::KubeGateway(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// Gateway API HTTPRoutes in load order.
+    pub fn http_routes(&self) -> impl Iterator<Item = &HttpRoute> {
+        self.resources.iter().filter_map(|l| match &l.resource {
+            Resource::HttpRoute(r) => Some(r),
             _ => None,
         })
     }

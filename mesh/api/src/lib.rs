@@ -2,7 +2,8 @@
 //!
 //! Users bring the same YAML they would give Istio (`networking.istio.io` VirtualService,
 //! DestinationRule, Gateway, ServiceEntry; `security.istio.io` PeerAuthentication,
-//! AuthorizationPolicy). This crate turns that YAML into checked, typed data:
+//! AuthorizationPolicy; the Kubernetes Gateway API's `gateway.networking.k8s.io` Gateway
+//! and HTTPRoute). This crate turns that YAML into checked, typed data:
 //!
 //! * [`parse`]: multi-document YAML → typed resources, unknown kinds/fields as warnings,
 //!   never a panic ([`parse_file`]).
@@ -24,6 +25,7 @@ pub mod config;
 pub mod defaults;
 pub mod duration;
 pub mod error;
+pub mod gateway_api;
 pub mod host;
 pub mod matching;
 pub mod meta;

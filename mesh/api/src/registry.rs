@@ -70,6 +70,49 @@ impl Registry {
     pub fn service(&self, host: &str) -> Option<&ServiceRecord> {
         self.services.iter().find(|s| s.host() == host)
     }
+
+    /// Adds the per-version services of Istio's `bookinfo-versions.yaml`: every endpoint
+    /// labelled `app=<a>,version=<v>` also serves `<a>-<v>` (`reviews-v2`), with the
+    /// ports of its service, which is what the Gateway API routes name in `backendRefs`
+    /// (they have no subsets). A service already registered under that name is left as
+    /// it is.
+    pub fn add_version_services(&mut self) {
+        let mut derived: BTreeMap<(String, String), ServiceRecord> = BTreeMap::new();
+        for service in &self.services {
+            for endpoint in &service.endpoints {
+                let (Some(app), Some(version)) =
+                    (endpoint.labels.get("app"), endpoint.labels.get("version"))
+                else {
+                    continue;
+                };
+                let name = format!("{app}-{version}");
+                let exists = self
+                    .services
+                    .iter()
+                    .any(|s| s.name == name && s.namespace == service.namespace);
+                if exists {
+                    continue;
+                }
+                let record = derived
+                    .entry((service.namespace.clone(), name.clone()))
+                    .or_insert_with(|| ServiceRecord {
+                        name,
+                        namespace: service.namespace.clone(),
+                        ports: Vec::new(),
+                        endpoints: Vec::new(),
+                    });
+                for port in &service.ports {
+                    if !record.ports.contains(port) {
+                        record.ports.push(*port);
+                    }
+                }
+                if !record.endpoints.contains(endpoint) {
+                    record.endpoints.push(endpoint.clone());
+                }
+            }
+        }
+        self.services.extend(derived.into_values());
+    }
 }
 
 #[cfg(test)]
@@ -85,6 +128,13 @@ mod tests {
         let s = r.service("reviews.default.svc.cluster.local").unwrap();
         assert_eq!(s.endpoints[0].labels["version"], "v2");
         assert!(r.service("reviews.other.svc.cluster.local").is_none());
+        let mut r = r;
+        r.add_version_services();
+        let v2 = r.service("reviews-v2.default.svc.cluster.local").unwrap();
+        assert_eq!(v2.ports, [9080]);
+        assert_eq!(v2.endpoints[0].address.port(), 9182);
+        r.add_version_services();
+        assert_eq!(r.services.len(), 2, "added once, never twice");
         let bad: Result<Registry, _> =
             serde_norway::from_str("services:\n- name: x\n  endpoint: []\n");
         assert!(

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::gateway_api::GATEWAY_API_VERSIONS;
+use crate::gateway_api::gateway::KubeGateway;
+use crate::gateway_api::http_route::HttpRoute;
 use crate::networking::destination_rule::DestinationRule;
 use crate::networking::gateway::Gateway;
 use crate::networking::service_entry::ServiceEntry;
@@ -34,12 +37,22 @@ pub enum Kind {
     PeerAuthentication,
     /// security.istio.io AuthorizationPolicy.
     AuthorizationPolicy,
+    /// gateway.networking.k8s.io Gateway (Kubernetes Gateway API). Its kind name clashes
+    /// with Istio's Gateway, so the API group tells them apart.
+    #[serde(rename = "Gateway.gateway.networking.k8s.io")]
+    KubeGateway,
+    /// gateway.networking.k8s.io HTTPRoute.
+    #[serde(rename = "HTTPRoute")]
+    HttpRoute,
 }
 
 impl Kind {
-    /// From the `kind:` field; `None` for kinds we skip (Deployment, HTTPRoute, ...).
+    /// From a kind name as the API's `?kind=` takes it (`Gateway` is Istio's; the
+    /// Gateway API's is `Gateway.gateway.networking.k8s.io`); `None` for kinds we skip.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
+            "Gateway.gateway.networking.k8s.io" => Self::KubeGateway,
+            "HTTPRoute" => Self::HttpRoute,
             "VirtualService" => Self::VirtualService,
             "DestinationRule" => Self::DestinationRule,
             "Gateway" => Self::Gateway,
@@ -50,10 +63,29 @@ impl Kind {
         })
     }
 
+    /// From a document's `apiVersion` and `kind`: the API group decides between Istio's
+    /// and the Gateway API's `Gateway`. `None` for kinds we skip (Deployment,
+    /// GRPCRoute, ...).
+    pub fn from_type(api_version: &str, kind: &str) -> Option<Self> {
+        let group = api_version.split_once('/').map_or("", |(group, _)| group);
+        if group == crate::gateway_api::GATEWAY_API_GROUP {
+            return match kind {
+                "Gateway" => Some(Self::KubeGateway),
+                "HTTPRoute" => Some(Self::HttpRoute),
+                _ => None,
+            };
+        }
+        match kind {
+            "HTTPRoute" => None,
+            _ => Self::from_name(kind),
+        }
+    }
+
     /// Accepted `apiVersion` values.
     pub fn api_versions(self) -> &'static [&'static str] {
         match self {
             Self::PeerAuthentication | Self::AuthorizationPolicy => &SECURITY_VERSIONS,
+            Self::KubeGateway | Self::HttpRoute => &GATEWAY_API_VERSIONS,
             _ => &NETWORKING_VERSIONS,
         }
     }
@@ -79,6 +111,10 @@ pub enum Resource {
     PeerAuthentication(PeerAuthentication),
     /// Inbound authorization.
     AuthorizationPolicy(AuthorizationPolicy),
+    /// Gateway API listeners.
+    KubeGateway(KubeGateway),
+    /// Gateway API HTTP routing.
+    HttpRoute(HttpRoute),
 }
 
 /// Applies `f` to the object whatever its spec type.
@@ -91,6 +127,8 @@ macro_rules! with_object {
             Resource::ServiceEntry($object) => $body,
             Resource::PeerAuthentication($object) => $body,
             Resource::AuthorizationPolicy($object) => $body,
+            Resource::KubeGateway($object) => $body,
+            Resource::HttpRoute($object) => $body,
         }
     };
 }
@@ -105,6 +143,8 @@ impl Resource {
             Self::ServiceEntry(_) => Kind::ServiceEntry,
             Self::PeerAuthentication(_) => Kind::PeerAuthentication,
             Self::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            Self::KubeGateway(_) => Kind::KubeGateway,
+            Self::HttpRoute(_) => Kind::HttpRoute,
         }
     }
 

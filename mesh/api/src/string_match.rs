@@ -61,7 +61,15 @@ impl Serialize for FullRegex {
 impl<'de> Deserialize<'de> for FullRegex {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let source = String::deserialize(deserializer)?;
-        FullRegex::new(&source).map_err(|err| {
+        FullRegex::checked(&source).map_err(serde::de::Error::custom)
+    }
+}
+
+impl FullRegex {
+    /// [`FullRegex::new`] with a one-line message for diagnostics:
+    /// `invalid regex "/(a": unclosed group`.
+    pub fn checked(source: &str) -> Result<Self, String> {
+        FullRegex::new(source).map_err(|err| {
             // regex's message spans several lines; keep the first for a one-line diagnostic.
             let detail = err.to_string();
             let detail = detail
@@ -70,7 +78,7 @@ impl<'de> Deserialize<'de> for FullRegex {
                 .unwrap_or("invalid syntax")
                 .trim_start_matches("error: ")
                 .to_owned();
-            serde::de::Error::custom(format!("invalid regex {source:?}: {detail}"))
+            format!("invalid regex {source:?}: {detail}")
         })
     }
 }

@@ -5,6 +5,9 @@
 
 mod destination_rule;
 mod gateway;
+mod gateway_api;
+
+pub use gateway_api::attachment_warnings;
 mod security;
 mod virtual_service;
 
@@ -77,6 +80,8 @@ pub fn validate_resource(loaded: &Loaded) -> Vec<ConfigError> {
         Resource::ServiceEntry(se) => gateway::service_entry(se, &mut problems),
         Resource::PeerAuthentication(pa) => security::peer_authentication(pa, &mut problems),
         Resource::AuthorizationPolicy(ap) => security::authorization_policy(ap, &mut problems),
+        Resource::KubeGateway(gw) => gateway_api::gateway(gw, &mut problems),
+        Resource::HttpRoute(route) => gateway_api::http_route(route, &mut problems),
     }
     to_errors(loaded, problems)
 }

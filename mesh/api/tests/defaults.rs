@@ -291,13 +291,13 @@ fn lb_aliases_mean_least_request() {
 
 #[test]
 fn warnings_do_not_stop_loading() {
-    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: reviews}\nspec: {parentRefs: [{name: reviews}]}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ratings-v1}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  trafficPolicy: {loadBalancer: {simple: RANDOM}, shiny: true}\n";
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: reviews}\nspec: {parentRefs: [{name: reviews}]}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ratings-v1}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  trafficPolicy: {loadBalancer: {simple: RANDOM}, shiny: true}\n";
     let outcome = MeshConfig::load([("mixed.yaml", yaml)]).unwrap();
     let warnings: Vec<String> = outcome.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         warnings,
         [
-            "mixed.yaml: document 1: HTTPRoute default/reviews: kind HTTPRoute (gateway.networking.k8s.io/v1) is not a mesh resource; skipped",
+            "mixed.yaml: document 1: GRPCRoute default/reviews: kind GRPCRoute (gateway.networking.k8s.io/v1) is not a mesh resource; skipped",
             "mixed.yaml: document 2: Deployment default/ratings-v1: kind Deployment (apps/v1) is not a mesh resource; skipped",
             "mixed.yaml: document 3: DestinationRule default/reviews: spec.trafficPolicy.shiny: unknown field; ignored",
         ]

@@ -287,3 +287,110 @@ fn all_shipped_files_load_together_and_compile() {
         Resource::DestinationRule(_)
     ));
 }
+
+/// Files we ship in `gateway-api/`, same names as Istio's `samples/bookinfo/gateway-api`.
+const EXPECTED_GATEWAY_API_FILES: usize = 6;
+
+#[test]
+fn every_shipped_gateway_api_file_parses_validates_and_compiles() {
+    let dir = config_dir().join("gateway-api");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), EXPECTED_GATEWAY_API_FILES, "{names:?}");
+    for name in &names {
+        let config = load(&format!("gateway-api/{name}"));
+        assert!(
+            config.http_routes().next().is_some(),
+            "{name} has no HTTPRoute"
+        );
+        let sidecar = compile(&config, &ProxyScope::sidecar("default", &[]));
+        let gateway = compile(&config, &ProxyScope::gateway("default", &[]));
+        let routed = sidecar
+            .services
+            .values()
+            .chain(gateway.services.values())
+            .filter(|s| {
+                s.virtual_services
+                    .iter()
+                    .any(|v| v.starts_with("HTTPRoute "))
+            })
+            .count();
+        assert!(routed > 0, "{name}: no host is routed by its HTTPRoutes");
+    }
+}
+
+#[test]
+fn gateway_api_90_10_splits_reviews_between_per_version_services() {
+    let config = load("gateway-api/route-reviews-90-10.yaml");
+    let table = compile(&config, &ProxyScope::sidecar("default", &[]));
+    let reviews = table.lookup("reviews:9080").unwrap();
+    assert_eq!(reviews.routes.len(), 1);
+    let RouteAction::Forward(weighted) = &reviews.routes[0].action else {
+        panic!("forwards");
+    };
+    let split: Vec<(&str, u32)> = weighted
+        .destinations
+        .iter()
+        .map(|d| (d.host.as_str(), d.weight))
+        .collect();
+    assert_eq!(
+        split,
+        [
+            ("reviews-v1.default.svc.cluster.local", 90),
+            ("reviews-v2.default.svc.cluster.local", 10)
+        ]
+    );
+    assert_eq!(weighted.destinations[0].port, Some(9080));
+    // Mesh routes are for sidecars: the gateway does not get them.
+    let gateway = compile(&config, &ProxyScope::gateway("default", &[]));
+    assert!(gateway.lookup("reviews:9080").is_none());
+}
+
+#[test]
+fn gateway_api_bookinfo_gateway_exposes_five_paths_on_port_80() {
+    let config = load("gateway-api/bookinfo-gateway.yaml");
+    let table = compile(&config, &ProxyScope::gateway("istio-system", &[]));
+    assert_eq!(table.listeners.len(), 1);
+    assert_eq!(table.listeners[0].port, 80);
+    assert_eq!(table.listeners[0].gateway, "default/bookinfo-gateway");
+    let service = table.lookup("bookinfo.example.com").unwrap();
+    // Exact paths first, then the longest prefix (the spec's precedence, not file order).
+    let first_uris: Vec<String> = service
+        .routes
+        .iter()
+        .map(|r| format!("{:?}", r.matches[0].uri.as_ref().unwrap()))
+        .collect();
+    assert_eq!(service.routes.len(), 5, "{first_uris:?}");
+    let info = |path: &'static str, headers: &'static http::HeaderMap| mesh_api::RequestInfo {
+        method: "GET",
+        scheme: "http",
+        authority: "bookinfo.example.com",
+        path,
+        port: Some(80),
+        headers,
+    };
+    let headers = Box::leak(Box::new(http::HeaderMap::new()));
+    for (path, routed) in [
+        ("/productpage", true),
+        ("/productpage/x", false),
+        ("/static/css/site.css", true),
+        ("/static", true),
+        ("/staticfoo", false),
+        ("/api/v1/products/0/reviews", true),
+        ("/login", true),
+        ("/", false),
+    ] {
+        assert_eq!(
+            service.select_route(&info(path, headers)).is_some(),
+            routed,
+            "{path}"
+        );
+    }
+    // Sidecars get nothing from a Gateway-bound route.
+    let sidecar = compile(&config, &ProxyScope::sidecar("default", &[]));
+    assert!(sidecar.services.is_empty());
+}

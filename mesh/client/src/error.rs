@@ -34,6 +34,15 @@ pub enum ClientError {
         /// The `errors` field: precise validation errors, one per entry.
         errors: Vec<String>,
     },
+    /// The client's token cannot be used (its file is unreadable or empty, or it holds
+    /// characters a header cannot carry).
+    #[error("cannot use the control plane token from {from}: {reason}")]
+    Credential {
+        /// The token file, or where a fixed token came from.
+        from: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The answer is not what the contract says.
     #[error("unexpected answer from the control plane at {url}: {reason}")]
     BadAnswer {
@@ -56,6 +65,18 @@ impl ClientError {
     /// The control plane answered 404: an unknown workload, fault or service.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Api { status: 404, .. })
+    }
+
+    /// The control plane refused the credential (401: none, unknown or expired) or the
+    /// identity it proves (403).
+    pub fn is_refused(&self) -> bool {
+        matches!(
+            self,
+            Self::Api {
+                status: 401 | 403,
+                ..
+            }
+        )
     }
 
     /// The error of a non-2xx answer: the control plane's `{"error", "errors"}` body

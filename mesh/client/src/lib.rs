@@ -8,13 +8,17 @@
 //!
 //! - [`ControlClient`]: one method per API call, over plain HTTP/1.1 with keep-alive
 //!   ([`HyperTransport`], or the caller's own [`Transport`]).
+//! - [`Credential`]: the bearer token sent with every call (`Authorization: Bearer`), fixed
+//!   or read from a file per request.
 //! - [`ClientError`]: unreachable, refused with the control plane's own message, or an
 //!   answer that is not the contract.
 
 mod api;
+mod credential;
 mod error;
 mod transport;
 
+pub use credential::Credential;
 pub use error::ClientError;
 pub use transport::{ControlClient, HyperTransport, Transport, TransportError, base_url};
 

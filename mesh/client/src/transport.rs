@@ -19,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ClientError;
+use crate::{ClientError, Credential};
 
 /// Default limit for one call, connection included.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -72,6 +72,7 @@ pub struct ControlClient<X = HyperTransport> {
     transport: X,
     timeout: Duration,
     hint: &'static str,
+    credential: Option<Credential>,
 }
 
 /// A request body and its content type.
@@ -118,6 +119,7 @@ impl<X: Transport> ControlClient<X> {
             transport,
             timeout: DEFAULT_TIMEOUT,
             hint: "",
+            credential: None,
         })
     }
 
@@ -132,6 +134,12 @@ impl<X: Transport> ControlClient<X> {
     /// (e.g. "; is `meshctl up` running?").
     pub fn with_hint(mut self, hint: &'static str) -> Self {
         self.hint = hint;
+        self
+    }
+
+    /// The same client, sending `credential` as `Authorization: Bearer` with every call.
+    pub fn with_credential(mut self, credential: Option<Credential>) -> Self {
+        self.credential = credential;
         self
     }
 
@@ -168,6 +176,16 @@ impl<X: Transport> ControlClient<X> {
             hint: self.hint,
         };
         let mut request = Request::builder().method(method).uri(&url);
+        if let Some(credential) = &self.credential {
+            let token = credential.current().await?;
+            let value = http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                ClientError::Credential {
+                    from: format!("{credential:?}"),
+                    reason: "it holds characters an HTTP header cannot carry".to_owned(),
+                }
+            })?;
+            request = request.header(header::AUTHORIZATION, value);
+        }
         let body = match body {
             Some(Body {
                 bytes,
@@ -271,5 +289,32 @@ mod tests {
         assert!(text.contains(&format!("http://127.0.0.1:{port}")), "{text}");
         assert!(text.ends_with("; is it running?"), "{text}");
         assert!(!text.contains('\n'));
+    }
+
+    #[tokio::test]
+    async fn the_credential_rides_every_call_as_a_bearer_token() {
+        use axum::http::HeaderMap;
+        let app = axum::Router::new().route(
+            "/api/v1/faults",
+            axum::routing::get(|headers: HeaderMap| async move {
+                match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                    Some("Bearer abc") => (StatusCode::OK, "[]"),
+                    _ => (StatusCode::UNAUTHORIZED, r#"{"error": "no credential"}"#),
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let plain = ControlClient::new(&url).unwrap();
+        let refused = plain.faults().await.unwrap_err();
+        assert!(refused.is_refused(), "{refused}");
+        assert_eq!(refused.to_string(), "no credential");
+        let with = plain.with_credential(Some(Credential::token(" abc\n")));
+        assert!(with.faults().await.unwrap().is_empty());
+        let bad = with.with_credential(Some(Credential::token("a\u{1}b")));
+        let err = bad.faults().await.unwrap_err();
+        assert!(matches!(err, ClientError::Credential { .. }), "{err}");
+        assert!(!err.to_string().contains("a\u{1}b"), "{err}");
     }
 }

@@ -1,5 +1,9 @@
 //! The HTTP API (see `docs/control-plane-api.md`): plain JSON with
 //! `Content-Type: application/json`, errors as `{"error": ...}`.
+//!
+//! Who may call what ([`crate::auth`]): reads are open; registration and certificates need
+//! the workload's credential (unless the local demo runs open); apply, delete, faults and
+//! deregistration need the admin token when one is configured (always off loopback).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,8 +13,9 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{FromRef, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use mesh_api::Kind;
@@ -20,21 +25,55 @@ use mesh_api::wire::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{self, Auth};
 use crate::control::Control;
 use crate::dashboard;
 use crate::error::AppError;
 
 type Shared = State<Arc<Control>>;
+type Guard = State<Arc<Auth>>;
 type ApiResult = Result<Response, AppError>;
 
-/// Every route of the control plane.
+/// What every handler may read: the control plane and how callers are authenticated.
+#[derive(Debug, Clone)]
+struct App {
+    control: Arc<Control>,
+    auth: Arc<Auth>,
+}
+
+impl FromRef<App> for Arc<Control> {
+    fn from_ref(app: &App) -> Self {
+        Arc::clone(&app.control)
+    }
+}
+
+impl FromRef<App> for Arc<Auth> {
+    fn from_ref(app: &App) -> Self {
+        Arc::clone(&app.auth)
+    }
+}
+
+/// Every route of the control plane, checking no credential (the open local demo, and
+/// tests of everything but authentication).
 pub fn router(control: Arc<Control>) -> Router {
+    secured(control, Arc::new(Auth::open()))
+}
+
+/// Every route of the control plane, authenticating callers with `auth`.
+pub fn secured(control: Arc<Control>, auth: Arc<Auth>) -> Router {
+    let app = App { control, auth };
+    // The calls that change the mesh for everyone; the admin token guards them.
+    let mutating = Router::new()
+        .route("/api/v1/apply", post(apply))
+        .route("/api/v1/delete", post(delete_resources))
+        .route("/api/v1/faults", post(add_fault).delete(clear_faults))
+        .route("/api/v1/faults/{id}", delete(remove_fault))
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_admin));
     Router::new()
+        .merge(mutating)
         .route("/", get(dashboard::page))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
-        .route("/api/v1/apply", post(apply))
-        .route("/api/v1/delete", post(delete_resources))
         .route("/api/v1/resources", get(resources))
         .route("/api/v1/config-errors", get(config_errors))
         .route("/api/v1/overview", get(overview))
@@ -45,13 +84,18 @@ pub fn router(control: Arc<Control>) -> Router {
         .route("/api/v1/proxy-status", get(proxy_status))
         .route("/api/v1/ca/root", get(ca_root))
         .route("/api/v1/certificates", post(certificate))
-        .route(
-            "/api/v1/faults",
-            post(add_fault).get(faults).delete(clear_faults),
-        )
-        .route("/api/v1/faults/{id}", delete(remove_fault))
+        .route("/api/v1/faults", get(faults))
         .fallback(not_found)
-        .with_state(control)
+        .with_state(app)
+}
+
+/// Admits a mutating call only with the admin token (when one is configured).
+async fn require_admin(State(app): State<App>, request: Request, next: Next) -> Response {
+    let action = format!("{} {}", request.method(), request.uri().path());
+    match app.auth.admin(request.headers(), &action) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    }
 }
 
 /// A 200 answer with `value` as JSON; every answer is one of the `mesh_api::wire` types.
@@ -169,14 +213,55 @@ async fn describe(
     ok(control.describe(&service, namespace)?)
 }
 
-async fn register(State(control): Shared, body: Bytes) -> ApiResult {
+async fn register(
+    State(control): Shared,
+    State(auth): Guard,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let spec: WorkloadSpec = json_body(&body, "workload")?;
+    if let Some(caller) = auth.workload(&headers, "register").await? {
+        // The claim must be the credential's, and a name registered by one identity
+        // cannot be taken over by another (its traffic would follow).
+        auth::authorize(
+            &caller,
+            "register",
+            &spec.name,
+            &spec.namespace,
+            &spec.service_account,
+        )?;
+        if let Some((namespace, account)) = control.registered_identity(&spec.name) {
+            auth::authorize(&caller, "register", &spec.name, &namespace, &account)?;
+        }
+    }
     let name = control.register(spec)?;
     ok(Registered { registered: name })
 }
 
-async fn deregister(State(control): Shared, p: Result<Path<String>, PathRejection>) -> ApiResult {
+/// The admin, or the workload itself (a proxy leaving on shutdown), may deregister it.
+async fn deregister(
+    State(control): Shared,
+    State(auth): Guard,
+    headers: HeaderMap,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
     let name = path(p)?;
+    let action = format!("DELETE /api/v1/workloads/{name}");
+    if !auth.is_admin(&headers) {
+        let own = match (auth.is_open(), control.registered_identity(&name)) {
+            (false, Some((namespace, account))) => match auth.workload(&headers, &action).await? {
+                Some(caller) => {
+                    auth::authorize(&caller, "deregister", &name, &namespace, &account)?;
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        };
+        if !own {
+            auth.admin(&headers, &action)?;
+        }
+    }
     control.deregister(&name)?;
     ok(Deregistered { deregistered: name })
 }
@@ -228,7 +313,12 @@ async fn ca_root(State(control): Shared) -> ApiResult {
 /// Longest certificate lifetime a workload may ask for (a year).
 const MAX_CERT_TTL_SECONDS: u64 = 365 * 24 * 3600;
 
-async fn certificate(State(control): Shared, body: Bytes) -> ApiResult {
+async fn certificate(
+    State(control): Shared,
+    State(auth): Guard,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let request: CertificateRequest = json_body(&body, "certificate request")?;
     let ttl = match request.ttl_seconds {
         None => None,
@@ -239,8 +329,33 @@ async fn certificate(State(control): Shared, body: Bytes) -> ApiResult {
             )));
         }
     };
-    let issued = control.issue(&request.workload, &request.csr, ttl)?;
-    ok(issued)
+    let Some(caller) = auth.workload(&headers, "certificate").await? else {
+        return ok(control.issue(&request.workload, &request.csr, ttl)?);
+    };
+    // The workload must be registered, by this identity; the certificate says what the
+    // credential proves, never what the registration or the CSR claims.
+    let (namespace, account) = control
+        .registered_identity(&request.workload)
+        .ok_or_else(|| {
+            tracing::warn!(workload = %request.workload, reason = "not registered", "certificate refused");
+            AppError::Forbidden(format!(
+                "workload {:?} is not registered; only registered workloads get certificates",
+                request.workload
+            ))
+        })?;
+    auth::authorize(
+        &caller,
+        "certificate",
+        &request.workload,
+        &namespace,
+        &account,
+    )?;
+    ok(control.sign(
+        &caller.namespace,
+        &caller.service_account,
+        &request.csr,
+        ttl,
+    )?)
 }
 
 async fn add_fault(State(control): Shared, body: Bytes) -> ApiResult {

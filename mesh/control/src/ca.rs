@@ -2,9 +2,10 @@
 //!
 //! A root is generated at start (or loaded from PEM files, or persisted in a directory so
 //! restarts keep trust). Workloads send a CSR made with a key that never leaves the proxy;
-//! the identity in the issued certificate comes from the workload's registration
-//! (namespace and service account), never from the CSR: whatever names the CSR asks for
-//! are replaced by the SPIFFE URI `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`.
+//! the identity in the issued certificate comes from the caller's credential (see
+//! [`crate::auth`]; the workload's registration only in the open local demo), never from
+//! the CSR: whatever names the CSR asks for are replaced by the SPIFFE URI
+//! `spiffe://<trust-domain>/ns/<ns>/sa/<sa>`.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -21,7 +21,7 @@ use crate::faults::{FaultSpec, Faults};
 use crate::metrics::{Gauges, Metrics};
 use crate::push::{Hub, compile_for};
 use crate::registry::Workloads;
-use crate::source::{ConfigSource, SourceError};
+use crate::source::{ConfigSource, NotifyingSource, SourceError, SourceFile};
 use crate::store::{Applied, Deleted, Rejected, Store};
 
 /// Longest long poll a caller may ask for with `?wait=`.
@@ -119,22 +119,9 @@ impl Control {
         &self,
         source: &mut dyn ConfigSource,
     ) -> Result<Vec<String>, LoadSourceError> {
-        match source.poll() {
-            Err(e) => Err(e.into()),
-            Ok(None) => Ok(Vec::new()),
-            Ok(Some(files)) => {
-                let result = lock(&self.store).replace_source(source.name(), &files);
-                match result {
-                    Ok(warnings) => {
-                        self.hub.bump();
-                        Ok(warnings)
-                    }
-                    Err(rejected) => {
-                        self.metrics.config_error();
-                        Err(rejected.into())
-                    }
-                }
-            }
+        match source.poll()? {
+            None => Ok(Vec::new()),
+            Some(files) => Ok(self.reload(&*source, &files)?),
         }
     }
 
@@ -158,33 +145,79 @@ impl Control {
         }
     }
 
+    /// Polls `source` each time it says it changed (a task on the runtime), applying each
+    /// change the way [`Control::watch_source`] does; stops when the control plane is
+    /// dropped or the source ends.
+    pub fn follow_source<S: NotifyingSource + 'static>(self: &Arc<Self>, mut source: S) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while source.changed().await {
+                let Some(control) = weak.upgrade() else {
+                    return;
+                };
+                control.poll_source(&mut source);
+            }
+        });
+    }
+
     fn poll_source(&self, source: &mut dyn ConfigSource) {
         match source.poll() {
             Ok(None) => {}
             Err(error) => {
                 tracing::warn!(%error, "configuration source unreadable; keeping the last good configuration")
             }
-            Ok(Some(files)) => {
-                let result = lock(&self.store).replace_source(source.name(), &files);
-                match result {
-                    Ok(warnings) => {
-                        let version = self.hub.bump();
-                        for warning in warnings {
-                            tracing::warn!("{warning}");
-                        }
-                        tracing::info!(version, files = files.len(), "configuration reloaded");
+            Ok(Some(files)) => match self.reload(&*source, &files) {
+                Ok(warnings) => {
+                    for warning in warnings {
+                        tracing::warn!("{warning}");
                     }
-                    Err(rejected) => {
-                        self.metrics.config_error();
-                        for error in &rejected.errors {
-                            tracing::error!("{error}");
-                        }
-                        tracing::error!(
-                            "{}; the last good configuration stays in force",
-                            rejected.summary
-                        );
-                    }
+                    tracing::info!(
+                        version = self.version(),
+                        source = source.name(),
+                        files = files.len(),
+                        "configuration reloaded"
+                    );
                 }
+                Err(rejected) => {
+                    for error in &rejected.errors {
+                        tracing::error!("{error}");
+                    }
+                    tracing::error!(
+                        "{}; the last good configuration stays in force",
+                        rejected.summary
+                    );
+                }
+            },
+        }
+    }
+
+    /// The one path of "a new file set arrived" for every source: validate, count and log
+    /// what was left out, publish.
+    fn reload(
+        &self,
+        source: &dyn ConfigSource,
+        files: &[SourceFile],
+    ) -> Result<Vec<String>, Rejected> {
+        let result = lock(&self.store).replace_source(source.name(), files, source.admission());
+        match result {
+            Ok(reloaded) => {
+                for skipped in &reloaded.skipped {
+                    self.metrics.config_error();
+                    for error in &skipped.rejected.errors {
+                        tracing::error!("{error}");
+                    }
+                    tracing::error!(
+                        "{} is invalid and left out; the rest of {} applies",
+                        skipped.file,
+                        source.name()
+                    );
+                }
+                self.hub.bump();
+                Ok(reloaded.warnings)
+            }
+            Err(rejected) => {
+                self.metrics.config_error();
+                Err(rejected)
             }
         }
     }
@@ -400,25 +433,40 @@ impl Control {
         self.ca.root_pem()
     }
 
-    /// Issues a certificate to a registered workload.
+    /// The namespace and service account `workload` registered with, if it is registered.
+    pub fn registered_identity(&self, workload: &str) -> Option<(String, String)> {
+        lock(&self.workloads)
+            .get(workload)
+            .map(|spec| (spec.namespace.clone(), spec.service_account.clone()))
+    }
+
+    /// Issues a certificate to a registered workload, for the identity it registered with
+    /// (open mode; with credentials the API calls [`Control::sign`] with theirs).
     pub fn issue(
         &self,
         workload: &str,
         csr: &str,
         ttl: Option<Duration>,
     ) -> Result<Issued, AppError> {
-        let (namespace, account) = {
-            let workloads = lock(&self.workloads);
-            let spec = workloads.get(workload).ok_or_else(|| {
-                AppError::Forbidden(format!(
-                    "workload {workload:?} is not registered; only registered workloads get certificates"
-                ))
-            })?;
-            (spec.namespace.clone(), spec.service_account.clone())
-        };
+        let (namespace, account) = self.registered_identity(workload).ok_or_else(|| {
+            AppError::Forbidden(format!(
+                "workload {workload:?} is not registered; only registered workloads get certificates"
+            ))
+        })?;
+        self.sign(&namespace, &account, csr, ttl)
+    }
+
+    /// Signs a CSR for `namespace`/`account`, valid for `ttl` (default: the configured one).
+    pub fn sign(
+        &self,
+        namespace: &str,
+        account: &str,
+        csr: &str,
+        ttl: Option<Duration>,
+    ) -> Result<Issued, AppError> {
         let ttl = ttl.unwrap_or(self.settings.cert_ttl);
         self.ca
-            .sign(csr, &namespace, &account, ttl)
+            .sign(csr, namespace, account, ttl)
             .map_err(|e| match e {
                 CaError::BadCsr(_) => AppError::BadRequest(e.to_string()),
                 other => AppError::Internal(other.to_string()),

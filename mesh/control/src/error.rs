@@ -21,12 +21,19 @@ pub enum AppError {
         /// Every problem, each naming file, document, resource and field.
         errors: Vec<String>,
     },
-    /// The caller may not have what it asked for (unknown workload asking for a certificate).
+    /// No credential, or one that proves nothing (401 with `WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller may not have what it asked for (an unknown workload asking for a
+    /// certificate, a credential for another identity).
     #[error("{0}")]
     Forbidden(String),
     /// No such thing.
     #[error("{0}")]
     NotFound(String),
+    /// Something we depend on did not answer (the Kubernetes API checking a token).
+    #[error("{0}")]
+    Unavailable(String),
     /// Our fault.
     #[error("{0}")]
     Internal(String),
@@ -36,8 +43,10 @@ impl AppError {
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::InvalidConfig { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -46,6 +55,7 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let challenge = matches!(self, Self::Unauthorized(_));
         let body = match self {
             Self::InvalidConfig { error, errors } => ApiError { error, errors },
             other => ApiError {
@@ -53,6 +63,13 @@ impl IntoResponse for AppError {
                 errors: Vec::new(),
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if challenge {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

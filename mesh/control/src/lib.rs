@@ -7,20 +7,25 @@
 //! a routing change, a new endpoint or an injected fault reaches every proxy without a
 //! restart. A dashboard shows the whole picture on a projector.
 //!
-//! * [`source`]: where configuration files come from (a directory today).
+//! * [`source`]: where configuration files come from (a watched directory).
+//! * [`kube`]: the Istio resources of a Kubernetes cluster as a source.
 //! * [`store`]: the validated configuration and the API-applied overlay.
 //! * [`registry`]: registered workloads, heartbeats and expiry.
 //! * [`faults`]: fault leases and their injection into compiled routes.
 //! * [`push`]: versions, long polls and per-workload compilation.
 //! * [`ca`]: the certificate authority issuing SPIFFE certificates.
+//! * [`auth`]: workload credentials (tokens file, Kubernetes TokenReview) and the admin
+//!   token of the mutating API.
 //! * [`api`], [`dashboard`], [`metrics`]: the HTTP surface.
 
 pub mod api;
+pub mod auth;
 pub mod ca;
 pub mod control;
 pub mod dashboard;
 pub mod error;
 pub mod faults;
+pub mod kube;
 pub mod metrics;
 pub mod push;
 pub mod registry;

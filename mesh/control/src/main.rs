@@ -1,11 +1,14 @@
 //! `mesh-control`: the control plane binary.
 //!
 //! ```text
-//! mesh-control [--listen 127.0.0.1:15010] [--config-dir DIR] [--ca-dir DIR]
+//! mesh-control [--listen 127.0.0.1:15010] [--config-dir DIR] [--kubernetes] [--ca-dir DIR]
 //!              [--ca-cert FILE --ca-key FILE] [--cert-ttl 24h] [--trust-domain cluster.local]
+//!              [--workload-tokens FILE] [--token-review [--token-audience mesh-control]]
+//!              [--api-token-file FILE]
 //! ```
-//! Every flag has an environment fallback (`MESH_CONTROL_LISTEN`, ...). Bad flags or an
-//! invalid configuration directory at start: one line on stderr and exit code 64.
+//! Every flag has an environment fallback (`MESH_CONTROL_LISTEN`, `MESH_CONTROL_KUBERNETES=true`,
+//! ...). Bad flags, an invalid configuration directory at start, or `--kubernetes` without
+//! a cluster to find: one line on stderr and exit code 64.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +17,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use mesh_control::auth::{AdminToken, Auth, TokenReviewer, TokensFile};
 use mesh_control::ca::RootSource;
+use mesh_control::kube::{KubeSource, Retry};
 use mesh_control::source::{ConfigSource, DirSource};
 use mesh_control::{Control, Settings};
 
@@ -34,6 +39,10 @@ struct Cli {
     /// Directory of Istio YAML files, watched: edits apply live.
     #[arg(long, env = "MESH_CONTROL_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
+    /// Also watch the Istio resources of the Kubernetes cluster (in-cluster service
+    /// account, else the kubeconfig): `kubectl apply` of a VirtualService applies live.
+    #[arg(long, env = "MESH_CONTROL_KUBERNETES", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    kubernetes: bool,
     /// Directory keeping the CA root (generated there on first start).
     #[arg(long, env = "MESH_CONTROL_CA_DIR", conflicts_with_all = ["ca_cert", "ca_key"])]
     ca_dir: Option<PathBuf>,
@@ -49,6 +58,24 @@ struct Cli {
     /// SPIFFE trust domain of issued identities.
     #[arg(long, env = "MESH_CONTROL_TRUST_DOMAIN", default_value = "cluster.local", value_parser = trust_domain)]
     trust_domain: String,
+    /// Workload credentials: a YAML list of {token, namespace, serviceAccount, workload}.
+    #[arg(long, env = "MESH_CONTROL_WORKLOAD_TOKENS", value_name = "FILE")]
+    workload_tokens: Option<PathBuf>,
+    /// Workload credentials: pods' projected service-account tokens, checked with the
+    /// Kubernetes TokenReview API (in-cluster config, or the kubeconfig).
+    #[arg(long, env = "MESH_CONTROL_TOKEN_REVIEW")]
+    token_review: bool,
+    /// The audience projected tokens must be issued for.
+    #[arg(
+        long,
+        env = "MESH_CONTROL_TOKEN_AUDIENCE",
+        default_value = "mesh-control"
+    )]
+    token_audience: String,
+    /// Admin token of the mutating API (apply, delete, faults, workload changes); generated
+    /// there (mode 0600) when the file does not exist. Required off loopback.
+    #[arg(long, env = "MESH_CONTROL_API_TOKEN_FILE", value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
 }
 
 fn cert_ttl(text: &str) -> Result<Duration, String> {
@@ -93,7 +120,13 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
+mod healthcheck;
+
 fn main() -> ExitCode {
+    // Not a flag of the server: the container's HEALTHCHECK, before any parsing.
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return healthcheck::run();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -155,8 +188,37 @@ async fn run(cli: Cli) -> ExitCode {
         let boxed: Box<dyn ConfigSource> = Box::new(source);
         control.watch_source(boxed, DIR_POLL);
     }
+    let auth = match auth(
+        &cli.workload_tokens,
+        cli.token_review,
+        &cli.token_audience,
+        &cli.api_token_file,
+    )
+    .await
+    {
+        Ok(auth) => auth,
+        Err(message) => return usage_error(&message),
+    };
+    if let Err(e) = auth.check_listen(cli.listen) {
+        return usage_error(&e.to_string());
+    }
+    if auth.is_open() {
+        tracing::warn!(
+            "workload identities are not checked: any local process can register as any workload and get its certificate (pass --workload-tokens or --token-review)"
+        );
+    }
+    if cli.kubernetes {
+        match mesh_control::kube::connect().await {
+            Ok(client) => {
+                tracing::info!("watching the Istio resources of the Kubernetes cluster");
+                let source = KubeSource::start(&client, Retry::default());
+                control.follow_source(source);
+            }
+            Err(error) => return usage_error(&format!("--kubernetes: {error}")),
+        }
+    }
     control.start_background();
-    match serve(cli.listen, control).await {
+    match serve(cli.listen, control, std::sync::Arc::new(auth)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mesh-control: {e:#}");
@@ -165,12 +227,52 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-async fn serve(listen: SocketAddr, control: std::sync::Arc<Control>) -> anyhow::Result<()> {
+/// The credential sources of the command line.
+async fn auth(
+    tokens: &Option<PathBuf>,
+    token_review: bool,
+    audience: &str,
+    api_token: &Option<PathBuf>,
+) -> Result<Auth, String> {
+    let mut auth = Auth::open();
+    if let Some(path) = tokens {
+        let tokens = TokensFile::load(path).map_err(|e| format!("--workload-tokens {e}"))?;
+        tracing::info!(file = %path.display(), tokens = tokens.len(), "workload tokens loaded");
+        auth = auth.with_tokens_file(tokens);
+    }
+    if token_review {
+        // The API server speaks TLS (rustls, through kube): one crypto provider for the
+        // process, the suite's.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = kube::Config::infer()
+            .await
+            .map_err(|e| format!("--token-review: no Kubernetes configuration: {e}"))?;
+        let client = kube::Client::try_from(config)
+            .map_err(|e| format!("--token-review: Kubernetes client: {e}"))?;
+        tracing::info!(%audience, "workload tokens checked with the Kubernetes TokenReview API");
+        auth = auth.with_token_review(TokenReviewer::new(client, audience));
+    }
+    if let Some(path) = api_token {
+        let (admin, generated) =
+            AdminToken::load_or_generate(path).map_err(|e| format!("--api-token-file {e}"))?;
+        if generated {
+            tracing::info!(file = %path.display(), "admin token generated (send it as Authorization: Bearer)");
+        }
+        auth = auth.with_admin(admin);
+    }
+    Ok(auth)
+}
+
+async fn serve(
+    listen: SocketAddr,
+    control: std::sync::Arc<Control>,
+    auth: std::sync::Arc<Auth>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(address = %listen, "mesh-control listening (dashboard at http://{listen}/)");
-    axum::serve(listener, mesh_control::api::router(control))
+    axum::serve(listener, mesh_control::api::secured(control, auth))
         .with_graceful_shutdown(bookinfo_common::shutdown::shutdown_signal())
         .await
         .context("server failed")

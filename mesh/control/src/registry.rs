@@ -192,7 +192,8 @@ impl Workloads {
     }
 
     /// The service registry proxies route with: one record per service with the
-    /// addresses and labels of its workloads.
+    /// addresses and labels of its workloads, plus the per-version services
+    /// (`reviews-v2`) that Gateway API routes send to.
     pub fn registry(&self) -> Registry {
         let mut services: BTreeMap<(String, String), ServiceRecord> = BTreeMap::new();
         for entry in self.entries.values() {
@@ -228,9 +229,11 @@ impl Workloads {
                 });
             }
         }
-        Registry {
+        let mut registry = Registry {
             services: services.into_values().collect(),
-        }
+        };
+        registry.add_version_services();
+        registry
     }
 }
 
@@ -290,12 +293,17 @@ mod tests {
         w.register(spec("reviews-v1", "v1", 1), now);
         w.register(spec("reviews-v2", "v2", 2), now);
         let r = w.registry();
-        assert_eq!(r.services.len(), 1);
+        let names: Vec<&str> = r.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["reviews", "reviews-v1", "reviews-v2"]);
         let s = r.service("reviews.default.svc.cluster.local").unwrap();
         assert_eq!(s.ports, [9080]);
         assert_eq!(s.endpoints.len(), 2);
         assert_eq!(s.endpoints[1].labels["version"], "v2");
         assert_eq!(s.endpoints[1].workload.as_deref(), Some("reviews-v2"));
+        // Per-version services, as bookinfo-versions.yaml declares them.
+        let v2 = r.service("reviews-v2.default.svc.cluster.local").unwrap();
+        assert_eq!(v2.ports, [9080]);
+        assert_eq!(v2.endpoints, [s.endpoints[1].clone()]);
     }
 
     #[test]

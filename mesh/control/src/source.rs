@@ -2,8 +2,9 @@
 //!
 //! A source is polled; when anything changed it hands back its complete file set, which the
 //! store then validates together with everything else in force (a full reload of that
-//! source, so a rename or a deleted file is handled the same way as an edit). Today the
-//! only source is a directory; a Kubernetes watch fits the same trait.
+//! source, so a rename or a deleted file is handled the same way as an edit). A directory
+//! is polled on a timer; a source that knows when it changed (the Kubernetes watch in
+//! [`crate::kube`]) is a [`NotifyingSource`] and is polled when it says so.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,18 @@ pub struct SourceError {
     pub source: std::io::Error,
 }
 
+/// How the files of one reload are admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// One bad file rejects the whole set: a directory is edited by hand, and applying the
+    /// good half of an edit that spans files would route traffic in a way nobody wrote.
+    WholeSet,
+    /// Each file is an object of its own (a Kubernetes object, applied on its own): a bad
+    /// one is reported and left out, the others apply. Nobody else's change should wait
+    /// for it to be fixed, and nothing refused it at `kubectl apply` (our CRDs take any spec).
+    EachFile,
+}
+
 /// Something that yields configuration files.
 pub trait ConfigSource: Send {
     /// Short name for the source, e.g. `config-dir`.
@@ -37,6 +50,19 @@ pub trait ConfigSource: Send {
     /// The complete file set when it differs from the last call (always on the first
     /// call), `None` when nothing changed.
     fn poll(&mut self) -> Result<Option<Vec<SourceFile>>, SourceError>;
+
+    /// How a bad file is handled; a whole-set rejection unless the source says otherwise.
+    fn admission(&self) -> Admission {
+        Admission::WholeSet
+    }
+}
+
+/// A source that says when it may have changed, so it is polled then instead of on a
+/// timer (see [`crate::Control::follow_source`]).
+pub trait NotifyingSource: ConfigSource {
+    /// Resolves when [`ConfigSource::poll`] may return something new; `false` once the
+    /// source has ended and will never change again.
+    fn changed(&mut self) -> impl Future<Output = bool> + Send;
 }
 
 /// What we remember of a file to notice changes without reading it.

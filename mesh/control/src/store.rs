@@ -14,7 +14,7 @@ use mesh_api::parse::Loaded;
 use mesh_api::wire::{ErrorRecord, ResourceEntry};
 use mesh_api::{ConfigError, Kind, MeshConfig, Warning, parse_file};
 
-use crate::source::SourceFile;
+use crate::source::{Admission, SourceFile};
 
 /// How many rejected changes the dashboard can show.
 const KEPT_ERRORS: usize = 20;
@@ -78,6 +78,25 @@ pub struct Deleted {
     pub missing: Vec<String>,
 }
 
+/// Result of a successful reload of a source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Non-fatal findings.
+    pub warnings: Vec<String>,
+    /// Files left out because they are invalid ([`Admission::EachFile`] only); only those
+    /// that were not already left out, unchanged, by the previous reload.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A file left out of a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its name (`VirtualService default/reviews` for a Kubernetes object).
+    pub file: String,
+    /// Its problems.
+    pub rejected: Rejected,
+}
+
 /// The validated configuration plus what it was built from.
 #[derive(Debug, Default)]
 pub struct Store {
@@ -91,6 +110,9 @@ pub struct Store {
     config: Arc<MeshConfig>,
     /// Where each resource in force came from.
     origins: BTreeMap<Key, String>,
+    /// Files of each source left out as invalid (name -> text), so that an object that
+    /// stays broken is reported once, not again on every change of its neighbours.
+    skipped: BTreeMap<String, BTreeMap<String, String>>,
     /// Recent rejected changes, newest last.
     errors: VecDeque<ErrorRecord>,
     /// Rejected changes since start.
@@ -162,15 +184,24 @@ impl Store {
         });
     }
 
-    /// Replaces every file of `source` (a full reload of that source).
+    /// Replaces every file of `source` (a full reload of that source). With
+    /// [`Admission::WholeSet`] one bad file rejects the set; with [`Admission::EachFile`]
+    /// bad files are left out (and remembered as rejected changes of their own) and the
+    /// rest applies, unless the rest is still rejected.
     pub fn replace_source(
         &mut self,
         source: &str,
         files: &[SourceFile],
-    ) -> Result<Vec<String>, Rejected> {
-        let result = self.try_replace_source(source, files);
-        if let Err(rejected) = &result {
-            self.remember(source, rejected);
+        admission: Admission,
+    ) -> Result<Reloaded, Rejected> {
+        let result = self.try_replace_source(source, files, admission);
+        match &result {
+            Ok(reloaded) => {
+                for skipped in &reloaded.skipped {
+                    self.remember(&format!("{source} {}", skipped.file), &skipped.rejected);
+                }
+            }
+            Err(rejected) => self.remember(source, rejected),
         }
         result
     }
@@ -179,27 +210,85 @@ impl Store {
         &mut self,
         source: &str,
         files: &[SourceFile],
-    ) -> Result<Vec<String>, Rejected> {
+        admission: Admission,
+    ) -> Result<Reloaded, Rejected> {
         let what = format!("{source} change");
-        let mut parse_errors = Vec::new();
         let mut warnings = Vec::new();
-        let mut resources = Vec::new();
+        let mut parsed = Vec::with_capacity(files.len());
+        // Problems of each file left out, by file name.
+        let mut left_out: BTreeMap<&str, Vec<ConfigError>> = BTreeMap::new();
+        let mut parse_errors = Vec::new();
         for file in files {
-            let parsed = parse_file(&file.name, &file.text);
-            parse_errors.extend(parsed.errors);
-            warnings.extend(parsed.warnings);
-            resources.extend(parsed.resources);
+            let mut one = parse_file(&file.name, &file.text);
+            warnings.append(&mut one.warnings);
+            if one.errors.is_empty() {
+                parsed.push((file, one.resources));
+            } else if admission == Admission::EachFile {
+                left_out.insert(&file.name, one.errors);
+            } else {
+                parse_errors.append(&mut one.errors);
+            }
         }
         if !parse_errors.is_empty() {
             return Err(Rejected::from_errors(&what, &parse_errors));
         }
-        let mut sources = self.sources.clone();
-        sources.insert(source.to_owned(), resources);
-        let more = self
-            .commit(sources, self.overlay.clone(), self.hidden.clone())
-            .map_err(|errors| Rejected::from_errors(&what, &errors))?;
+        // Each round leaves out at least one more file, so this ends.
+        let more = loop {
+            let resources = parsed
+                .iter()
+                .filter(|(file, _)| !left_out.contains_key(file.name.as_str()))
+                .flat_map(|(_, resources)| resources.iter().cloned())
+                .collect();
+            let mut sources = self.sources.clone();
+            sources.insert(source.to_owned(), resources);
+            let errors = match self.commit(sources, self.overlay.clone(), self.hidden.clone()) {
+                Ok(more) => break more,
+                Err(errors) => errors,
+            };
+            let mut progress = false;
+            if admission == Admission::EachFile {
+                for error in &errors {
+                    let ours = parsed.iter().find(|(file, _)| {
+                        file.name == error.file && !left_out.contains_key(file.name.as_str())
+                    });
+                    if let Some((file, _)) = ours {
+                        left_out.entry(&file.name).or_default();
+                        progress = true;
+                    }
+                    if let Some(list) = left_out.get_mut(error.file.as_str()) {
+                        list.push(error.clone());
+                    }
+                }
+            }
+            // Problems that name no file of this source (a conflict with the API overlay,
+            // say) cannot be fixed by leaving files out: the whole change is rejected.
+            if !progress {
+                return Err(Rejected::from_errors(&what, &errors));
+            }
+        };
         warnings.extend(more);
-        Ok(warnings.iter().map(ToString::to_string).collect())
+        let before = self.skipped.remove(source).unwrap_or_default();
+        let mut now = BTreeMap::new();
+        let mut skipped = Vec::new();
+        for file in files {
+            let Some(errors) = left_out.get(file.name.as_str()) else {
+                continue;
+            };
+            if before.get(&file.name) != Some(&file.text) {
+                skipped.push(Skipped {
+                    file: file.name.clone(),
+                    rejected: Rejected::from_errors(&format!("{source} object"), errors),
+                });
+            }
+            now.insert(file.name.clone(), file.text.clone());
+        }
+        if !now.is_empty() {
+            self.skipped.insert(source.to_owned(), now);
+        }
+        Ok(Reloaded {
+            warnings: warnings.iter().map(ToString::to_string).collect(),
+            skipped,
+        })
     }
 
     /// Applies the resources of one YAML text (`file` names it in messages).
@@ -329,6 +418,65 @@ mod tests {
         assert_eq!(store.errors().count(), 1);
     }
 
+    fn file(name: &str, text: &str) -> SourceFile {
+        SourceFile {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn each_file_admission_leaves_out_bad_files_and_reports_each_version_once() {
+        const DR: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets:\n  - {name: v1, labels: {version: v1}}\n";
+        // Routes to a subset no DestinationRule defines: a problem of the set, named
+        // after this file.
+        const TO_V3: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v3}\n";
+        let mut store = Store::new();
+        let files = [
+            file("dr", DR),
+            file("bad", BAD),
+            file("to-v3", TO_V3),
+            file("garbage", "kind: [\n"),
+        ];
+        let reloaded = store
+            .replace_source("kubernetes", &files, Admission::EachFile)
+            .unwrap();
+        let skipped: Vec<&str> = reloaded.skipped.iter().map(|s| s.file.as_str()).collect();
+        assert_eq!(skipped, ["bad", "to-v3", "garbage"]);
+        assert!(
+            reloaded.skipped[1].rejected.errors[0].contains("subset \"v3\""),
+            "{reloaded:?}"
+        );
+        assert_eq!(store.config().len(), 1, "the DestinationRule applies");
+        assert_eq!(store.errors().count(), 3);
+        assert_eq!(
+            store.errors().next().unwrap().change,
+            "kubernetes bad",
+            "each left-out file is a rejected change of its own"
+        );
+
+        // The same bad files again: not reported again. A new version of one: reported.
+        let again = store
+            .replace_source("kubernetes", &files, Admission::EachFile)
+            .unwrap();
+        assert!(again.skipped.is_empty(), "{again:?}");
+        let mut edited = files.clone();
+        edited[3].text = "kind: [[\n".into();
+        let edit = store
+            .replace_source("kubernetes", &edited, Admission::EachFile)
+            .unwrap();
+        assert_eq!(edit.skipped.len(), 1);
+        assert_eq!(store.errors().count(), 4);
+
+        // The whole-set admission of a directory rejects the same files whole.
+        let mut dir = Store::new();
+        let rejected = dir
+            .replace_source("config-dir", &files, Admission::WholeSet)
+            .unwrap_err();
+        assert!(rejected.summary.starts_with("config-dir change rejected"));
+        assert!(dir.config().is_empty());
+    }
+
     #[test]
     fn deleting_a_file_resource_hides_it_until_applied_again() {
         let mut store = Store::new();
@@ -336,13 +484,17 @@ mod tests {
             name: "vs.yaml".into(),
             text: VS.into(),
         }];
-        store.replace_source("config-dir", &files).unwrap();
+        store
+            .replace_source("config-dir", &files, Admission::WholeSet)
+            .unwrap();
         assert_eq!(store.entries(None)[0].source, "config-dir");
         let gone = store.delete("x.yaml", VS).unwrap();
         assert_eq!(gone.deleted, ["VirtualService default/reviews"]);
         assert!(store.config().is_empty());
         // A reload of the directory does not bring it back ...
-        store.replace_source("config-dir", &files).unwrap();
+        store
+            .replace_source("config-dir", &files, Admission::WholeSet)
+            .unwrap();
         assert!(store.config().is_empty());
         // ... an apply does.
         store.apply("vs.yaml", VS).unwrap();

@@ -14,6 +14,27 @@ pub struct Cli {
     #[arg(long, global = true, env = "MESHCTL_CONTROL", value_name = "URL")]
     pub control: Option<String>,
 
+    /// Admin token of the control plane's mutating API (apply, delete, fault), sent as
+    /// `Authorization: Bearer`; needed when the control plane listens off loopback.
+    #[arg(
+        long,
+        global = true,
+        env = "MESH_CONTROL_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+
+    /// A file holding the admin token (e.g. the control plane's --api-token-file).
+    #[arg(
+        long,
+        global = true,
+        env = "MESH_CONTROL_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub token_file: Option<PathBuf>,
+
     /// Where `meshctl up` keeps its state file, logs and config directory.
     #[arg(
         long,

@@ -1,7 +1,7 @@
 //! The control plane client as meshctl uses it: `mesh_client::ControlClient`, telling the
 //! user how to get a control plane when none answers.
 
-pub use mesh_client::{ClientError, ControlClient, DEFAULT_URL};
+pub use mesh_client::{ClientError, ControlClient, Credential, DEFAULT_URL};
 
 /// What meshctl adds to "cannot reach the control plane at URL (REASON)".
 const UNREACHABLE_HINT: &str =

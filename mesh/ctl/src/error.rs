@@ -10,7 +10,7 @@ pub enum CtlError {
     #[error("{0}")]
     Usage(String),
     /// The control plane could not be reached or refused the request.
-    #[error(transparent)]
+    #[error("{error}{hint}", error = .0, hint = token_hint(.0))]
     Control(#[from] ClientError),
     /// A file or process operation failed.
     #[error("{context}: {source}")]
@@ -23,6 +23,16 @@ pub enum CtlError {
     /// Anything else, already worded for the user.
     #[error("{0}")]
     Failed(String),
+}
+
+/// What to do about a 401: the mutating API of a control plane off loopback (compose,
+/// Kubernetes) wants the admin token.
+fn token_hint(error: &ClientError) -> &'static str {
+    if matches!(error, ClientError::Api { status: 401, .. }) {
+        " (pass the control plane's admin token: --token, MESH_CONTROL_TOKEN or MESH_CONTROL_TOKEN_FILE)"
+    } else {
+        ""
+    }
 }
 
 impl CtlError {

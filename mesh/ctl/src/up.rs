@@ -8,6 +8,7 @@
 mod plan;
 mod progress;
 mod ready;
+mod tokens;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,7 @@ pub async fn run(args: UpArgs, run_dir: &Path) -> Result<u8, CtlError> {
     std::fs::create_dir_all(run_dir)
         .map_err(|e| CtlError::io(format!("cannot create {}", run_dir.display()), e))?;
     let log_dir = run_dir.join("logs");
+    let tokens_dir = absolute(&run_dir.join("tokens"))?;
     let config_dir = if args.no_mesh {
         run_dir.join("config")
     } else {
@@ -52,6 +54,8 @@ pub async fn run(args: UpArgs, run_dir: &Path) -> Result<u8, CtlError> {
         bin_dir: bin_dir.clone(),
         log_dir: log_dir.clone(),
         config_dir,
+        tokens_dir: tokens_dir.clone(),
+        ca_dir: absolute(&run_dir.join("ca"))?,
         ports,
         workloads,
         mesh: !args.no_mesh,
@@ -63,6 +67,9 @@ pub async fn run(args: UpArgs, run_dir: &Path) -> Result<u8, CtlError> {
     crate::ports::check(&plan.claims())?;
     if !args.verbose {
         fresh_logs(&plan, &log_dir)?;
+    }
+    if input.mesh {
+        tokens::write(&tokens_dir, &plan.grants)?;
     }
 
     let mut signals = Signals::new()?;

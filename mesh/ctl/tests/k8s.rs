@@ -11,9 +11,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+mod manifests;
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use manifests::{arr, env_of, env_value, file, name, port_of, s};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -151,6 +153,7 @@ fn readers(program: &str) -> BTreeMap<&'static str, Reader> {
                 "MESH_PROXY_GATEWAY_PORTS",
                 "MESH_PROXY_ACCESS_LOG",
                 "MESH_PROXY_DRAIN",
+                "MESH_PROXY_TOKEN_FILE",
             ] {
                 m.insert(name, (PROXY_CONFIG, name));
             }
@@ -167,11 +170,16 @@ fn readers(program: &str) -> BTreeMap<&'static str, Reader> {
             for name in [
                 "MESH_CONTROL_LISTEN",
                 "MESH_CONTROL_CONFIG_DIR",
+                "MESH_CONTROL_KUBERNETES",
                 "MESH_CONTROL_CA_DIR",
                 "MESH_CONTROL_CA_CERT",
                 "MESH_CONTROL_CA_KEY",
                 "MESH_CONTROL_CERT_TTL",
                 "MESH_CONTROL_TRUST_DOMAIN",
+                "MESH_CONTROL_TOKEN_REVIEW",
+                "MESH_CONTROL_TOKEN_AUDIENCE",
+                "MESH_CONTROL_API_TOKEN_FILE",
+                "MESH_CONTROL_WORKLOAD_TOKENS",
             ] {
                 m.insert(name, (CONTROL_MAIN, name));
             }
@@ -182,39 +190,6 @@ fn readers(program: &str) -> BTreeMap<&'static str, Reader> {
         other => panic!("no reader list for {other}"),
     }
     m
-}
-
-fn k8s_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../k8s")
-}
-
-/// Every document of a YAML file.
-fn docs(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_norway::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-fn file(rel: &str) -> Vec<Value> {
-    docs(&k8s_dir().join(rel))
-}
-
-fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no string at {pointer} in {v}"))
-}
-
-fn name(v: &Value) -> &str {
-    s(v, "/metadata/name")
-}
-
-fn arr<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
-    v.pointer(pointer)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
 }
 
 /// The workload Deployments of the base and the components (not the patches).
@@ -249,7 +224,7 @@ fn program(image: &str) -> Option<&'static str> {
         ("docker.io/istio/examples-bookinfo-ratings-", "ratings"),
         ("bookinfo-rs/mesh-proxy", "mesh-proxy"),
         ("bookinfo-rs/mesh-control", "mesh-control"),
-        ("bookinfo-rs/loadgen", "loadgen"),
+        ("bookinfo-rs/loadtest", "loadgen"),
     ];
     if image.starts_with("docker.io/library/mariadb:") {
         return None; // the image's own variables (MARIADB_*), documented by it
@@ -282,32 +257,6 @@ fn app_proxy_env() -> Vec<Value> {
             op["value"].clone()
         })
         .collect()
-}
-
-fn env_of(c: &Value) -> Vec<(String, Option<String>)> {
-    arr(c, "/env")
-        .iter()
-        .map(|e| {
-            (
-                s(e, "/name").to_owned(),
-                e["value"].as_str().map(str::to_owned),
-            )
-        })
-        .collect()
-}
-
-fn env_value<'a>(env: &'a [(String, Option<String>)], key: &str) -> &'a str {
-    env.iter()
-        .find(|(k, _)| k == key)
-        .and_then(|(_, v)| v.as_deref())
-        .unwrap_or_else(|| panic!("no {key} in {env:?}"))
-}
-
-fn port_of(addr: &str) -> u64 {
-    addr.rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .unwrap_or_else(|| panic!("no port in {addr}"))
 }
 
 fn container_ports(c: &Value) -> BTreeMap<String, u64> {
@@ -658,7 +607,7 @@ fn the_mesh_patches_reach_every_bookinfo_workload() {
         assert_eq!(apps, SERVICES.into_iter().collect(), "{selector}");
     }
     // Components apply in order: whatever adds workloads comes before `mesh`, and every
-    // overlay with our mesh has the routing its control plane mounts.
+    // overlay with our mesh has the routing its control plane starts with.
     for overlay in ["mesh", "full"] {
         let o = &file(&format!("overlays/{overlay}/kustomization.yaml"))[0];
         let comps: Vec<&str> = arr(o, "/components")
@@ -772,4 +721,73 @@ fn the_crds_cover_the_kinds_the_mesh_reads() {
             }
         }
     }
+}
+
+/// The projected token a proxy container reads: its file's directory is a mounted
+/// volume whose serviceAccountToken source has the control plane's audience.
+fn check_projected_token(what: &str, pod: &Value, container: &Value, audience: &str) {
+    let env = env_of(container);
+    let file = env_value(&env, "MESH_PROXY_TOKEN_FILE");
+    let (dir, leaf) = file.rsplit_once('/').unwrap();
+    let mount = arr(container, "/volumeMounts")
+        .iter()
+        .find(|m| s(m, "/mountPath") == dir)
+        .unwrap_or_else(|| panic!("{what}: nothing mounted at {dir}"));
+    let volume = arr(pod, "/volumes")
+        .iter()
+        .find(|v| name_of(v) == s(mount, "/name"))
+        .unwrap_or_else(|| panic!("{what}: no volume {}", s(mount, "/name")));
+    let source = arr(volume, "/projected/sources")
+        .iter()
+        .find_map(|src| src.get("serviceAccountToken"))
+        .unwrap_or_else(|| panic!("{what}: {dir} is not a projected service-account token"));
+    assert_eq!(s(source, "/audience"), audience, "{what}");
+    assert_eq!(s(source, "/path"), leaf, "{what}");
+}
+
+fn name_of(v: &Value) -> &str {
+    v["name"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn proxies_prove_their_identity_with_a_projected_token_the_control_plane_reviews() {
+    let control = file("components/mesh/control-plane.yaml");
+    let deployment = control.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let container = &arr(deployment, "/spec/template/spec/containers")[0];
+    let env = env_of(container);
+    assert_eq!(env_value(&env, "MESH_CONTROL_TOKEN_REVIEW"), "true");
+    let audience = env_value(&env, "MESH_CONTROL_TOKEN_AUDIENCE");
+    // TokenReview is allowed through system:auth-delegator.
+    assert!(control.iter().any(|d| {
+        d["kind"] == "ClusterRoleBinding"
+            && s(d, "/roleRef/name") == "system:auth-delegator"
+            && arr(d, "/subjects")
+                .iter()
+                .any(|sub| name_of(sub) == "mesh-control")
+    }));
+    // The admin token file comes from a Secret the component ships.
+    let api_file = env_value(&env, "MESH_CONTROL_API_TOKEN_FILE");
+    let (dir, key) = api_file.rsplit_once('/').unwrap();
+    let mount = arr(container, "/volumeMounts")
+        .iter()
+        .find(|m| s(m, "/mountPath") == dir)
+        .unwrap();
+    let pod = deployment.pointer("/spec/template/spec").unwrap();
+    let volume = arr(pod, "/volumes")
+        .iter()
+        .find(|v| name_of(v) == s(mount, "/name"))
+        .unwrap();
+    let secret = control
+        .iter()
+        .find(|d| d["kind"] == "Secret" && name(d) == s(volume, "/secret/secretName"))
+        .unwrap();
+    assert!(secret.pointer(&format!("/stringData/{key}")).is_some());
+
+    let patch = file("components/mesh/sidecar.yaml");
+    let side_pod = patch[0].pointer("/spec/template/spec").unwrap();
+    check_projected_token("sidecar", side_pod, &sidecar(), audience);
+    let gateway = file("components/mesh/gateway.yaml");
+    let gw = gateway.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let gw_pod = gw.pointer("/spec/template/spec").unwrap();
+    check_projected_token("gateway", gw_pod, &arr(gw_pod, "/containers")[0], audience);
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mesh_api::{MeshConfig, ProxyScope, RouteTable, compile};
+use mesh_client::Credential;
 use serde::Deserialize;
 
 use crate::registry::Registry;
@@ -35,6 +36,10 @@ pub enum Source {
         url: String,
         /// Who we are.
         workload: WorkloadSpec,
+        /// `MESH_PROXY_TOKEN`, or `MESH_PROXY_TOKEN_FILE` (re-read for every request:
+        /// Kubernetes rotates projected tokens): the credential proving who we are, sent as
+        /// `Authorization: Bearer` when registering and asking for certificates.
+        token: Option<Credential>,
     },
 }
 
@@ -74,6 +79,14 @@ pub struct EnvError {
 }
 
 impl Env {
+    /// The credential sent to the control plane (control-plane mode only).
+    pub fn control_token(&self) -> Option<Credential> {
+        match &self.source {
+            Source::Control { token, .. } => token.clone(),
+            Source::File(_) => None,
+        }
+    }
+
     /// Defaults for a file-configured sidecar (tests start from this).
     pub fn with_file(path: PathBuf) -> Self {
         let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
@@ -141,8 +154,24 @@ impl Env {
                     ))?;
                     labels.insert(k.trim().to_owned(), v.trim().to_owned());
                 }
+                let token = match (
+                    get("MESH_PROXY_TOKEN").filter(|t| !t.trim().is_empty()),
+                    get("MESH_PROXY_TOKEN_FILE").filter(|f| !f.trim().is_empty()),
+                ) {
+                    (Some(_), Some(file)) => {
+                        return Err(bad(
+                            "MESH_PROXY_TOKEN_FILE",
+                            &file,
+                            "set MESH_PROXY_TOKEN or MESH_PROXY_TOKEN_FILE, not both",
+                        ));
+                    }
+                    (Some(token), None) => Some(Credential::token(&token)),
+                    (None, Some(file)) => Some(Credential::File(PathBuf::from(file.trim()))),
+                    (None, None) => None,
+                };
                 Source::Control {
                     url,
+                    token,
                     workload: WorkloadSpec {
                         name,
                         namespace: get("MESH_PROXY_NAMESPACE")
@@ -402,12 +431,43 @@ mod tests {
             ("MESH_PROXY_GATEWAY_PORTS", "8080:18080"),
         ])
         .unwrap();
+        assert_eq!(e.control_token(), None);
         let Source::Control { workload, .. } = e.source else {
             panic!("control mode expected")
         };
         assert_eq!(workload.labels["version"], "v2");
         assert_eq!(workload.namespace, "default");
         assert_eq!(e.gateway_ports[&8080], 18080);
+    }
+
+    #[test]
+    fn the_control_plane_token_comes_from_the_environment_or_a_file() {
+        let base = [
+            ("MESH_PROXY_CONTROL", "http://127.0.0.1:15010"),
+            ("MESH_PROXY_WORKLOAD", "reviews-v2"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            env(&pairs)
+        };
+        assert_eq!(
+            with(&[("MESH_PROXY_TOKEN", "abc")])
+                .unwrap()
+                .control_token(),
+            Some(Credential::token("abc"))
+        );
+        assert_eq!(
+            with(&[("MESH_PROXY_TOKEN_FILE", "/var/run/secrets/mesh/token")])
+                .unwrap()
+                .control_token(),
+            Some(Credential::File("/var/run/secrets/mesh/token".into()))
+        );
+        let both = with(&[("MESH_PROXY_TOKEN", "abc"), ("MESH_PROXY_TOKEN_FILE", "/t")]);
+        assert!(
+            both.unwrap_err().to_string().contains("not both"),
+            "both set must be refused"
+        );
     }
 
     #[test]

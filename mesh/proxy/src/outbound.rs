@@ -82,30 +82,43 @@ async fn route(
 ) -> Phase<Response<ProxyBody>> {
     let (mut parts, body) = req.into_parts();
     let authority = matching::authority(&mut parts, ctx)?;
+    let authority = authority.as_str();
     let snap = state.store.load();
     if state.gateway {
-        authorize::gateway(&snap, &parts, &authority, ctx)?;
+        authorize::gateway(&snap, &parts, authority, ctx)?;
     }
     // A handle on the target (shared bytes, no copy) that outlives changes to `parts`.
     let target = parts.uri.path_and_query().cloned();
     let path = target.as_ref().map_or("/", |p| p.as_str());
-    let Some(routes) = snap.routes(&authority) else {
+    let Some(routes) = snap.routes(authority) else {
         return ControlFlow::Continue(
-            passthrough::forward(state, parts, body, &authority, path, ctx).await,
+            passthrough::forward(state, parts, body, authority, path, ctx).await,
         );
     };
-    let route = matching::route(routes, &parts, &authority, path, ctx)?;
-    let (dest, key) = action::destination(route, &parts, &authority, ctx)?;
+    let route = matching::route(routes, &parts, authority, path, ctx)?;
+    let dest = action::destination(route, &parts, authority, ctx)?;
     if let Some(fault) = &route.fault {
         fault::inject(fault, ctx).await?;
     }
     rewrite::request(route, dest, &mut parts, path);
-    let cluster = passthrough::cluster(state, &snap, &key, ctx).await?;
+    // The cluster key lives in `ctx` (its host names the metrics' service if no endpoint
+    // answers); it is lent out for the lookup and put back whatever the outcome.
+    let Some(key) = ctx.destination.take() else {
+        return ControlFlow::Break(ctx.local(
+            LocalReply::NoCluster,
+            "internal: the route picked no destination",
+        ));
+    };
+    let cluster = passthrough::cluster(state, &snap, &key, ctx).await;
+    ctx.destination = Some(key);
+    let cluster = cluster?;
     let body = buffer::read(&parts, body, ctx).await?;
     ctx.rec.request_bytes = body.len();
     ctx.cluster = Some(cluster.clone());
     mirror::send(state, &snap, route, &parts, &body);
     let mut resp = retry::forward(&cluster, route, &parts, body, ctx).await?;
+    // The request's headers are done with: their map serves the next request.
+    crate::http::headers::recycle(std::mem::take(&mut parts.headers));
     rewrite::response(route, dest, &mut resp);
     ControlFlow::Continue(resp)
 }

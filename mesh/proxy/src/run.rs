@@ -136,7 +136,7 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
                 rx.clone(),
             ));
         }
-        Source::Control { url, workload } => {
+        Source::Control { url, workload, .. } => {
             join_mesh(env, url, workload, inbound_addr, &state, &rx, &mut tasks).await?;
         }
     }
@@ -276,7 +276,7 @@ async fn join_mesh(
         },
         ports: Vec::new(),
     };
-    let control = Arc::new(ControlClient::new(url, registration)?);
+    let control = Arc::new(ControlClient::new(url, registration, env.control_token())?);
     let mut stop = rx.clone();
     let Some(first) = control.first_config(&mut stop).await else {
         return Err(StartError::Stopped);

@@ -50,6 +50,7 @@ fn control_env(url: String) -> Env {
     Env {
         source: Source::Control {
             url,
+            token: None,
             workload: WorkloadSpec {
                 name: "client-v1".into(),
                 namespace: "default".into(),
@@ -158,4 +159,83 @@ async fn waits_for_the_control_plane_and_is_not_ready_before() {
         "start waits for the first configuration"
     );
     starting.abort();
+}
+
+/// Proves itself with the token of its file, read again for each request: a token rotated
+/// in place (as Kubernetes rotates projected tokens) is the one sent from then on.
+#[tokio::test]
+async fn joins_a_control_plane_that_checks_identities_with_its_token_file() {
+    use mesh_control::auth::{Auth, WorkloadTokens};
+    bookinfo_common::client::install_crypto_provider();
+    let (first, second) = (
+        "client-token-first-0123456789",
+        "client-token-second-0123456789",
+    );
+    let tokens = WorkloadTokens::parse(&format!(
+        "- token: {first}\n  serviceAccount: client\n  workload: client-v1\n\
+         - token: {second}\n  serviceAccount: client\n  workload: client-v1\n"
+    ))
+    .unwrap();
+    let control = Control::new(Settings::default()).unwrap();
+    control.start_background();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let auth = Arc::new(Auth::open().with_tokens(tokens));
+    let router = mesh_control::api::secured(control.clone(), auth);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    // Without a token the proxy never joins.
+    let env = control_env(format!("http://{addr}"));
+    let anonymous = tokio::spawn(async move { start(&env).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !anonymous.is_finished(),
+        "refused: no configuration, not ready"
+    );
+    anonymous.abort();
+    assert!(control.workloads().is_empty());
+
+    let file = std::env::temp_dir().join(format!("mesh-proxy-token-{}", std::process::id()));
+    std::fs::write(&file, format!("{first}\n")).unwrap();
+    let mut env = control_env(format!("http://{addr}"));
+    if let Source::Control { token, .. } = &mut env.source {
+        *token = Some(mesh_client::Credential::File(file.clone()));
+    }
+    let proxy = start(&env).await.unwrap();
+    let identity = proxy
+        .state
+        .mtls()
+        .expect("a certificate was issued")
+        .identity();
+    assert_eq!(
+        identity.spiffe_id().as_str(),
+        "spiffe://cluster.local/ns/default/sa/client"
+    );
+
+    // Rotated in place: each registration reads the file again. An unknown token there
+    // keeps the proxy out; the rotated valid one lets it back in.
+    let registered = || {
+        control
+            .workloads()
+            .iter()
+            .any(|w| w.spec.name == "client-v1")
+    };
+    std::fs::write(&file, "not-a-known-token-0123456789\n").unwrap();
+    control.deregister("client-v1").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !registered(),
+        "the unknown token in the file was sent, and refused"
+    );
+    std::fs::write(&file, format!("{second}\n")).unwrap();
+    let mut back = false;
+    for _ in 0..250 {
+        if registered() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(back, "registered again with the rotated token");
+    std::fs::remove_file(&file).unwrap();
 }

@@ -106,6 +106,20 @@ async fn connect(
     tls::connect(tcp, config, "reviews.default.svc.cluster.local").await
 }
 
+/// Connects with `config` to a server that must refuse the client certificate. With TLS 1.3
+/// the client finishes its side before the server has judged the client certificate, so
+/// the failure may show on connect or on first use: either way no data may flow.
+async fn no_data_flows(addr: SocketAddr, config: Arc<ClientConfig>) {
+    if let Ok((mut stream, _)) = connect(addr, config).await {
+        let _ = stream.write_all(b"ping").await;
+        let mut buf = [0u8; 4];
+        assert!(
+            !matches!(stream.read(&mut buf).await, Ok(n) if n > 0),
+            "no data may flow"
+        );
+    }
+}
+
 /// A mesh with one CA and two workloads: productpage (client) and reviews (server).
 struct Pair {
     ca: LocalCa,
@@ -165,19 +179,38 @@ async fn strict_rejects_a_client_certificate_from_a_foreign_ca() {
     let config = Arc::new(
         tls::client_config(intruder, mesh.ca.root(), Some(sa("bookinfo-reviews"))).unwrap(),
     );
-    // With TLS 1.3 the client finishes its side before the server has judged the client
-    // certificate, so the failure may show on connect or on first use.
-    if let Ok((mut stream, _)) = connect(addr, config).await {
-        let _ = stream.write_all(b"ping").await;
-        let mut buf = [0u8; 4];
-        assert!(
-            !matches!(stream.read(&mut buf).await, Ok(n) if n > 0),
-            "no data may flow"
-        );
-    }
+    no_data_flows(addr, config).await;
     let outcome = accepted.recv().await.unwrap();
     let error = outcome.unwrap_err();
     assert!(error.contains("TLS") || error.contains("I/O"), "{error}");
+}
+
+#[tokio::test]
+async fn strict_rejects_an_expired_client_certificate() {
+    let mesh = pair();
+    let (addr, mut accepted) = spawn_server(
+        acceptor(&mesh.server, ClientAuth::Required),
+        MtlsMode::Strict,
+    )
+    .await;
+    // Our own CA, the right identity, but a day past its end: a stolen certificate stays
+    // useless once it expires.
+    let now = SystemTime::now();
+    let stale = mesh
+        .ca
+        .issue_between(&sa("bookinfo-productpage"), now - 2 * DAY, now - DAY)
+        .unwrap();
+    let config = Arc::new(
+        tls::client_config(
+            CertStore::new(stale).unwrap(),
+            mesh.ca.root(),
+            Some(sa("bookinfo-reviews")),
+        )
+        .unwrap(),
+    );
+    no_data_flows(addr, config).await;
+    let error = accepted.recv().await.unwrap().unwrap_err();
+    assert!(error.to_lowercase().contains("expired"), "{error}");
 }
 
 #[tokio::test]

@@ -8,8 +8,9 @@
 //! upstreams through a client that honours `HTTP_PROXY` so the mesh sidecar sees every
 //! call ([`client`]), and drain on SIGTERM or Ctrl-C ([`shutdown`]).
 //!
-//! Only [`shutdown`] is there without the default `service` feature: the mesh's proxy and
-//! control plane share it without linking the rest.
+//! Only [`shutdown`] and [`secret`] (random tokens, owner-only files) are there without the
+//! default `service` feature: the mesh's proxy, control plane and meshctl share them
+//! without linking the rest.
 
 #[cfg(feature = "service")]
 pub mod client;
@@ -21,6 +22,7 @@ pub mod headers;
 pub mod json;
 #[cfg(feature = "service")]
 pub mod metrics;
+pub mod secret;
 #[cfg(feature = "service")]
 pub mod serve;
 pub mod shutdown;

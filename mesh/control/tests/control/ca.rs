@@ -3,13 +3,12 @@
 use rcgen::{CertificateParams, KeyPair};
 use reqwest::StatusCode;
 use serde_json::json;
-use x509_parser::extensions::GeneralName;
 use x509_parser::pem::parse_x509_pem;
 
-use crate::support::start;
+use crate::support::{start, uri_sans};
 
 /// A CSR asking for a name we must not grant.
-fn csr() -> String {
+pub(crate) fn csr() -> String {
     let key = KeyPair::generate().unwrap();
     CertificateParams::new(vec!["evil.example.com".to_owned()])
         .unwrap()
@@ -41,19 +40,10 @@ async fn a_registered_workload_gets_its_spiffe_identity() {
     let leaf = leaf_pem.parse_x509().unwrap();
     let (_, root_pem) = parse_x509_pem(chain[1].as_str().unwrap().as_bytes()).unwrap();
     let root = root_pem.parse_x509().unwrap();
-    let sans: Vec<String> = leaf
-        .subject_alternative_name()
-        .unwrap()
-        .unwrap()
-        .value
-        .general_names
-        .iter()
-        .map(|n| match n {
-            GeneralName::URI(uri) => format!("uri:{uri}"),
-            other => format!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(sans, [format!("uri:{spiffe}")]);
+    assert_eq!(
+        uri_sans(chain[0].as_str().unwrap()),
+        [format!("uri:{spiffe}")]
+    );
     leaf.verify_signature(Some(root.public_key())).unwrap();
     assert!(!leaf.is_ca());
     assert!(root.is_ca());

@@ -2,10 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+mod auth;
 mod ca;
 mod client;
 mod config;
+mod fake_kube;
 mod faults;
+mod kube_source;
 mod misc;
 mod registry;
 mod support;

@@ -47,7 +47,22 @@ async fn productpage_gets_both_reviews_endpoints_with_labels() {
     let service = &table.services["reviews.default.svc.cluster.local"];
     assert_eq!(service.subsets["v2"].labels["version"], "v2");
     let registry: mesh_api::Registry = serde_json::from_value(config["registry"].clone()).unwrap();
-    assert_eq!(registry.services.len(), 2);
+    let names: Vec<&str> = registry.services.iter().map(|s| s.name.as_str()).collect();
+    // The services, then the per-version ones Gateway API routes send to.
+    assert_eq!(
+        names,
+        [
+            "productpage",
+            "reviews",
+            "productpage-v1",
+            "reviews-v1",
+            "reviews-v2"
+        ]
+    );
+    assert_eq!(
+        endpoints(&config, "reviews-v2")[0]["address"],
+        "127.0.0.1:15306"
+    );
 
     let (status, list) = server.get("/api/v1/workloads").await;
     assert_eq!(status, StatusCode::OK);

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use mesh_control::auth::Auth;
 use mesh_control::{Control, Settings};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -26,12 +27,21 @@ pub(crate) async fn start() -> Server {
 }
 
 pub(crate) async fn start_with(settings: Settings) -> Server {
+    serve(settings, Auth::open()).await
+}
+
+/// A control plane authenticating its callers with `auth`.
+pub(crate) async fn start_secured(auth: Auth) -> Server {
+    serve(Settings::default(), auth).await
+}
+
+async fn serve(settings: Settings, auth: Auth) -> Server {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let control = Control::new(settings).unwrap();
     control.start_background();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = mesh_control::api::router(Arc::clone(&control));
+    let router = mesh_control::api::secured(Arc::clone(&control), Arc::new(auth));
     tokio::spawn(async move { axum::serve(listener, router).await });
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     Server {
@@ -140,7 +150,51 @@ impl Server {
         assert_eq!(body["registered"], name);
     }
 
+    /// `method path` with `body` (JSON or YAML text), presenting `token` as a bearer token.
+    pub(crate) async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        if response.status() == StatusCode::UNAUTHORIZED {
+            assert_eq!(
+                response.headers().get("www-authenticate").unwrap(),
+                "Bearer",
+                "a 401 says how to authenticate"
+            );
+        }
+        self.finish(response).await
+    }
+
     pub(crate) fn version(&self) -> u64 {
         self.control.version()
     }
+}
+
+/// The URI SANs of a PEM certificate (`uri:spiffe://...`).
+pub(crate) fn uri_sans(pem: &str) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    cert.subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|n| match n {
+            GeneralName::URI(uri) => format!("uri:{uri}"),
+            other => format!("{other:?}"),
+        })
+        .collect()
 }

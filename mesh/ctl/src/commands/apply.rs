@@ -45,6 +45,12 @@ pub(super) async fn run(
                     eprintln!("warning: {name}: {w}");
                 }
             }
+            // Refused as a caller, not as a file: stop, with what to pass.
+            Err(
+                e @ ClientError::Api {
+                    status: 401 | 403, ..
+                },
+            ) => return Err(e.into()),
             Err(ClientError::Api {
                 message, errors, ..
             }) => {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::tokens::{self, Grant};
 use crate::ports::{Claim, PortPlan};
 use crate::state::{ProcessState, Role};
 use crate::supervisor::{Output, ProcessSpec};
@@ -98,6 +99,10 @@ pub(crate) struct PlanInput {
     pub(crate) bin_dir: PathBuf,
     pub(crate) log_dir: PathBuf,
     pub(crate) config_dir: PathBuf,
+    /// Where the workload tokens go (`tokens::write`).
+    pub(crate) tokens_dir: PathBuf,
+    /// Where the control plane keeps its CA root (`--ca-dir`).
+    pub(crate) ca_dir: PathBuf,
     pub(crate) ports: PortPlan,
     pub(crate) workloads: Vec<Workload>,
     pub(crate) mesh: bool,
@@ -117,6 +122,8 @@ pub(crate) struct Plan {
     pub(crate) control_url: Option<String>,
     /// Whether a product page is expected (productpage selected).
     pub(crate) has_page: bool,
+    /// The identity each proxy's token stands for (mesh only).
+    pub(crate) grants: Vec<Grant>,
 }
 
 impl Plan {
@@ -148,6 +155,7 @@ pub(crate) fn build(input: &PlanInput) -> Plan {
     let url = |port: u16| format!("http://127.0.0.1:{port}");
     let p = &input.ports;
     let mut components = Vec::new();
+    let mut grants = Vec::new();
     let control = input.mesh.then(|| control(input));
     for w in &input.workloads {
         let block = p.block(w.slot);
@@ -220,6 +228,12 @@ pub(crate) fn build(input: &PlanInput) -> Plan {
                     format!("127.0.0.1:{}", block.admin),
                 ),
             ]);
+            env.push(token_env(input, w.name));
+            grants.push(Grant {
+                workload: w.name.to_owned(),
+                namespace: "default".to_owned(),
+                service_account: w.service_account.to_owned(),
+            });
             components.push(component(
                 input,
                 &format!("{}-proxy", w.name),
@@ -274,6 +288,12 @@ pub(crate) fn build(input: &PlanInput) -> Plan {
                 format!("127.0.0.1:{}", block.admin),
             ),
         ]);
+        env.push(token_env(input, GATEWAY));
+        grants.push(Grant {
+            workload: GATEWAY.to_owned(),
+            namespace: "istio-system".to_owned(),
+            service_account: GATEWAY.to_owned(),
+        });
         components.push(component(
             input,
             GATEWAY,
@@ -296,7 +316,18 @@ pub(crate) fn build(input: &PlanInput) -> Plan {
         product_page_url: format!("{}/productpage", url(p.gateway)),
         control_url: input.mesh.then(|| url(p.control)),
         has_page,
+        grants,
     }
+}
+
+/// `MESH_PROXY_TOKEN_FILE` of the proxy of `workload`.
+fn token_env(input: &PlanInput, workload: &str) -> (String, String) {
+    (
+        "MESH_PROXY_TOKEN_FILE".to_owned(),
+        tokens::token_path(&input.tokens_dir, workload)
+            .display()
+            .to_string(),
+    )
 }
 
 fn control(input: &PlanInput) -> Component {
@@ -317,6 +348,19 @@ fn control(input: &PlanInput) -> Component {
         format!("127.0.0.1:{port}"),
         "--config-dir".to_owned(),
         input.config_dir.display().to_string(),
+        // Identities are checked even on loopback: another local process must not get a
+        // workload's certificate by naming its service account.
+        "--workload-tokens".to_owned(),
+        input
+            .tokens_dir
+            .join(tokens::CONTROL_FILE)
+            .display()
+            .to_string(),
+        // The root outlives a restart of the control plane: the proxies keep trusting the
+        // root of their first certificate, so a new root would break mTLS between them at
+        // their next renewal.
+        "--ca-dir".to_owned(),
+        input.ca_dir.display().to_string(),
     ];
     c
 }
@@ -337,6 +381,8 @@ fn proxy_removed() -> Vec<String> {
     v.extend([
         "MESH_PROXY_CONFIG".to_owned(),
         "MESH_PROXY_SERVICE".to_owned(),
+        // A token inherited from the user's shell would conflict with the token file.
+        "MESH_PROXY_TOKEN".to_owned(),
     ]);
     v
 }
@@ -411,6 +457,8 @@ mod tests {
             bin_dir: PathBuf::from("/bin"),
             log_dir: PathBuf::from("/run/logs"),
             config_dir: PathBuf::from("/run/config"),
+            tokens_dir: PathBuf::from("/run/tokens"),
+            ca_dir: PathBuf::from("/run/ca"),
             ports: PortPlan::new(15100, 15010, 8080).unwrap(),
             workloads,
             mesh,
@@ -437,7 +485,16 @@ mod tests {
         let c = p.control.as_ref().unwrap();
         assert_eq!(
             c.spec.args,
-            ["--listen", "127.0.0.1:15010", "--config-dir", "/run/config"]
+            [
+                "--listen",
+                "127.0.0.1:15010",
+                "--config-dir",
+                "/run/config",
+                "--workload-tokens",
+                "/run/tokens/workload-tokens.yaml",
+                "--ca-dir",
+                "/run/ca",
+            ]
         );
         assert_eq!(
             c.probe,
@@ -475,9 +532,27 @@ mod tests {
             ("MESH_PROXY_INBOUND", "127.0.0.1:15132"),
             ("MESH_PROXY_APP", "127.0.0.1:15130"),
             ("MESH_PROXY_ADMIN", "127.0.0.1:15133"),
+            ("MESH_PROXY_TOKEN_FILE", "/run/tokens/reviews-v2.token"),
         ] {
             assert_eq!(env(side, k), Some(v), "{k}");
         }
+        assert!(
+            side.spec
+                .env_remove
+                .contains(&"MESH_PROXY_TOKEN".to_owned())
+        );
+        assert_eq!(
+            env(app, "MESH_PROXY_TOKEN_FILE"),
+            None,
+            "apps hold no token"
+        );
+        // One grant per proxy, the gateway in the root namespace.
+        assert_eq!(p.grants.len(), 7);
+        assert!(p.grants.contains(&Grant {
+            workload: "istio-ingressgateway".into(),
+            namespace: "istio-system".into(),
+            service_account: "istio-ingressgateway".into(),
+        }));
         assert_eq!(
             side.probe,
             Probe::Http("http://127.0.0.1:15133/ready".into())

@@ -249,6 +249,27 @@ async fn strict_mtls_rejects_plaintext_and_foreign_certificates_permissive_accep
         .unwrap();
     let root = root["root"].as_str().unwrap().to_owned();
 
+    // No local process borrows an identity: without the proxy's token there is no
+    // registration and no certificate, even on loopback.
+    let claim = serde_json::json!({
+        "name": "details-v1", "namespace": "default", "service": "details",
+        "serviceAccount": "bookinfo-details", "address": "127.0.0.1:1",
+    });
+    let registered = http()
+        .post(format!("{}/api/v1/workloads", up.control_url()))
+        .body(claim.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 401);
+    let issued = http()
+        .post(format!("{}/api/v1/certificates", up.control_url()))
+        .body(serde_json::json!({"workload": "details-v1", "csr": "x"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), 401);
+
     // PERMISSIVE (no policy): plaintext is served, and the page (mTLS between sidecars) too.
     assert_eq!(
         plaintext_get(inbound).await.as_deref(),

@@ -1,5 +1,6 @@
-//! This workload's side of the control plane's API: who we are (the registration) plus
-//! the typed client, and the calls a proxy makes.
+//! This workload's side of the control plane's API: who we are (the registration), the
+//! credential that proves it (sent with every call), the typed client, and the calls a
+//! proxy makes.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use mesh_api::wire::{CertificateRequest, ProxyConfig, WorkloadSpec};
-use mesh_client::{ClientError, Transport, TransportError};
+use mesh_client::{ClientError, Credential, Transport, TransportError};
 use tokio::sync::watch;
 
 use crate::http::body;
@@ -48,8 +49,14 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    /// A client for the control plane at `base` (e.g. `http://127.0.0.1:15010`).
-    pub fn new(base: &str, registration: Registration) -> Result<Self, ClientError> {
+    /// A client for the control plane at `base` (e.g. `http://127.0.0.1:15010`), proving
+    /// the workload's identity with `token` (the control plane refuses registrations and
+    /// certificates without it unless it runs open).
+    pub fn new(
+        base: &str,
+        registration: Registration,
+        token: Option<Credential>,
+    ) -> Result<Self, ClientError> {
         let pooled = client(
             Duration::from_secs(2),
             true,
@@ -58,7 +65,7 @@ impl ControlClient {
         );
         let api = mesh_client::ControlClient::with_transport(base, PooledTransport(pooled))?;
         Ok(Self {
-            api: api.with_timeout(CALL_TIMEOUT),
+            api: api.with_timeout(CALL_TIMEOUT).with_credential(token),
             registration,
         })
     }
@@ -117,6 +124,12 @@ impl ControlClient {
             };
             match attempt.await {
                 Ok(config) => return Some(config),
+                // A refused credential will not fix itself by waiting, but a rotated token
+                // file or a restarted control plane may: keep trying, and say why.
+                Err(error) if error.is_refused() => tracing::warn!(
+                    %error,
+                    "The control plane refused this workload's credential (MESH_PROXY_TOKEN / MESH_PROXY_TOKEN_FILE); retrying."
+                ),
                 Err(error) => tracing::warn!(%error, "Waiting for the control plane."),
             }
             tokio::select! {

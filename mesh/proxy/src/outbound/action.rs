@@ -14,14 +14,14 @@ use crate::outbound::Phase;
 use crate::outbound::ctx::Ctx;
 use crate::upstream::cluster::ClusterKey;
 
-/// The destination a forwarding route picks (by weight) and the cluster it names; any
-/// other action is the answer itself.
+/// The destination a forwarding route picks (by weight); the cluster it names goes to
+/// `ctx.destination`. Any other action is the answer itself.
 pub(super) fn destination<'r>(
     route: &'r CompiledRoute,
     parts: &Parts,
     authority: &str,
     ctx: &mut Ctx,
-) -> Phase<(&'r WeightedDestination, ClusterKey)> {
+) -> Phase<&'r WeightedDestination> {
     let destinations = match &route.action {
         RouteAction::Forward(d) => d,
         RouteAction::Redirect(r) => return ControlFlow::Break(redirect(r, parts, authority, ctx)),
@@ -47,8 +47,8 @@ pub(super) fn destination<'r>(
             .and_then(|p| u16::try_from(p).ok())
             .or(authority_port),
     };
-    ctx.note_destination(&key);
-    ControlFlow::Continue((dest, key))
+    ctx.note_destination(key);
+    ControlFlow::Continue(dest)
 }
 
 fn redirect(
@@ -59,12 +59,14 @@ fn redirect(
 ) -> Response<ProxyBody> {
     let (host, port) = mesh_api::host::split_authority(authority);
     let host = r.authority.clone().unwrap_or_else(|| host.to_owned());
+    let scheme = r.scheme.clone().unwrap_or_else(|| "http".to_owned());
+    // A scheme's own port stays out of `Location` (`https://host/`, not `https://host:443/`).
     let port = r
         .port
+        .or_else(|| port.map(u32::from))
+        .filter(|p| !matches!((scheme.as_str(), p), ("http", 80) | ("https", 443)))
         .map(|p| format!(":{p}"))
-        .or_else(|| port.map(|p| format!(":{p}")))
         .unwrap_or_default();
-    let scheme = r.scheme.clone().unwrap_or_else(|| "http".to_owned());
     let path = r.uri.clone().unwrap_or_else(|| {
         parts
             .uri

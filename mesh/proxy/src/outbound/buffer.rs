@@ -8,11 +8,12 @@ use http::header;
 use http::request::Parts;
 use http_body_util::{BodyExt, Limited};
 
-use crate::http::body::{self, BoxError, ProxyBody};
+use crate::http::body::{self, BoxError};
 use crate::http::http1::DownstreamBody;
 use crate::http::respond::LocalReply;
 use crate::outbound::Phase;
 use crate::outbound::ctx::Ctx;
+use crate::upstream::pool::OutgoingBody;
 
 /// Request bodies up to this size are buffered so a retry can resend them; larger or
 /// unsized bodies are streamed and get a single attempt (Linkerd does the same).
@@ -78,10 +79,13 @@ impl RequestBody {
         matches!(self, Self::Buffered(_))
     }
 
-    pub(super) fn take(&mut self) -> ProxyBody {
+    /// The body for one try: the buffered bytes themselves, or the stream (once).
+    pub(super) fn take(&mut self) -> OutgoingBody {
         match self {
-            Self::Buffered(b) => body::full(b.clone()),
-            Self::Streaming(s) => s.take().map_or_else(body::empty, body::boxed),
+            Self::Buffered(b) => OutgoingBody::Whole(b.clone()),
+            Self::Streaming(s) => {
+                OutgoingBody::Body(s.take().map_or_else(body::empty, body::boxed))
+            }
         }
     }
 }

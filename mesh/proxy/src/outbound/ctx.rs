@@ -30,8 +30,9 @@ use crate::upstream::lb::{ActiveGuard, Endpoint};
 pub(super) struct Ctx {
     /// Start, flags, request bytes and the access-log entry (when the log is on).
     pub(super) rec: RequestRecord,
-    /// The destination host, once a route picked one.
-    host: Option<String>,
+    /// The destination a route picked, whose host names the metrics' service when the
+    /// request reaches no endpoint; moved here rather than copied.
+    pub(super) destination: Option<ClusterKey>,
     /// The service for metrics when it is not a cluster's (passthrough traffic).
     service: Option<ServiceName>,
     /// The cluster and endpoint the request went to, which resolve its metric series.
@@ -47,7 +48,7 @@ impl Ctx {
     pub(super) fn new(req: &Request<DownstreamBody>, conn: ConnInfo, logging: bool) -> Self {
         Self {
             rec: RequestRecord::new(logging, || Entry::for_request(req, conn.local, conn.remote)),
-            host: None,
+            destination: None,
             service: None,
             cluster: None,
             endpoint: None,
@@ -91,11 +92,11 @@ impl Ctx {
     }
 
     /// The destination the route picked: its host names the metrics' service.
-    pub(super) fn note_destination(&mut self, key: &ClusterKey) {
-        self.host = Some(key.host.clone());
+    pub(super) fn note_destination(&mut self, key: ClusterKey) {
         if let Some(log) = self.rec.log() {
             log.upstream_cluster = key.to_string();
         }
+        self.destination = Some(key);
     }
 
     /// A host outside the registry, forwarded as is: `authority` is its service.
@@ -158,7 +159,7 @@ impl Drop for Pending {
 fn record(state: &ProxyState, ctx: Ctx, code: u16, bytes: u64) {
     let Ctx {
         rec,
-        host,
+        destination,
         service,
         cluster,
         endpoint,
@@ -169,9 +170,9 @@ fn record(state: &ProxyState, ctx: Ctx, code: u16, bytes: u64) {
             .series(&state.metrics, &state.me, endpoint, code, flags)
             .observe(measured),
         _ => {
-            let service = match (&service, &host) {
+            let service = match (&service, &destination) {
                 (Some(s), _) => s.clone(),
-                (None, Some(host)) => ServiceName::from_host(host),
+                (None, Some(key)) => ServiceName::from_host(&key.host),
                 (None, None) => ServiceName::unknown(),
             };
             let call = Call {

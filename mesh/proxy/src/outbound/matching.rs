@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 
 use http::request::Parts;
-use http::{HeaderValue, Method, header};
+use http::{HeaderValue, Method, header, uri};
 use mesh_api::matching::matches_any;
 use mesh_api::{CompiledRoute, RequestInfo};
 
@@ -13,23 +13,46 @@ use crate::http::respond::LocalReply;
 use crate::outbound::Phase;
 use crate::outbound::ctx::Ctx;
 
+/// The authority a request is addressed to: a handle on the request's own bytes (both
+/// kinds are shared, so taking one copies nothing), which outlives changes to the
+/// request's headers.
+#[derive(Debug, Clone)]
+pub(crate) enum Authority {
+    /// From an absolute-form URI.
+    Uri(uri::Authority),
+    /// From the `Host` header, checked to be text.
+    Host(HeaderValue),
+}
+
+impl Authority {
+    /// The authority as text.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Uri(a) => a.as_str(),
+            // Only text is taken (`authority_of`), so this is never empty for a reason
+            // other than an empty header.
+            Self::Host(v) => v.to_str().unwrap_or_default(),
+        }
+    }
+}
+
 /// The authority a request is addressed to: absolute-form URI first (an `HTTP_PROXY`
 /// client), then the `Host` header (a gateway, or an app calling us directly).
-pub(crate) fn authority_of(parts: &Parts) -> Option<String> {
+pub(crate) fn authority_of(parts: &Parts) -> Option<Authority> {
     if let Some(a) = parts.uri.authority() {
-        return Some(a.as_str().to_owned());
+        return Some(Authority::Uri(a.clone()));
     }
     parts
         .headers
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
+        .filter(|h| h.to_str().is_ok())
+        .map(|h| Authority::Host(h.clone()))
 }
 
 /// The request's authority, with hop-by-hop headers gone, a request ID, and a `Host`
 /// header (an absolute-form request may have none). 400 without one, or for a `CONNECT`
 /// (only a sidecar tunnels; a gateway does not).
-pub(super) fn authority(parts: &mut Parts, ctx: &mut Ctx) -> Phase<String> {
+pub(super) fn authority(parts: &mut Parts, ctx: &mut Ctx) -> Phase<Authority> {
     if parts.method == Method::CONNECT {
         return ControlFlow::Break(
             ctx.local(LocalReply::BadRequest, "a gateway does not accept CONNECT"),
@@ -40,9 +63,9 @@ pub(super) fn authority(parts: &mut Parts, ctx: &mut Ctx) -> Phase<String> {
     };
     headers::strip_hop_by_hop(&mut parts.headers);
     headers::ensure_request_id(&mut parts.headers);
-    ctx.note_request(&authority, &parts.headers);
+    ctx.note_request(authority.as_str(), &parts.headers);
     if !parts.headers.contains_key(header::HOST)
-        && let Ok(v) = HeaderValue::from_str(&authority)
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
     {
         parts.headers.insert(header::HOST, v);
     }

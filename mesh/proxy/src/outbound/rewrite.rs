@@ -48,7 +48,7 @@ pub(super) fn response(
 }
 
 /// `rewrite.uri` replaces the matched prefix when the route matched by prefix, else the
-/// whole path; `rewrite.authority` replaces the Host header.
+/// whole path (keeping the query); `rewrite.authority` replaces the Host header.
 fn rewrite(rw: &HttpRewrite, route: &CompiledRoute, parts: &mut Parts, path: &str) {
     if let Some(new) = &rw.uri {
         let prefix = route
@@ -58,7 +58,11 @@ fn rewrite(rw: &HttpRewrite, route: &CompiledRoute, parts: &mut Parts, path: &st
             .find(|p| path.starts_with(p.as_str()));
         let rewritten = match prefix {
             Some(p) => format!("{new}{}", &path[p.len()..]),
-            None => new.clone(),
+            // The whole path is replaced; the query string stays, as Envoy keeps it.
+            None => match path.find('?') {
+                Some(q) => format!("{new}{}", &path[q..]),
+                None => new.clone(),
+            },
         };
         if let Ok(pq) = rewritten.parse::<http::uri::PathAndQuery>() {
             let mut uri = parts.uri.clone().into_parts();

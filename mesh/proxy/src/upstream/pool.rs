@@ -96,13 +96,40 @@ pub struct Outgoing<'a> {
     /// Which try this is, sent as `x-envoy-attempt-count` (replacing any such header).
     pub attempt: Option<u32>,
     /// The body.
-    pub body: UpstreamBody,
+    pub body: OutgoingBody,
+}
+
+/// The body of an [`Outgoing`] request.
+#[derive(Debug)]
+pub enum OutgoingBody {
+    /// Complete already (a body buffered for retries): our HTTP/1.1 connection writes it
+    /// from these bytes, with no boxed body type made around them per try.
+    Whole(Bytes),
+    /// Any other body.
+    Body(UpstreamBody),
+}
+
+impl OutgoingBody {
+    fn into_body(self) -> UpstreamBody {
+        match self {
+            Self::Whole(bytes) => crate::http::body::full(bytes),
+            Self::Body(body) => body,
+        }
+    }
+
+    /// Whether our own HTTP/1.1 connection takes this body ([`inline::fits`]).
+    fn fits_inline(&self) -> bool {
+        match self {
+            Self::Whole(bytes) => bytes.len() as u64 <= inline::MAX_BODY,
+            Self::Body(body) => inline::fits(body),
+        }
+    }
 }
 
 impl Outgoing<'_> {
     /// The request as an owned value, for hyper's connections.
     fn into_request(self) -> Request<UpstreamBody> {
-        let mut req = Request::new(self.body);
+        let mut req = Request::new(self.body.into_body());
         *req.method_mut() = self.head.method.clone();
         *req.uri_mut() = self.head.uri.clone();
         *req.version_mut() = self.head.version;
@@ -177,9 +204,11 @@ impl Pool {
         let out = Outgoing {
             head: &head,
             attempt: None,
-            body,
+            body: OutgoingBody::Body(body),
         };
-        self.send_outgoing(addr, out).await
+        let sent = self.send_outgoing(addr, out).await;
+        crate::http::headers::recycle(head.headers);
+        sent
     }
 
     /// Sends `out` to the endpoint at `addr`.
@@ -189,7 +218,7 @@ impl Pool {
         out: Outgoing<'_>,
     ) -> Result<Response<PooledBody>, SendError> {
         match self.inner.settings.protocol {
-            Protocol::Http1 { keep_alive } if inline::fits(&out.body) => {
+            Protocol::Http1 { keep_alive } if out.body.fits_inline() => {
                 self.send_inline(addr, out, keep_alive).await
             }
             // The other paths' futures are boxed: inline, their state would make every
@@ -248,9 +277,12 @@ impl Pool {
         out: Outgoing<'_>,
         keep_alive: bool,
     ) -> Result<Response<PooledBody>, SendError> {
-        let body = whole(out.body)
-            .await
-            .map_err(|e| SendError::Request(format!("reading the request body: {e}").into()))?;
+        let body = match out.body {
+            OutgoingBody::Whole(bytes) => bytes,
+            OutgoingBody::Body(body) => whole(body)
+                .await
+                .map_err(|e| SendError::Request(format!("reading the request body: {e}").into()))?,
+        };
         let (mut conn, mut reused) = match self.checkout_inline(addr) {
             Some(conn) => (conn, true),
             None => (Box::pin(self.connect_inline(addr)).await?, false),

@@ -69,15 +69,18 @@ async fn reviews_50_v3_splits_traffic() {
         "virtual-service-reviews-50-v3.yaml",
     ])
     .await;
+    // Each page is a coin toss: 200 of them give 100 ± 7 red; the band is over four
+    // standard deviations wide, so the test fails by chance about once in 30,000 runs
+    // (±10 of 100 failed one run in twenty).
     let mut red = 0;
-    for _ in 0..100 {
+    for _ in 0..200 {
         let page = mesh.page().await;
         if stars(&page) > 0 {
             assert!(page.contains("text-red-500"), "only v3 has stars");
             red += 1;
         }
     }
-    assert!((40..=60).contains(&red), "{red} red pages out of 100");
+    assert!((70..=130).contains(&red), "{red} red pages out of 200");
 }
 
 #[tokio::test(start_paused = true)]

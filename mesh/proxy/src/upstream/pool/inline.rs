@@ -25,7 +25,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts as RequestParts;
 use http::response::Parts;
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Version};
+use http::{HeaderValue, Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
@@ -245,7 +245,7 @@ fn parse_head(buf: &mut BytesMut, spans: &mut Vec<HeaderSpan>) -> Result<Option<
     }));
     let head = buf.split_to(len).freeze();
     // Room for what the proxy adds (`x-envoy-upstream-service-time`, ...).
-    let mut headers = HeaderMap::with_capacity(spans.len() + 4);
+    let mut headers = crate::http::headers::map_with_capacity(spans.len() + 4);
     for &(name, name_len, value, value_len) in spans.iter() {
         let name = crate::http::headers::name(&head[name..name + name_len])
             .map_err(|e| format!("malformed response header name: {e}"))?;
