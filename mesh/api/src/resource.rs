@@ -47,6 +47,32 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order listings show them.
+    pub const ALL: [Self; 8] = [
+        Self::VirtualService,
+        Self::DestinationRule,
+        Self::Gateway,
+        Self::ServiceEntry,
+        Self::PeerAuthentication,
+        Self::AuthorizationPolicy,
+        Self::KubeGateway,
+        Self::HttpRoute,
+    ];
+
+    /// The name the API's `?kind=` takes and listings show; [`Kind::from_name`] reads it back.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::VirtualService => "VirtualService",
+            Self::DestinationRule => "DestinationRule",
+            Self::Gateway => "Gateway",
+            Self::ServiceEntry => "ServiceEntry",
+            Self::PeerAuthentication => "PeerAuthentication",
+            Self::AuthorizationPolicy => "AuthorizationPolicy",
+            Self::KubeGateway => "Gateway.gateway.networking.k8s.io",
+            Self::HttpRoute => "HTTPRoute",
+        }
+    }
+
     /// From a kind name as the API's `?kind=` takes it (`Gateway` is Istio's; the
     /// Gateway API's is `Gateway.gateway.networking.k8s.io`); `None` for kinds we skip.
     pub fn from_name(name: &str) -> Option<Self> {

@@ -186,9 +186,8 @@ async fn resources(
     let kind = match q.get("kind") {
         None => None,
         Some(name) => Some(Kind::from_name(name).ok_or_else(|| {
-            AppError::BadRequest(format!(
-                "kind: {name:?} is not one of VirtualService, DestinationRule, Gateway, ServiceEntry, PeerAuthentication, AuthorizationPolicy"
-            ))
+            let known: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+            AppError::BadRequest(format!("kind: {name:?} is not one of {}", known.join(", ")))
         })?),
     };
     ok(control.resources(kind))

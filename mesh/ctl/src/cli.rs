@@ -61,8 +61,8 @@ pub enum Command {
     /// Delete the Istio resources named in a YAML file or directory.
     Delete(FileArgs),
     /// List resources: virtualservices (vs), destinationrules (dr), gateways (gw),
-    /// serviceentries (se), peerauthentications (pa), authorizationpolicies (ap), faults,
-    /// workloads.
+    /// serviceentries (se), peerauthentications (pa), authorizationpolicies (ap),
+    /// httproutes, gateways.gateway.networking.k8s.io, faults, workloads.
     Get(GetArgs),
     /// Show the routes, subsets, policies, endpoints and faults in force for a service.
     Describe {

@@ -19,9 +19,12 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Metadata fields the mesh reads.
 const KEPT_METADATA: [&str; 4] = ["name", "namespace", "labels", "annotations"];
 
-/// The name diagnostics use for an object: `VirtualService default/reviews`.
+/// The name diagnostics use for an object: `VirtualService default/reviews`; the Gateway
+/// API's Gateway is `Gateway.gateway.networking.k8s.io default/bookinfo-gateway`, apart
+/// from Istio's Gateway of the same name.
 pub fn file_name(kind: &WatchedKind, namespace: &str, name: &str) -> String {
-    format!("{} {namespace}/{name}", kind.kind)
+    let kind_name = kind.mesh_kind().map_or(kind.kind, mesh_api::Kind::name);
+    format!("{kind_name} {namespace}/{name}")
 }
 
 /// The object's namespace and name; `None` for an object without a name (the API server

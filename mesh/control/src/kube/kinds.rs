@@ -1,6 +1,8 @@
-//! The kinds the Kubernetes source watches: the six Istio kinds mesh-api understands, at
-//! the version our CRDs (k8s/crds) and Istio store them in. The API server converts
-//! objects applied as v1beta1 or v1alpha3, so watching v1 sees them all.
+//! The kinds the Kubernetes source watches: the six Istio kinds and the two Gateway API
+//! kinds mesh-api understands, at the version our CRDs (k8s/crds), Istio and the Gateway
+//! API's own install store them in. The API server converts objects applied as v1beta1 or
+//! v1alpha3, so watching v1 sees them all. A kind whose CRD is not installed (the Gateway
+//! API on many clusters) is simply empty.
 
 use ::kube::core::{ApiResource, GroupVersionKind};
 
@@ -18,13 +20,15 @@ pub struct WatchedKind {
 }
 
 /// Every watched kind.
-pub const KINDS: [WatchedKind; 6] = [
+pub const KINDS: [WatchedKind; 8] = [
     networking("VirtualService", "virtualservices"),
     networking("DestinationRule", "destinationrules"),
     networking("Gateway", "gateways"),
     networking("ServiceEntry", "serviceentries"),
     security("PeerAuthentication", "peerauthentications"),
     security("AuthorizationPolicy", "authorizationpolicies"),
+    gateway_api("Gateway", "gateways"),
+    gateway_api("HTTPRoute", "httproutes"),
 ];
 
 const fn networking(kind: &'static str, plural: &'static str) -> WatchedKind {
@@ -45,7 +49,22 @@ const fn security(kind: &'static str, plural: &'static str) -> WatchedKind {
     }
 }
 
+const fn gateway_api(kind: &'static str, plural: &'static str) -> WatchedKind {
+    WatchedKind {
+        kind,
+        group: mesh_api::gateway_api::GATEWAY_API_GROUP,
+        version: "v1",
+        plural,
+    }
+}
+
 impl WatchedKind {
+    /// The kind as mesh-api names it: `Gateway` is Istio's, the Gateway API's is
+    /// `Gateway.gateway.networking.k8s.io`.
+    pub fn mesh_kind(&self) -> Option<mesh_api::Kind> {
+        mesh_api::Kind::from_type(&self.api_version(), self.kind)
+    }
+
     /// `networking.istio.io/v1`.
     pub fn api_version(&self) -> String {
         format!("{}/{}", self.group, self.version)
@@ -65,7 +84,7 @@ mod tests {
     #[test]
     fn every_kind_is_one_mesh_api_reads_at_the_version_watched() {
         for watched in KINDS {
-            let kind = mesh_api::Kind::from_name(watched.kind).unwrap();
+            let kind = watched.mesh_kind().unwrap();
             assert!(
                 kind.api_versions()
                     .contains(&watched.api_version().as_str()),
@@ -85,11 +104,17 @@ mod tests {
 
     #[test]
     fn the_crds_the_cluster_role_and_the_pod_fit_the_watch() {
-        let crds = documents(include_str!("../../../../k8s/crds/istio-crds.yaml"));
+        let mut crds = documents(include_str!("../../../../k8s/crds/istio-crds.yaml"));
+        crds.extend(documents(include_str!(
+            "../../../../k8s/crds/gateway-api-crds.yaml"
+        )));
         for watched in KINDS {
             let crd = crds
                 .iter()
-                .find(|c| c["spec"]["names"]["kind"] == watched.kind)
+                .find(|c| {
+                    c["spec"]["names"]["kind"] == watched.kind
+                        && c["spec"]["group"] == watched.group
+                })
                 .unwrap_or_else(|| panic!("no CRD for {}", watched.kind));
             assert_eq!(crd["spec"]["group"], watched.group);
             assert_eq!(crd["spec"]["names"]["plural"], watched.plural);

@@ -19,8 +19,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 
-/// `(kind, group, plural)` of each kind served.
-const KINDS: [(&str, &str, &str); 6] = [
+/// `(kind, group, plural)` of each kind served. The test names a kind by its `kind`, or
+/// by `Kind.group` where two groups share the name (`Gateway.gateway.networking.k8s.io`).
+const KINDS: [(&str, &str, &str); 8] = [
     ("VirtualService", "networking.istio.io", "virtualservices"),
     ("DestinationRule", "networking.istio.io", "destinationrules"),
     ("Gateway", "networking.istio.io", "gateways"),
@@ -35,6 +36,8 @@ const KINDS: [(&str, &str, &str); 6] = [
         "security.istio.io",
         "authorizationpolicies",
     ),
+    ("Gateway", "gateway.networking.k8s.io", "gateways"),
+    ("HTTPRoute", "gateway.networking.k8s.io", "httproutes"),
 ];
 
 #[derive(Default)]
@@ -51,13 +54,14 @@ struct Store {
     version: u64,
     /// Watches from before this version get 410 Gone.
     compacted: u64,
-    kinds: BTreeMap<&'static str, Kind>,
+    /// One entry per [`KINDS`] entry, by index.
+    kinds: BTreeMap<usize, Kind>,
 }
 
 struct Inner {
     store: Mutex<Store>,
-    /// Every event, as `(plural, event line)`.
-    live: broadcast::Sender<(String, String)>,
+    /// Every event, as `(index into KINDS, event line)`.
+    live: broadcast::Sender<(usize, String)>,
     /// Bumped to end every open watch.
     epoch: watch::Sender<u64>,
     /// New watches wait while this is false.
@@ -77,12 +81,18 @@ struct Params {
     resource_version: Option<String>,
 }
 
-fn plural_of(kind: &str) -> &'static str {
+/// The index of a kind named `Kind` (the first group serving it) or `Kind.group`.
+fn index_of(name: &str) -> usize {
     KINDS
         .iter()
-        .find(|(k, _, _)| *k == kind)
-        .map(|(_, _, p)| *p)
-        .unwrap_or_else(|| panic!("the fake serves no kind {kind}"))
+        .position(|(k, g, _)| *k == name || format!("{k}.{g}") == name)
+        .unwrap_or_else(|| panic!("the fake serves no kind {name}"))
+}
+
+/// The index of the kind of an object with `apiVersion` and `kind`.
+fn index_of_type(api_version: &str, kind: &str) -> usize {
+    let group = api_version.split_once('/').map_or("", |(g, _)| g);
+    index_of(&format!("{kind}.{group}"))
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Value {
@@ -97,9 +107,10 @@ impl FakeKube {
             compacted: 0,
             kinds: KINDS
                 .iter()
-                .map(|(_, _, plural)| {
+                .enumerate()
+                .map(|(index, _)| {
                     (
-                        *plural,
+                        index,
                         Kind {
                             served: true,
                             ..Kind::default()
@@ -132,7 +143,10 @@ impl FakeKube {
             if object.is_null() {
                 continue;
             }
-            let kind = object["kind"].as_str().unwrap().to_owned();
+            let index = index_of_type(
+                object["apiVersion"].as_str().unwrap(),
+                object["kind"].as_str().unwrap(),
+            );
             let metadata = object["metadata"].as_object_mut().unwrap();
             metadata
                 .entry("namespace")
@@ -150,24 +164,24 @@ impl FakeKube {
             object["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
                 json!(copy);
             object["status"] = json!({});
-            self.change(plural_of(&kind), key, Some(object));
+            self.change(index, key, Some(object));
         }
     }
 
     /// `kubectl delete`.
     pub(crate) fn delete(&self, kind: &str, namespace: &str, name: &str) {
         self.change(
-            plural_of(kind),
+            index_of(kind),
             (namespace.to_owned(), name.to_owned()),
             None,
         );
     }
 
-    fn change(&self, plural: &str, key: (String, String), object: Option<Value>) {
+    fn change(&self, index: usize, key: (String, String), object: Option<Value>) {
         let mut store = self.inner.store.lock().unwrap();
         store.version += 1;
         let version = store.version;
-        let entry = store.kinds.get_mut(plural).unwrap();
+        let entry = store.kinds.get_mut(&index).unwrap();
         let (kind, mut object) = match object {
             Some(object) => {
                 let kind = if entry.objects.contains_key(&key) {
@@ -192,13 +206,13 @@ impl FakeKube {
         let line = json!({"type": kind, "object": object}).to_string();
         entry.history.push((version, line.clone()));
         // Sent under the lock: a watch that starts now sees it once, in history or live.
-        let _ = self.inner.live.send((plural.to_owned(), line));
+        let _ = self.inner.live.send((index, line));
     }
 
     /// Serve or stop serving a kind (install or remove its CRD).
     pub(crate) fn set_served(&self, kind: &str, served: bool) {
         let mut store = self.inner.store.lock().unwrap();
-        store.kinds.get_mut(plural_of(kind)).unwrap().served = served;
+        store.kinds.get_mut(&index_of(kind)).unwrap().served = served;
     }
 
     /// Ends every open watch and holds new ones back until [`FakeKube::resume_watches`].
@@ -222,7 +236,7 @@ impl FakeKube {
 
     /// How many times `kind` was listed.
     pub(crate) fn lists(&self, kind: &str) -> usize {
-        self.inner.store.lock().unwrap().kinds[plural_of(kind)].lists
+        self.inner.store.lock().unwrap().kinds[&index_of(kind)].lists
     }
 }
 
@@ -233,21 +247,22 @@ async fn serve(
 ) -> Response {
     let known = KINDS
         .iter()
-        .find(|(_, g, p)| *g == group && *p == plural && version == "v1");
-    let Some((kind, _, plural)) = known else {
+        .position(|(_, g, p)| *g == group && *p == plural && version == "v1");
+    let Some(index) = known else {
         return not_found();
     };
+    let kind = KINDS[index].0;
     if params.watch.as_deref() == Some("true") {
         let from = params
             .resource_version
             .as_deref()
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        return watch_from(inner, plural, from).await;
+        return watch_from(inner, index, from).await;
     }
     let mut store = inner.store.lock().unwrap();
     let version = store.version;
-    let entry = store.kinds.get_mut(plural).unwrap();
+    let entry = store.kinds.get_mut(&index).unwrap();
     if !entry.served {
         return not_found();
     }
@@ -273,13 +288,13 @@ fn json_response(code: StatusCode, body: String) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn watch_from(inner: Arc<Inner>, plural: &'static str, from: u64) -> Response {
+async fn watch_from(inner: Arc<Inner>, index: usize, from: u64) -> Response {
     let mut open = inner.open.subscribe();
     let _ = open.wait_for(|open| *open).await;
     let (lines, rx) = mpsc::unbounded_channel::<String>();
     {
         let store = inner.store.lock().unwrap();
-        let entry = &store.kinds[plural];
+        let entry = &store.kinds[&index];
         if !entry.served {
             return not_found();
         }
@@ -301,7 +316,7 @@ async fn watch_from(inner: Arc<Inner>, plural: &'static str, from: u64) -> Respo
                         event = live.recv() => match event {
                             // An event sent after the watch was ended is not for it.
                             Ok(_) if *epoch.borrow() != mine => return,
-                            Ok((p, line)) if p == plural => {
+                            Ok((i, line)) if i == index => {
                                 if lines.send(line).is_err() {
                                     return;
                                 }

@@ -327,3 +327,61 @@ async fn a_kind_that_is_not_served_does_not_hold_back_the_others_and_is_asked_fo
         .push(("peer-authentication.yaml".to_owned(), strict.to_owned()));
     until_like(&control, "PeerAuthentication served", &files).await;
 }
+
+#[tokio::test]
+async fn gateway_api_objects_route_like_the_same_files() {
+    let fake = FakeKube::start().await;
+    let files = Files(
+        ["bookinfo-gateway.yaml", "route-reviews-90-10.yaml"]
+            .into_iter()
+            .map(|f| (f.to_owned(), shipped(&format!("gateway-api/{f}"))))
+            .collect(),
+    );
+    files.apply_to(&fake);
+    // The same name in both groups: Istio's Gateway beside the Gateway API's.
+    fake.apply(&shipped("bookinfo-gateway.yaml"));
+    let files = Files(
+        files
+            .0
+            .into_iter()
+            .chain([(
+                "istio-gateway.yaml".to_owned(),
+                shipped("bookinfo-gateway.yaml"),
+            )])
+            .collect(),
+    );
+    let control = following(&fake);
+    until_like(&control, "Gateway API objects listed", &files).await;
+    let entries = control.resources(None);
+    for (kind, file) in [
+        (
+            "Gateway.gateway.networking.k8s.io",
+            "Gateway.gateway.networking.k8s.io default/bookinfo-gateway",
+        ),
+        ("Gateway", "Gateway default/bookinfo-gateway"),
+        ("HTTPRoute", "HTTPRoute default/reviews"),
+    ] {
+        assert!(
+            entries
+                .iter()
+                .any(|e| serde_json::to_value(e.kind).unwrap() == kind && e.file == file),
+            "no {kind} from {file}: {entries:?}"
+        );
+    }
+
+    // kubectl delete httproute reviews: the 90/10 split is gone.
+    fake.delete("HTTPRoute", "default", "reviews");
+    let files = Files(
+        files
+            .0
+            .into_iter()
+            .filter(|(name, _)| name != "route-reviews-90-10.yaml")
+            .collect(),
+    );
+    until_like(&control, "HTTPRoute deleted", &files).await;
+    assert!(
+        control.config_errors().is_empty(),
+        "{:?}",
+        control.config_errors()
+    );
+}

@@ -44,6 +44,14 @@ const KINDS: &[(Kind, &[&str])] = &[
         Kind::Resource("AuthorizationPolicy"),
         &["authorizationpolicies", "authorizationpolicy", "ap"],
     ),
+    (
+        Kind::Resource("Gateway.gateway.networking.k8s.io"),
+        &[
+            "gateways.gateway.networking.k8s.io",
+            "gateway.gateway.networking.k8s.io",
+        ],
+    ),
+    (Kind::Resource("HTTPRoute"), &["httproutes", "httproute"]),
     (Kind::Faults, &["faults", "fault"]),
     (Kind::Workloads, &["workloads", "workload"]),
 ];
@@ -249,6 +257,16 @@ mod tests {
         assert_eq!(
             parse_kind("ap").unwrap(),
             Kind::Resource("AuthorizationPolicy")
+        );
+        assert_eq!(
+            parse_kind("httproutes").unwrap(),
+            Kind::Resource("HTTPRoute")
+        );
+        // `gateways` is Istio's; the Gateway API's needs its group, as with kubectl.
+        assert_eq!(parse_kind("gw").unwrap(), Kind::Resource("Gateway"));
+        assert_eq!(
+            parse_kind("gateways.gateway.networking.k8s.io").unwrap(),
+            Kind::Resource("Gateway.gateway.networking.k8s.io")
         );
         assert_eq!(parse_kind("faults").unwrap(), Kind::Faults);
         assert_eq!(parse_kind("workload").unwrap(), Kind::Workloads);
