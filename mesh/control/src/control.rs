@@ -336,7 +336,7 @@ impl Control {
     ) -> Result<ProxyConfig, AppError> {
         let _poll = PollGuard::start(self, workload, held)?;
         let wait = wait.unwrap_or(self.settings.poll_wait).min(MAX_WAIT);
-        if held.is_some_and(|held| self.from_earlier_run(held)) {
+        if held.is_some_and(|held| self.is_of_an_earlier_run(held)) {
             let until = self.grace_until.min(Instant::now() + wait);
             if Instant::now() < until {
                 tracing::debug!(%workload, "holding a proxy of an earlier run until workloads have registered again");
@@ -364,7 +364,7 @@ impl Control {
     /// True when `held` is a version an earlier run of the control plane handed out
     /// (versions start at the start time in ms, so those are lower than this run's first).
     /// Anything not a positive number holds no configuration worth keeping.
-    fn from_earlier_run(&self, held: &str) -> bool {
+    fn is_of_an_earlier_run(&self, held: &str) -> bool {
         held.parse::<u64>()
             .is_ok_and(|v| v > 0 && v < self.first_version)
     }

@@ -531,7 +531,10 @@ fn the_control_planes_ca_root_survives_a_restart() {
         compose_doc["volumes"].get(volume).is_some(),
         "{volume} is declared under the top-level volumes:\n{text}"
     );
-    assert_eq!(control["read_only"], true, "the root filesystem stays read-only");
+    assert_eq!(
+        control["read_only"], true,
+        "the root filesystem stays read-only"
+    );
     let user = s(control, "/user");
     let uid = user.split(':').next().unwrap();
 
@@ -550,7 +553,11 @@ fn the_control_planes_ca_root_survives_a_restart() {
         .unwrap_or_else(|| panic!("the mesh-control stage copies no directory with an owner"));
     let words: Vec<&str> = copy.split_whitespace().collect();
     let owner = words[2].trim_start_matches("--chown=");
-    assert_eq!(owner.split(':').next(), Some(uid), "{copy}: owned by the UID compose runs as");
+    assert_eq!(
+        owner.split(':').next(),
+        Some(uid),
+        "{copy}: owned by the UID compose runs as"
+    );
     let (from, to) = (words[3], words[4]);
     let leaf = dir.rsplit('/').next().unwrap();
     assert_eq!(
