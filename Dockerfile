@@ -31,7 +31,8 @@ RUN case "${TARGETARCH:-amd64}" in \
         --target "$triple" \
         -p bookinfo-productpage -p bookinfo-details -p bookinfo-reviews -p bookinfo-ratings \
         -p mesh-proxy -p mesh-control -p mesh-ctl -p bookinfo-loadtest -p bookinfo-probe --bins \
-    && mkdir -p /out/bin \
+    && mkdir -p /out/bin /out/state \
+    && mkdir -m 0770 /out/state/ca \
     && for b in productpage details reviews ratings mesh-proxy mesh-control meshctl loadgen chaos probe; do \
         cp "target/$triple/release/$b" /out/bin/; done \
     && cp /etc/ssl/certs/ca-certificates.crt /out/
@@ -53,7 +54,8 @@ FROM scratch AS bare
 # details v2 calls the books API over HTTPS itself when DO_NOT_ENCRYPT is not true).
 COPY --from=binaries /ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 ENV PATH=/usr/local/bin
-# Any non-root UID works (OpenShift's arbitrary UIDs included): nothing is written to disk.
+# Any non-root UID works (OpenShift's arbitrary UIDs included): nothing is written to the
+# image's files (only mesh-control writes, to its CA volume: see its stage).
 USER 65532:65532
 LABEL org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.vendor="Bookinfo-RS"
@@ -157,6 +159,13 @@ ENTRYPOINT ["/usr/local/bin/mesh-proxy"]
 FROM bare AS mesh-control
 COPY --from=binaries /bin/mesh-control /usr/local/bin/mesh-control
 COPY mesh/config/destination-rule-all.yaml mesh/config/bookinfo-gateway.yaml /etc/mesh/config/
+# The CA root's directory (MESH_CONTROL_CA_DIR), for a volume: compose's named volume
+# mesh-ca keeps the root across restarts and re-creations of the container, so proxies keep
+# trusting each other's certificates. Docker and podman give a new named volume the owner
+# and mode of the directory it is mounted over, and a volume is writable with a read-only
+# root filesystem: owned by 65532 and group 0 (the group of OpenShift's arbitrary UIDs),
+# mode 0770. The key inside is written 0600.
+COPY --from=binaries --chown=65532:0 /state/ /var/lib/mesh-control/
 ENV MESH_CONTROL_LISTEN=0.0.0.0:15010 \
     MESH_CONTROL_CONFIG_DIR=/etc/mesh/config
 EXPOSE 15010

@@ -90,7 +90,10 @@ fi
 
 stage="$repo/docker/bin/$arch"
 rm -rf "$stage"
-mkdir -p "$stage/bin"
+mkdir -p "$stage/bin" "$stage/state"
+# mesh-control's CA directory, empty: the Dockerfile copies it with its owner set (a
+# FROM scratch stage cannot mkdir).
+mkdir -m 0770 "$stage/state/ca"
 for b in "${BINARIES[@]}"; do
     [ -x "$out/$b" ] || die "$out/$b is missing: run without --no-compile"
     if [ "$arch" = amd64 ] && ! LC_ALL=C ldd "$out/$b" 2>&1 | grep -Eq 'statically linked|not a dynamic executable'; then

@@ -47,7 +47,7 @@ pub use defaults::{EffectiveFault, EffectivePolicy, LoadBalancer, RetryPolicy};
 pub use duration::{IstioDuration, parse_duration};
 pub use error::{ConfigError, ConfigErrors, Origin, Warning};
 pub use matching::RequestInfo;
-pub use parse::{Loaded, ParsedFile, parse_file, parse_file_in};
+pub use parse::{Loaded, MAX_FLOW_DEPTH, ParsedFile, flow_depth, parse_file, parse_file_in};
 pub use registry::{EndpointRecord, Registry, ServiceRecord};
 pub use resource::{Kind, Resource};
 pub use string_match::{FullRegex, StringMatch};

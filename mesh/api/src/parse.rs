@@ -89,13 +89,14 @@ pub fn parse_file_in(file: &str, text: &str, namespace: &str) -> ParsedFile {
 /// Deepest nesting of `{` and `[` a text may have. Istio resources need a handful of
 /// levels, and the YAML parser's time grows with the square of the depth (found by
 /// fuzzing: 20,000 levels, 80 KB, held the control plane's apply for seconds), so deeper
-/// texts are refused before parsing.
-const MAX_FLOW_DEPTH: usize = 64;
+/// texts are refused before parsing. Other YAML formats of the suite (chaos experiments)
+/// apply the same bound with [`flow_depth`].
+pub const MAX_FLOW_DEPTH: usize = 64;
 
 /// The deepest run of unclosed `{`/`[`. Quotes and comments are not skipped on purpose:
 /// a balanced bracket in a string or comment adds one level for its length only, and an
 /// apostrophe cannot hide brackets from the count.
-fn flow_depth(text: &str) -> usize {
+pub fn flow_depth(text: &str) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
     for b in text.bytes() {
         match b {

@@ -27,6 +27,13 @@ use crate::store::{Applied, Deleted, Rejected, Store};
 /// Longest long poll a caller may ask for with `?wait=`.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 
+/// How long after start proxies holding a configuration of an earlier run keep it, so the
+/// registry can refill first (see [`Control::poll`]). Proxies retry an unreachable control
+/// plane at most every 3.2 s and register again 200 ms after their first poll is refused
+/// with 404, so within about 3.5 s of a restart every live proxy is back; 5 s covers that
+/// with room for a slow machine.
+pub const REGISTRATION_GRACE: Duration = Duration::from_secs(5);
+
 /// Namespace whose selector-less security policies apply mesh-wide (Istio's root namespace).
 const ROOT_NAMESPACE: &str = "istio-system";
 
@@ -52,6 +59,9 @@ pub struct Settings {
     pub root: RootSource,
     /// Default long-poll wait.
     pub poll_wait: Duration,
+    /// After start, how long proxies that hold a configuration of an earlier run wait for
+    /// their next one while workloads register again ([`REGISTRATION_GRACE`]).
+    pub registration_grace: Duration,
 }
 
 impl Default for Settings {
@@ -61,6 +71,7 @@ impl Default for Settings {
             cert_ttl: Duration::from_secs(24 * 3600),
             root: RootSource::Generate,
             poll_wait: Duration::from_secs(30),
+            registration_grace: REGISTRATION_GRACE,
         }
     }
 }
@@ -83,18 +94,26 @@ pub struct Control {
     ca: Ca,
     metrics: Metrics,
     settings: Settings,
+    /// The first version of this run: proxies holding a lower one were configured by an
+    /// earlier run of the control plane.
+    first_version: u64,
+    /// End of the registration grace (start + [`Settings::registration_grace`]).
+    grace_until: Instant,
 }
 
 impl Control {
     /// A control plane with an empty configuration.
     pub fn new(settings: Settings) -> Result<Arc<Self>, CaError> {
         let ca = Ca::start(&settings.root, &settings.trust_domain)?;
+        let hub = Hub::new();
         Ok(Arc::new(Self {
+            first_version: hub.current(),
+            grace_until: Instant::now() + settings.registration_grace,
             store: Mutex::new(Store::new()),
             workloads: Mutex::new(Workloads::new()),
             faults: Mutex::new(Faults::new()),
             faults_changed: Arc::new(Notify::new()),
-            hub: Hub::new(),
+            hub,
             ca,
             metrics: Metrics::new(),
             settings,
@@ -297,6 +316,18 @@ impl Control {
 
     /// The long poll: answers at once when the proxy's `held` version is not current
     /// (or absent), else waits up to `wait` for a change.
+    ///
+    /// A restart must be invisible to traffic, as an istiod restart is to Envoy, which
+    /// keeps serving its last configuration. But this control plane learns endpoints only
+    /// from registrations, and after a restart each proxy registers again on its own
+    /// schedule: answering at once would hand the first proxies back a registry missing
+    /// the workloads not back yet, and their clients would answer 503 (`UH`) meanwhile.
+    /// So during the registration grace after start ([`Settings::registration_grace`]),
+    /// a proxy holding a configuration of an earlier run (a version below this run's
+    /// first; `0` means none) gets its next configuration when the grace ends (or its
+    /// `wait` does, if sooner), and keeps serving its last one until then. A proxy holding
+    /// nothing is answered at once: anything is better than nothing. A workload that did
+    /// not come back is simply absent from the registry pushed when the grace ends.
     pub async fn poll(
         &self,
         workload: &str,
@@ -304,11 +335,19 @@ impl Control {
         wait: Option<Duration>,
     ) -> Result<ProxyConfig, AppError> {
         let _poll = PollGuard::start(self, workload, held)?;
+        let wait = wait.unwrap_or(self.settings.poll_wait).min(MAX_WAIT);
+        if held.is_some_and(|held| self.is_of_an_earlier_run(held)) {
+            let until = self.grace_until.min(Instant::now() + wait);
+            if Instant::now() < until {
+                tracing::debug!(%workload, "holding a proxy of an earlier run until workloads have registered again");
+                tokio::time::sleep_until(until).await;
+            }
+            return self.proxy_config(workload);
+        }
         let mut versions = self.hub.subscribe();
         if let Some(held) = held {
             let current = versions.borrow_and_update().to_string();
             if current == held {
-                let wait = wait.unwrap_or(self.settings.poll_wait).min(MAX_WAIT);
                 let changed = async {
                     // `wait_for` holds a borrow only inside this expression.
                     versions
@@ -320,6 +359,14 @@ impl Control {
             }
         }
         self.proxy_config(workload)
+    }
+
+    /// True when `held` is a version an earlier run of the control plane handed out
+    /// (versions start at the start time in ms, so those are lower than this run's first).
+    /// Anything not a positive number holds no configuration worth keeping.
+    fn is_of_an_earlier_run(&self, held: &str) -> bool {
+        held.parse::<u64>()
+            .is_ok_and(|v| v > 0 && v < self.first_version)
     }
 
     /// The configuration of one workload at the current version.

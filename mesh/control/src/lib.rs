@@ -32,4 +32,4 @@ pub mod registry;
 pub mod source;
 pub mod store;
 
-pub use control::{Control, Settings};
+pub use control::{Control, REGISTRATION_GRACE, Settings};

@@ -4,7 +4,7 @@
 //! mesh-control [--listen 127.0.0.1:15010] [--config-dir DIR] [--kubernetes] [--ca-dir DIR]
 //!              [--ca-cert FILE --ca-key FILE] [--cert-ttl 24h] [--trust-domain cluster.local]
 //!              [--workload-tokens FILE] [--token-review [--token-audience mesh-control]]
-//!              [--api-token-file FILE]
+//!              [--api-token-file FILE] [--registration-grace 5s]
 //! ```
 //! Every flag has an environment fallback (`MESH_CONTROL_LISTEN`, `MESH_CONTROL_KUBERNETES=true`,
 //! ...). Bad flags, an invalid configuration directory at start, or `--kubernetes` without
@@ -55,6 +55,10 @@ struct Cli {
     /// Default lifetime of workload certificates (at least 1m; proxies renew at half life).
     #[arg(long, env = "MESH_CONTROL_CERT_TTL", default_value = "24h", value_parser = cert_ttl)]
     cert_ttl: Duration,
+    /// After a restart, how long proxies configured by the previous run keep their last
+    /// configuration while workloads register again (0s: no grace).
+    #[arg(long, env = "MESH_CONTROL_REGISTRATION_GRACE", default_value = "5s", value_parser = registration_grace)]
+    registration_grace: Duration,
     /// SPIFFE trust domain of issued identities.
     #[arg(long, env = "MESH_CONTROL_TRUST_DOMAIN", default_value = "cluster.local", value_parser = trust_domain)]
     trust_domain: String,
@@ -85,6 +89,15 @@ fn cert_ttl(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?} is shorter than 10s"));
     }
     Ok(ttl)
+}
+
+fn registration_grace(text: &str) -> Result<Duration, String> {
+    let grace = mesh_api::parse_duration(text).map_err(|e| e.to_string())?;
+    // Longer than a proxy's long poll (10 s) would only delay its heartbeat answer.
+    if grace > Duration::from_secs(60) {
+        return Err(format!("{text:?} is longer than 60s"));
+    }
+    Ok(grace)
 }
 
 fn trust_domain(text: &str) -> Result<String, String> {
@@ -167,6 +180,7 @@ async fn run(cli: Cli) -> ExitCode {
     let settings = Settings {
         trust_domain: cli.trust_domain,
         cert_ttl: cli.cert_ttl,
+        registration_grace: cli.registration_grace,
         root,
         ..Settings::default()
     };

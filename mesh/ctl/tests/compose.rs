@@ -33,7 +33,7 @@ fn images_sh() -> BTreeSet<String> {
 const FROM_SECRET: &str = "<from a Secret>";
 
 /// Variables only one side sets, and why.
-const ONE_SIDED: [(&str, &str); 7] = [
+const ONE_SIDED: [(&str, &str); 6] = [
     (
         "BIND_ADDRESS",
         "compose: the app shares its sidecar's network namespace and listens on loopback \
@@ -47,13 +47,6 @@ const ONE_SIDED: [(&str, &str); 7] = [
         "MESH_CONTROL_KUBERNETES",
         "in a cluster the routing is the Istio objects of the Kubernetes API, which \
          `kubectl apply` changes; compose has no API server and reads mesh/config files",
-    ),
-    (
-        "MESH_CONTROL_CA_DIR",
-        "Kubernetes keeps the CA root in a volume across container restarts; compose does \
-         not yet (a writable volume for a non-root scratch image needs care): a restarted \
-         mesh-control container makes a new root, and `docker compose restart` of the \
-         proxies is needed after it",
     ),
     (
         "MESH_CONTROL_WORKLOAD_TOKENS",
@@ -503,6 +496,96 @@ fn gateway_and_control_plane_agree_on_settings_and_ports() {
         published(compose_control),
         target("components/mesh/control-plane.yaml", &control),
         "the control plane's API port"
+    );
+}
+
+/// A restarted or re-created mesh-control container must issue from the same root, or the
+/// sidecars holding certificates of the old one and those getting new ones stop trusting
+/// each other. Compose keeps `MESH_CONTROL_CA_DIR` on a named volume (a bind mount or
+/// none would be a new root per container), the image has that directory writable by
+/// the UID the service runs as (a new named volume takes over its owner and mode; the
+/// root filesystem is read-only), and Kubernetes mounts a volume at the same place.
+#[test]
+fn the_control_planes_ca_root_survives_a_restart() {
+    let text = std::fs::read_to_string(repo_dir().join("docker-compose.yml")).unwrap();
+    let compose_doc = docs(&repo_dir().join("docker-compose.yml")).remove(0);
+    let services = compose(&[]);
+    let control = &services["mesh-control"];
+    let env = compose_env(control);
+    let dir = env
+        .get("MESH_CONTROL_CA_DIR")
+        .expect("compose's mesh-control keeps its CA root in MESH_CONTROL_CA_DIR");
+    let mounts: Vec<&str> = arr(control, "/volumes")
+        .iter()
+        .map(|v| v.as_str().expect("\"volume:path\""))
+        .collect();
+    let volume = mounts
+        .iter()
+        .find_map(|m| m.strip_suffix(&format!(":{dir}")))
+        .unwrap_or_else(|| panic!("no volume at {dir} in {mounts:?}"));
+    assert!(
+        !volume.starts_with(['.', '/', '~']),
+        "{volume}: a named volume, not a bind mount (whose owner compose cannot set)"
+    );
+    assert!(
+        compose_doc["volumes"].get(volume).is_some(),
+        "{volume} is declared under the top-level volumes:\n{text}"
+    );
+    assert_eq!(
+        control["read_only"], true,
+        "the root filesystem stays read-only"
+    );
+    let user = s(control, "/user");
+    let uid = user.split(':').next().unwrap();
+
+    // The image: the directory comes from the binaries stage, owned by that UID.
+    let dockerfile = std::fs::read_to_string(repo_dir().join("Dockerfile")).unwrap();
+    let stage = dockerfile
+        .split("FROM bare AS mesh-control")
+        .nth(1)
+        .expect("the mesh-control stage")
+        .split("\nFROM ")
+        .next()
+        .unwrap();
+    let copy = stage
+        .lines()
+        .find(|l| l.starts_with("COPY --from=binaries --chown="))
+        .unwrap_or_else(|| panic!("the mesh-control stage copies no directory with an owner"));
+    let words: Vec<&str> = copy.split_whitespace().collect();
+    let owner = words[2].trim_start_matches("--chown=");
+    assert_eq!(
+        owner.split(':').next(),
+        Some(uid),
+        "{copy}: owned by the UID compose runs as"
+    );
+    let (from, to) = (words[3], words[4]);
+    let leaf = dir.rsplit('/').next().unwrap();
+    assert_eq!(
+        format!("{}/{leaf}", to.trim_end_matches('/')),
+        *dir,
+        "{copy}: the copied folder holds {dir}"
+    );
+    // Both ways of filling the binaries stage make that empty folder, group-writable
+    // (OpenShift's arbitrary UIDs run in group 0).
+    let made = format!("{}/{leaf}", from.trim_end_matches('/'));
+    assert!(
+        dockerfile.contains(&format!("mkdir -m 0770 /out{made}")),
+        "the Rust stage makes {made}"
+    );
+    let images = include_str!("../../../scripts/images.sh");
+    assert!(
+        images.contains(&format!("mkdir -m 0770 \"$stage{made}\"")),
+        "scripts/images.sh makes {made}"
+    );
+
+    // Kubernetes: the same directory, on a volume of the pod.
+    let (container, k8s_env) = k8s_single("components/mesh/control-plane.yaml");
+    assert_eq!(k8s_env.get("MESH_CONTROL_CA_DIR"), Some(dir));
+    assert!(
+        arr(&container, "/volumeMounts")
+            .iter()
+            .any(|m| m["mountPath"] == dir.as_str()),
+        "the control plane's pod mounts a volume at {dir}"
     );
 }
 

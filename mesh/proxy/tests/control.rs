@@ -239,3 +239,160 @@ async fn joins_a_control_plane_that_checks_identities_with_its_token_file() {
     assert!(back, "registered again with the rotated token");
     std::fs::remove_file(&file).unwrap();
 }
+
+/// A control plane in a runtime of its own, as a separate process would be: killing it
+/// drops the runtime, and with it the listener, every connection and every long poll.
+struct ControlProcess {
+    control: Arc<Control>,
+    addr: SocketAddr,
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ControlProcess {
+    /// Starts one on `port` (0: any), retrying the bind while a killed predecessor's
+    /// listener is being closed.
+    fn start(port: u16, settings: Settings) -> Self {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let control = Control::new(settings).unwrap();
+                control.start_background();
+                let mut bound = None;
+                for _ in 0..100 {
+                    match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                        Ok(listener) => {
+                            bound = Some(listener);
+                            break;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+                let listener = bound.expect("the control plane's port is free again");
+                let addr = listener.local_addr().unwrap();
+                let router = mesh_control::api::router(control.clone());
+                tokio::spawn(async move { axum::serve(listener, router).await });
+                ready_tx.send((control, addr)).unwrap();
+                let _ = killed.await;
+            });
+            // Dropping the runtime ends every task it holds, closing their sockets.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        });
+        let (control, addr) = ready_rx.recv().unwrap();
+        Self {
+            control,
+            addr,
+            kill: Some(kill),
+            thread: Some(thread),
+        }
+    }
+
+    /// SIGKILL, as far as the proxy can tell; returns once the port is closed.
+    async fn kill(mut self) {
+        let _ = self.kill.take().unwrap().send(());
+        let thread = self.thread.take().unwrap();
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
+    }
+}
+
+/// What the soak found: after a restart, the first proxies back used to get a registry
+/// missing the workloads not registered again yet, and answered 503 (`UH`) until they
+/// were. Now a restart is invisible to traffic, and a workload that did not come back
+/// still leaves the proxy's configuration once the registry has refilled.
+#[tokio::test]
+async fn traffic_keeps_flowing_through_a_control_plane_restart() {
+    bookinfo_common::client::install_crypto_provider();
+    let settings = || Settings {
+        registration_grace: Duration::from_millis(2500),
+        ..Settings::default()
+    };
+    let first = ControlProcess::start(0, settings());
+    let svc = upstream("ok").await;
+    first.control.register(svc_at(svc)).unwrap();
+    let gone: Registration = serde_json::from_value(serde_json::json!({
+        "name": "gone-v1", "service": "gone", "address": "127.0.0.1:9", "sidecar": false,
+    }))
+    .unwrap();
+    first.control.register(gone).unwrap();
+    let proxy = start(&control_env(format!("http://{}", first.addr)))
+        .await
+        .unwrap();
+    let outbound = proxy.outbound.unwrap();
+    let has_gone = |proxy: &mesh_proxy::run::Running| {
+        proxy
+            .state
+            .store
+            .load()
+            .registry
+            .service("gone.default.svc.cluster.local")
+            .is_some()
+    };
+    assert!(has_gone(&proxy));
+
+    // Requests through the proxy all along, one after the other.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = tokio::spawn({
+        let stop = Arc::clone(&stop);
+        async move {
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .proxy(reqwest::Proxy::http(format!("http://{outbound}")).unwrap())
+                .build()
+                .unwrap();
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client.get("http://svc/").send().await {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) => failed.push(format!(
+                        "{} {:?}",
+                        r.status(),
+                        r.headers().get("x-envoy-response-flags")
+                    )),
+                    Err(e) => failed.push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (ok, failed)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Killed and started again on the same port. The proxy's poll fails, it polls
+    // again, is told it is unknown and registers; svc's own proxy is slower to come
+    // back (1.5 s), and gone's never does.
+    let port = first.addr.port();
+    first.kill().await;
+    let second = ControlProcess::start(port, settings());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    second.control.register(svc_at(svc)).unwrap();
+
+    // Once the grace is over, the proxy holds this run's configuration, without gone.
+    let mut resynced = false;
+    for _ in 0..200 {
+        if proxy.state.store.load().version == second.control.version().to_string() {
+            resynced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(resynced, "the proxy follows the new control plane");
+    assert!(!has_gone(&proxy), "a workload that went away leaves");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = traffic.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    assert!(ok >= 20, "traffic flowed: {ok} requests");
+    second.kill().await;
+}

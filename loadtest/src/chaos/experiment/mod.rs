@@ -253,7 +253,19 @@ pub const HYPOTHESIS_STRATEGIES: [&str; 5] = [
 ];
 
 /// Parses YAML or JSON text into a document.
+///
+/// Texts with brackets nested deeper than [`mesh_api::MAX_FLOW_DEPTH`] are refused before
+/// parsing: the YAML parser's time grows with the square of the depth (the fuzzer's
+/// `chaos-experiment` target found 20,000 levels holding it for seconds), and no
+/// experiment needs more than a few levels. The same bound as Istio YAML's.
 pub fn parse_document(text: &str) -> Result<Value, ExperimentError> {
+    let depth = mesh_api::flow_depth(text);
+    if depth > mesh_api::MAX_FLOW_DEPTH {
+        return Err(ExperimentError::Syntax(format!(
+            "brackets nested {depth} deep (at most {}); no experiment needs more than a few levels",
+            mesh_api::MAX_FLOW_DEPTH
+        )));
+    }
     let doc: Value = if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| ExperimentError::Syntax(e.to_string()))?
     } else {
@@ -384,6 +396,43 @@ impl Experiment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (`chaos-experiment`): deeply nested brackets made the YAML parser
+    /// take seconds. Refused before parsing, with the depth and the limit in the message.
+    #[test]
+    fn deeply_nested_brackets_are_refused_before_parsing() {
+        let yaml = format!(
+            "title: t\nmethod: {}1{}\n",
+            "[".repeat(20_000),
+            "]".repeat(20_000)
+        );
+        let json = format!(
+            "{{\"title\": \"t\", \"x\": {}1{}}}",
+            "[".repeat(20_000),
+            "]".repeat(20_000)
+        );
+        for text in [yaml, json] {
+            let error = Experiment::from_text(&text, &BTreeMap::new(), &no_env).unwrap_err();
+            assert!(matches!(error, ExperimentError::Syntax(_)), "{error}");
+            let message = error.to_string();
+            assert!(
+                message.contains("brackets nested 20001 deep (at most 64)")
+                    || message.contains("brackets nested 20000 deep (at most 64)"),
+                "{message}"
+            );
+        }
+        // At the limit the document is parsed, and judged on its content.
+        let at_limit = format!(
+            "title: t\ndescription: d\nmethod: []\nx: {}1{}\n",
+            "[".repeat(64),
+            "]".repeat(64)
+        );
+        if let Err(ExperimentError::Syntax(reason)) =
+            Experiment::from_text(&at_limit, &BTreeMap::new(), &no_env)
+        {
+            panic!("refused as syntax: {reason}");
+        }
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

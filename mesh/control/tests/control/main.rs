@@ -11,4 +11,5 @@ mod faults;
 mod kube_source;
 mod misc;
 mod registry;
+mod restart;
 mod support;

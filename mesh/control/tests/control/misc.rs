@@ -110,3 +110,34 @@ spec:
     assert_eq!(reviews["routes"][0]["match"], "end-user = jason");
     assert_eq!(reviews["routes"][0]["to"], "reviews v2 100%");
 }
+
+/// Deeply nested bodies (the fuzzer's slow-input class for YAML) are refused with the
+/// reason: JSON bodies by their typed decoding (a mismatch at the first bracket, or
+/// serde_json's nesting limit of 128 inside free-form fields), YAML ones before parsing.
+#[tokio::test]
+async fn deeply_nested_bodies_are_refused_with_the_reason() {
+    let server = start().await;
+    let deep_json = format!("{}1{}", "[".repeat(20_000), "]".repeat(20_000));
+    for (path, what) in [
+        ("/api/v1/faults", "invalid fault"),
+        ("/api/v1/workloads", "invalid workload"),
+        ("/api/v1/certificates", "invalid certificate request"),
+    ] {
+        let (status, body) = server.post(path, deep_json.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.starts_with(what), "{path}: {error}");
+    }
+    let deep_yaml = format!("spec: {}1{}\n", "{e: ".repeat(20_000), "}".repeat(20_000));
+    for path in [
+        "/api/v1/apply?file=deep.yaml",
+        "/api/v1/delete?file=deep.yaml",
+    ] {
+        let (status, body) = server.post(path, deep_yaml.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert!(
+            body.to_string().contains("brackets nested 20000 deep"),
+            "{path}: {body}"
+        );
+    }
+}
