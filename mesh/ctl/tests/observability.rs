@@ -15,7 +15,6 @@ use std::collections::BTreeSet;
 
 use dashboards::{BUILTINS, component_dir, label_values, queries, referenced, variables};
 use manifests::{docs, repo_dir, s};
-use serde_json::Value;
 
 const CONTROL_API: &str = include_str!("../../control/src/api.rs");
 const CLI: &str = include_str!("../src/cli.rs");
@@ -225,7 +224,7 @@ fn the_compose_overlay_mounts_the_shipped_files_and_scrapes_every_proxy() {
         );
         let group = groups
             .iter()
-            .find(|g| g["targets"][0] == Value::from(format!("{svc}:15000")))
+            .find(|g| g["targets"][0] == format!("{svc}:15000"))
             .unwrap_or_else(|| panic!("prometheus/compose.yml: no target {svc}:15000"));
         assert_eq!(s(group, "/labels/workload"), workload, "{svc}");
     }

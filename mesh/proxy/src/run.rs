@@ -506,3 +506,31 @@ async fn watch_files(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::scrape_address;
+
+    #[test]
+    fn the_scrape_address_is_one_prometheus_can_reach() {
+        let a = |s: &str| s.parse().unwrap();
+        // Bound to one address: that one.
+        assert_eq!(
+            scrape_address(a("127.0.0.1:15100"), None),
+            a("127.0.0.1:15100")
+        );
+        // Every interface: the pod IP the inbound listener has, else loopback.
+        assert_eq!(
+            scrape_address(a("0.0.0.0:15000"), Some(a("10.244.0.7:15006"))),
+            a("10.244.0.7:15000")
+        );
+        assert_eq!(
+            scrape_address(a("0.0.0.0:15000"), Some(a("127.0.0.1:15006"))),
+            a("127.0.0.1:15000")
+        );
+        assert_eq!(
+            scrape_address(a("0.0.0.0:15000"), None),
+            a("127.0.0.1:15000")
+        );
+    }
+}
