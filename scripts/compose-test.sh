@@ -114,6 +114,25 @@ podman="$run/bin/podman"
 "$podman" info >/dev/null 2>&1 || fail "podman does not work here: $("$podman" info 2>&1 | tail -3)"
 note "$("$podman" --version), runc $(runc --version | head -1 | awk '{print $3}')"
 
+# ---- overlays that are rendered, not run ----------------------------------------------------
+# compose/observability.yaml runs third-party images (Prometheus, Grafana) this machine may
+# not be able to pull: it is rendered with the mesh stack, and its files are checked by
+# mesh/ctl/tests/observability.rs; the dashboards run against a live mesh in
+# mesh/ctl/tests/e2e/prometheus.rs.
+step "Rendering the observability overlay (podman-compose config)"
+"$tools/venv/bin/podman-compose" --podman-path "$podman" -f docker-compose.yml -f compose/observability.yaml \
+    config >"$run/observability.yaml" 2>"$run/observability.err" \
+    || fail "compose/observability.yaml does not render: $(tail -3 "$run/observability.err")"
+for svc in prometheus grafana; do
+    grep -q "^  $svc:" "$run/observability.yaml" || fail "compose/observability.yaml: no $svc service in the render"
+done
+scrapable=$(grep -c 'MESH_PROXY_ADMIN: 0.0.0.0:15000' "$run/observability.yaml" || true)
+proxies=$(grep -c 'MESH_PROXY_ADMIN:' "$run/observability.yaml" || true)
+# Every proxy service, plus the overlay's own anchor and the base file's shared env.
+[ $((proxies - scrapable)) -eq 1 ] \
+    || fail "compose/observability.yaml: some proxy's admin listener stays on loopback ($scrapable of $proxies)"
+note "rendered: prometheus, grafana, $((scrapable - 1)) proxies scrapable"
+
 # ---- images ---------------------------------------------------------------------------------
 step "Building the static binaries and the images (scripts/images.sh)"
 build_started=$(now)

@@ -133,7 +133,7 @@ for crd in load(f"{render_dir}/crds.yaml"):
 crd_groups = {api.split("/")[0] for api, _ in crds}
 
 OURS = ("bookinfo-rs/",)
-THIRD_PARTY = ("docker.io/library/mariadb:",)
+THIRD_PARTY = ("docker.io/library/mariadb:", "docker.io/prom/prometheus:", "docker.io/grafana/grafana:")
 
 
 def pod_spec(obj):

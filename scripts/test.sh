@@ -9,7 +9,8 @@
 # What it needs on a fresh Debian machine it installs itself (as root, or with sudo):
 # MariaDB for the ratings v2 tests, started as a private server on a loopback port;
 # podman, runc and podman-compose for the compose run; kubernetes-validate for the
-# Kubernetes files; valgrind and strace for the cost check.
+# Kubernetes files; valgrind and strace for the cost check; Prometheus (Debian's
+# `prometheus`) for the test that runs every Grafana dashboard query against a live mesh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -28,6 +29,18 @@ scripts/mariadb.sh start
 # shellcheck disable=SC2046
 export $(scripts/mariadb.sh env | sed 's/^MYSQL_DB_/RATINGS_TEST_MYSQL_/')
 trap 'scripts/mariadb.sh stop >/dev/null 2>&1 || true' EXIT
+
+step "Installing Prometheus for the dashboard test (apt-get install prometheus)"
+if ! command -v prometheus >/dev/null; then
+    as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1 ||
+        { as_root apt-get update -qq >/dev/null 2>&1 &&
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1; } ||
+        { echo "test.sh: cannot install prometheus (apt-get install prometheus)" >&2; exit 1; }
+fi
+# The dashboard test fails instead of skipping when the binary is missing.
+export BOOKINFO_REQUIRE_PROMETHEUS=1
+prometheus --version 2>&1 | head -1 >&2
 
 step "Checking formatting (cargo fmt --check)"
 cargo fmt --all -- --check

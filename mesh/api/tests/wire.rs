@@ -11,7 +11,7 @@ use mesh_api::wire::{
     AbortView, ApiError, Applied, CaRoot, CertificateRequest, DelayView, Deleted, Deregistered,
     ErrorRecord, FaultCreated, FaultDeleted, FaultRequest, FaultsCleared, Issued, LeaseView, Mode,
     Overview, ProxyConfig, ProxyStatus, Registered, RouteSummary, ServiceDescription,
-    ServiceOverview, SyncStatus, WorkloadSpec, WorkloadView,
+    ServiceOverview, SyncStatus, TargetGroup, WorkloadSpec, WorkloadView,
 };
 use mesh_api::{Registry, RouteTable};
 use serde::Serialize;
@@ -46,6 +46,12 @@ fn the_documented_registration_round_trips() {
             "address": "127.0.0.1:15106", "sidecar": true, "mode": "sidecar"}"#,
     );
     assert_eq!(spec.mode, Mode::Sidecar);
+    assert_eq!(spec.admin, None);
+    let scraped: WorkloadSpec = round_trip(
+        r#"{"name": "reviews-v2", "namespace": "default", "serviceAccount": "default",
+            "labels": {}, "sidecar": true, "mode": "sidecar", "admin": "127.0.0.1:15100"}"#,
+    );
+    assert_eq!(scraped.admin, Some("127.0.0.1:15100".parse().unwrap()));
     // Defaults and the snake_case spelling older scripts send.
     let gateway: WorkloadSpec =
         serde_json::from_str(r#"{"name": "ingress", "service_account": "gw", "mode": "gateway"}"#)
@@ -326,4 +332,16 @@ fn proxy_configuration_and_views_keep_their_field_order() {
         json(&overview),
         r#"{"version":"1","resources":2,"services":[{"host":"reviews.default.svc.cluster.local","virtual_services":["default/reviews"],"destination_rule":null,"routes":[{"name":null,"match":"any","to":"reviews v1 100%","timeout":null,"fault":null,"expires_at_ms":null}]}],"errors":[{"at_ms":1,"change":"apply x.yaml","error":"invalid","errors":[]}]}"#
     );
+}
+
+#[test]
+fn prometheus_targets_are_in_the_http_sd_format() {
+    // https://prometheus.io/docs/prometheus/latest/http_sd/: a list of
+    // {"targets": [...], "labels": {...}}.
+    let groups: Vec<TargetGroup> = round_trip(
+        r#"[{"targets": ["127.0.0.1:15100"], "labels": {"__metrics_path__": "/stats/prometheus",
+            "app": "reviews", "mesh_mode": "sidecar", "namespace": "default", "version": "v2",
+            "workload": "reviews-v2"}}]"#,
+    );
+    assert_eq!(groups[0].labels["__metrics_path__"], "/stats/prometheus");
 }

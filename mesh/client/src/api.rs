@@ -7,7 +7,8 @@ use http::Method;
 use mesh_api::wire::{
     Applied, CaRoot, CertificateRequest, Deleted, Deregistered, ErrorRecord, FaultCreated,
     FaultDeleted, FaultRequest, FaultsCleared, Issued, LeaseView, Overview, ProxyConfig,
-    ProxyStatus, Registered, ResourceEntry, ServiceDescription, WorkloadSpec, WorkloadView,
+    ProxyStatus, Registered, ResourceEntry, ServiceDescription, TargetGroup, WorkloadSpec,
+    WorkloadView,
 };
 use serde::de::DeserializeOwned;
 
@@ -124,6 +125,11 @@ impl<X: Transport> ControlClient<X> {
     /// Whether each proxy holds the configuration in force.
     pub async fn proxy_status(&self) -> Result<Vec<ProxyStatus>, ClientError> {
         self.get("api/v1/proxy-status", &[]).await
+    }
+
+    /// Where Prometheus scrapes every registered proxy (its HTTP service discovery).
+    pub async fn prometheus_targets(&self) -> Result<Vec<TargetGroup>, ClientError> {
+        self.get("api/v1/prometheus/targets", &[]).await
     }
 
     /// The mesh root certificate.

@@ -82,6 +82,7 @@ pub fn secured(control: Arc<Control>, auth: Arc<Auth>) -> Router {
         .route("/api/v1/workloads/{name}", delete(deregister))
         .route("/api/v1/proxy-config", get(proxy_config))
         .route("/api/v1/proxy-status", get(proxy_status))
+        .route("/api/v1/prometheus/targets", get(prometheus_targets))
         .route("/api/v1/ca/root", get(ca_root))
         .route("/api/v1/certificates", post(certificate))
         .route("/api/v1/faults", get(faults))
@@ -267,6 +268,13 @@ async fn deregister(
 
 async fn workloads(State(control): Shared) -> ApiResult {
     ok(control.workloads())
+}
+
+/// Prometheus's HTTP service discovery (`http_sd_configs`): every registered proxy's
+/// metrics address, so a scrape config pointed here follows workloads as they come, go
+/// and restart on new ports.
+async fn prometheus_targets(State(control): Shared) -> ApiResult {
+    ok(control.prometheus_targets())
 }
 
 async fn proxy_config(

@@ -308,6 +308,11 @@ impl Control {
         lock(&self.workloads).list(Instant::now())
     }
 
+    /// Where Prometheus scrapes every registered proxy (HTTP service discovery).
+    pub fn prometheus_targets(&self) -> Vec<mesh_api::wire::TargetGroup> {
+        lock(&self.workloads).prometheus_targets()
+    }
+
     /// Sync state of every proxy.
     pub fn proxy_status(&self) -> Vec<ProxyStatus> {
         let latest = self.version().to_string();

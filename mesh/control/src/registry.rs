@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mesh_api::compile::now_ms;
-use mesh_api::wire::{ProxyStatus, SyncStatus, WorkloadSpec, WorkloadView};
+use mesh_api::wire::{ProxyStatus, SyncStatus, TargetGroup, WorkloadSpec, WorkloadView};
 use mesh_api::{EndpointRecord, Registry, ServiceRecord};
 use tokio::time::Instant;
 
@@ -235,6 +235,39 @@ impl Workloads {
         registry.add_version_services();
         registry
     }
+
+    /// Where Prometheus scrapes every registered proxy, in its HTTP service discovery
+    /// format: one group per proxy that said where its admin listener is, labelled with
+    /// the workload's namespace, name, `app` and `version` and the proxy's mode. Because
+    /// the list follows the registry, a workload restarted on other ports, or a new one,
+    /// is scraped at its new address on Prometheus's next refresh.
+    pub fn prometheus_targets(&self) -> Vec<TargetGroup> {
+        self.entries
+            .values()
+            .filter_map(|e| {
+                let spec = &e.spec;
+                let admin = spec.admin?;
+                let mut labels = BTreeMap::from([
+                    (
+                        "__metrics_path__".to_owned(),
+                        "/stats/prometheus".to_owned(),
+                    ),
+                    ("namespace".to_owned(), spec.namespace.clone()),
+                    ("workload".to_owned(), spec.name.clone()),
+                    ("mesh_mode".to_owned(), spec.mode.as_str().to_owned()),
+                ]);
+                for key in ["app", "version"] {
+                    if let Some(v) = spec.labels.get(key) {
+                        labels.insert(key.to_owned(), v.clone());
+                    }
+                }
+                Some(TargetGroup {
+                    targets: vec![admin.to_string()],
+                    labels,
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +337,35 @@ mod tests {
         let v2 = r.service("reviews-v2.default.svc.cluster.local").unwrap();
         assert_eq!(v2.ports, [9080]);
         assert_eq!(v2.endpoints, [s.endpoints[1].clone()]);
+    }
+
+    #[test]
+    fn prometheus_targets_list_proxies_that_name_their_admin_listener() {
+        let mut w = Workloads::new();
+        let now = Instant::now();
+        let mut v1 = spec("reviews-v1", "v1", 1);
+        v1.admin = Some("127.0.0.1:15100".parse().unwrap());
+        w.register(v1, now);
+        w.register(spec("reviews-v2", "v2", 2), now);
+        let groups = w.prometheus_targets();
+        assert_eq!(groups.len(), 1, "reviews-v2 did not say where its admin is");
+        assert_eq!(groups[0].targets, ["127.0.0.1:15100"]);
+        let labels: Vec<(&str, &str)> = groups[0]
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("__metrics_path__", "/stats/prometheus"),
+                ("app", "reviews"),
+                ("mesh_mode", "sidecar"),
+                ("namespace", "default"),
+                ("version", "v1"),
+                ("workload", "reviews-v1"),
+            ]
+        );
     }
 
     #[test]

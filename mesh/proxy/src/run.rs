@@ -105,6 +105,27 @@ fn reachable(l: &TcpListener) -> Option<SocketAddr> {
     Some(addr)
 }
 
+/// Where Prometheus reaches the admin listener: its bound address, or, when it binds every
+/// interface, the inbound listener's IP (the pod IP under Kubernetes), else loopback.
+fn scrape_address(admin: SocketAddr, inbound: Option<SocketAddr>) -> SocketAddr {
+    let mut addr = admin;
+    if addr.ip().is_unspecified() {
+        let ip = inbound
+            .map(|i| i.ip())
+            .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
+            .unwrap_or_else(|| [127, 0, 0, 1].into());
+        addr.set_ip(ip);
+    }
+    addr
+}
+
+/// The addresses a proxy registers: where its inbound traffic and its scrapes go.
+#[derive(Debug, Clone, Copy)]
+struct Advertised {
+    inbound: Option<SocketAddr>,
+    admin: SocketAddr,
+}
+
 /// Loads the configuration and starts every listener. In control-plane mode this waits
 /// (retrying) for the first configuration; `/ready` answers 503 until then.
 pub async fn start(env: &Env) -> Result<Running, StartError> {
@@ -137,7 +158,11 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
             ));
         }
         Source::Control { url, workload, .. } => {
-            join_mesh(env, url, workload, inbound_addr, &state, &rx, &mut tasks).await?;
+            let addrs = Advertised {
+                inbound: inbound_addr,
+                admin: scrape_address(admin, inbound_addr),
+            };
+            join_mesh(env, url, workload, addrs, &state, &rx, &mut tasks).await?;
         }
     }
     let (outbound, inbound, gateways) = match sidecar {
@@ -251,7 +276,7 @@ async fn join_mesh(
     env: &Env,
     url: &str,
     workload: &WorkloadSpec,
-    inbound_addr: Option<SocketAddr>,
+    addrs: Advertised,
     state: &Arc<ProxyState>,
     rx: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
@@ -268,13 +293,14 @@ async fn join_mesh(
             .clone()
             .unwrap_or_else(|| "default".to_owned()),
         labels: workload.labels.clone(),
-        address: inbound_addr,
+        address: addrs.inbound,
         sidecar: true,
         mode: match env.mode {
             Mode::Sidecar => wire::Mode::Sidecar,
             Mode::Gateway => wire::Mode::Gateway,
         },
         ports: Vec::new(),
+        admin: Some(addrs.admin),
     };
     let control = Arc::new(ControlClient::new(url, registration, env.control_token())?);
     let mut stop = rx.clone();
@@ -478,5 +504,33 @@ async fn watch_files(
                 tracing::error!(%error, "Configuration change rejected; the previous configuration stays in force.")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrape_address;
+
+    #[test]
+    fn the_scrape_address_is_one_prometheus_can_reach() {
+        let a = |s: &str| s.parse().unwrap();
+        // Bound to one address: that one.
+        assert_eq!(
+            scrape_address(a("127.0.0.1:15100"), None),
+            a("127.0.0.1:15100")
+        );
+        // Every interface: the pod IP the inbound listener has, else loopback.
+        assert_eq!(
+            scrape_address(a("0.0.0.0:15000"), Some(a("10.244.0.7:15006"))),
+            a("10.244.0.7:15000")
+        );
+        assert_eq!(
+            scrape_address(a("0.0.0.0:15000"), Some(a("127.0.0.1:15006"))),
+            a("127.0.0.1:15000")
+        );
+        assert_eq!(
+            scrape_address(a("0.0.0.0:15000"), None),
+            a("127.0.0.1:15000")
+        );
     }
 }

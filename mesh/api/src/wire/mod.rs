@@ -6,8 +6,8 @@
 //! two cannot drift apart; the JSON each produces is pinned by `tests/wire.rs`, because
 //! Chaos Toolkit experiments and curl users read it without our types.
 //!
-//! - [`workload`]: registration ([`WorkloadSpec`]), the registry listing and
-//!   `proxy-status`.
+//! - [`workload`]: registration ([`WorkloadSpec`]), the registry listing,
+//!   `proxy-status` and the Prometheus scrape targets ([`TargetGroup`]).
 //! - [`proxy`]: the watch API's [`ProxyConfig`] and the certificate exchange.
 //! - [`fault`]: fault requests and the leases they create.
 //! - [`views`]: what `describe` and the dashboard's overview show, and resources in force.
@@ -29,4 +29,6 @@ pub use proxy::{CertificateRequest, Issued, ProxyConfig};
 pub use views::{
     ErrorRecord, Overview, ResourceEntry, RouteSummary, ServiceDescription, ServiceOverview,
 };
-pub use workload::{InvalidWorkload, Mode, ProxyStatus, SyncStatus, WorkloadSpec, WorkloadView};
+pub use workload::{
+    InvalidWorkload, Mode, ProxyStatus, SyncStatus, TargetGroup, WorkloadSpec, WorkloadView,
+};

@@ -59,6 +59,10 @@ pub struct WorkloadSpec {
     /// Service ports (default 9080).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// The proxy's admin listener, where Prometheus scrapes `/stats/prometheus`; listed
+    /// by `GET /api/v1/prometheus/targets`. Proxies that do not say are not listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<SocketAddr>,
 }
 
 fn default_namespace() -> String {
@@ -194,4 +198,15 @@ pub struct ProxyStatus {
     pub status: SyncStatus,
     /// Last contact, in milliseconds since the Unix epoch.
     pub last_seen_ms: u64,
+}
+
+/// One target group of `GET /api/v1/prometheus/targets`, in Prometheus's HTTP service
+/// discovery format (`http_sd_configs`): the scrape addresses and the labels Prometheus
+/// attaches to every series scraped from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetGroup {
+    /// `host:port` addresses.
+    pub targets: Vec<String>,
+    /// Target labels; `__metrics_path__` sets the path scraped.
+    pub labels: BTreeMap<String, String>,
 }

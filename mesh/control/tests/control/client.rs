@@ -83,6 +83,14 @@ async fn every_call_decodes_the_real_answer() {
             .service("reviews.default.svc.cluster.local")
             .is_some()
     );
+    // The registration named no admin listener: nothing to scrape yet.
+    assert!(client.prometheus_targets().await.unwrap().is_empty());
+    let mut scraped = workload("reviews-v2", "reviews", 15106);
+    scraped.admin = Some("127.0.0.1:15100".parse().unwrap());
+    client.register(&scraped).await.unwrap();
+    let targets = client.prometheus_targets().await.unwrap();
+    assert_eq!(targets[0].targets, ["127.0.0.1:15100"]);
+    assert_eq!(targets[0].labels["workload"], "reviews-v2");
     let status = client.proxy_status().await.unwrap();
     assert_eq!(status[0].workload, "reviews-v2");
     assert_eq!(

@@ -5,6 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+#[path = "../dashboards/mod.rs"]
+mod dashboards;
 mod mesh;
+mod prometheus;
 mod support;
 mod up;
