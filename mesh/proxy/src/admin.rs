@@ -68,8 +68,8 @@ pub fn handle(
         }
         (
             _,
-            "/ready" | "/healthz/ready" | "/healthz" | "/stats/prometheus" | "/metrics"
-            | "/stats" | "/config_dump" | "/quitquitquit",
+            "/ready" | "/healthz/ready" | "/healthz" | "/stats/prometheus" | "/metrics" | "/stats"
+            | "/config_dump" | "/quitquitquit",
         ) => text(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed\n",

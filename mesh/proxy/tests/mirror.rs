@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[expect(dead_code, reason = "each test binary uses part of the shared helpers")]
 mod support;
 
 use support::{Ep, client_via, file_sidecar};
@@ -87,7 +88,17 @@ async fn mirror_percentage_zero_sends_no_copies() {
     .await;
     let client = client_via(&proxy);
     for _ in 0..20 {
-        assert_eq!(client.get("http://svc/").send().await.unwrap().text().await.unwrap(), "v1");
+        assert_eq!(
+            client
+                .get("http://svc/")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            "v1"
+        );
     }
     // A control request through a mirroring route would have arrived by now.
     tokio::time::sleep(Duration::from_millis(200)).await;

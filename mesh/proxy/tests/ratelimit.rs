@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use mesh_proxy::run::Running;
 
+#[expect(dead_code, reason = "each test binary uses part of the shared helpers")]
 mod support;
 
 use support::{file_sidecar, stats};
@@ -111,7 +112,11 @@ async fn the_fifth_request_is_429_until_the_bucket_refills() {
         codes.push(call(&client, &proxy).await.status().as_u16());
     }
     assert_eq!(codes, [200, 200, 200, 200, 429]);
-    assert_eq!(served.load(Ordering::SeqCst), 4, "the limited request never reached the app");
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        4,
+        "the limited request never reached the app"
+    );
 
     let limited = call(&client, &proxy).await;
     assert_eq!(limited.status(), 429);

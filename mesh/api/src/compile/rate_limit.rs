@@ -472,7 +472,7 @@ impl Reader<'_> {
         self.only(path, s, &["code"]);
         match field(s, "code") {
             Some(Value::Number(n)) => match n.as_u64().and_then(|c| u16::try_from(c).ok()) {
-                Some(code) if code >= 400 && code <= 599 => code,
+                Some(code) if (400..=599).contains(&code) => code,
                 Some(code) if code < 400 => 429,
                 _ => {
                     self.add(

@@ -248,8 +248,7 @@ fn admit(limiters: &mut [Limiter], now: Instant, rng: &mut impl Rng) -> Verdict 
 
 /// Envoy's local reply for a limited request, with the filter's headers.
 fn limited_reply(l: &Limiter) -> Response<ProxyBody> {
-    let status =
-        StatusCode::from_u16(l.config.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+    let status = StatusCode::from_u16(l.config.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let bucket = l.config.token_bucket;
     let mut resp = respond::text(
         status,
@@ -311,7 +310,11 @@ mod tests {
     fn a_bucket_fills_by_whole_intervals_and_never_above_its_size() {
         let start = Instant::now();
         let mut limiters = Vec::new();
-        sync(&mut limiters, &[limit(4, 2, Duration::from_secs(60))], start);
+        sync(
+            &mut limiters,
+            &[limit(4, 2, Duration::from_secs(60))],
+            start,
+        );
         let mut rng = rng();
         for _ in 0..4 {
             assert_eq!(admit(&mut limiters, start, &mut rng), Verdict::Pass);
