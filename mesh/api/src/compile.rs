@@ -5,6 +5,7 @@
 //! config dump. It is serde-serialisable both ways (the control plane ships it as JSON).
 
 pub(crate) mod gateway_api;
+pub mod rate_limit;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -70,6 +71,9 @@ pub struct RouteTable {
     pub services: BTreeMap<String, CompiledService>,
     /// Gateway mode: the listeners of the selected Gateways.
     pub listeners: Vec<Listener>,
+    /// Sidecar mode: the local rate limits of the inbound listener (from EnvoyFilters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_rate_limits: Vec<rate_limit::LocalRateLimit>,
 }
 
 /// A gateway listener.
@@ -477,6 +481,7 @@ pub fn compile(config: &MeshConfig, scope: &ProxyScope) -> RouteTable {
             }
         }
     }
+    table.local_rate_limits = rate_limit::for_workload(config, scope);
     // Prefer a rule in the proxy's namespace, then any other (first loaded wins).
     let mut rules: Vec<&DestinationRule> = config
         .destination_rules()

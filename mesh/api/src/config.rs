@@ -6,6 +6,7 @@ use crate::error::{ConfigError, ConfigErrors, Warning};
 use crate::gateway_api::gateway::KubeGateway;
 use crate::gateway_api::http_route::HttpRoute;
 use crate::networking::destination_rule::DestinationRule;
+use crate::networking::envoy_filter::EnvoyFilter;
 use crate::networking::gateway::Gateway;
 use crate::networking::service_entry::ServiceEntry;
 use crate::networking::virtual_service::VirtualService;
@@ -196,6 +197,14 @@ impl MeshConfig {
     pub fn http_routes(&self) -> impl Iterator<Item = &HttpRoute> {
         self.resources.iter().filter_map(|l| match &l.resource {
             Resource::HttpRoute(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// EnvoyFilters in load order.
+    pub fn envoy_filters(&self) -> impl Iterator<Item = &EnvoyFilter> {
+        self.resources.iter().filter_map(|l| match &l.resource {
+            Resource::EnvoyFilter(r) => Some(r),
             _ => None,
         })
     }

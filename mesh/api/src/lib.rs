@@ -3,7 +3,7 @@
 //! Users bring the same YAML they would give Istio (`networking.istio.io` VirtualService,
 //! DestinationRule, Gateway, ServiceEntry; `security.istio.io` PeerAuthentication,
 //! AuthorizationPolicy; the Kubernetes Gateway API's `gateway.networking.k8s.io` Gateway
-//! and HTTPRoute). This crate turns that YAML into checked, typed data:
+//! and HTTPRoute; the one `EnvoyFilter` shape of Istio's local rate limit task). This crate turns that YAML into checked, typed data:
 //!
 //! * [`parse`]: multi-document YAML → typed resources, unknown kinds/fields as warnings,
 //!   never a panic ([`parse_file`]).

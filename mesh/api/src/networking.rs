@@ -1,9 +1,11 @@
-//! `networking.istio.io` resources: VirtualService, DestinationRule, Gateway, ServiceEntry.
+//! `networking.istio.io` resources: VirtualService, DestinationRule, Gateway, ServiceEntry,
+//! EnvoyFilter.
 //!
 //! Field names follow Istio's CRDs (camelCase in YAML). Types are plain data; semantics
 //! live in `defaults`, `validate`, `matching` and `compile`.
 
 pub mod destination_rule;
+pub mod envoy_filter;
 pub mod gateway;
 pub mod service_entry;
 pub mod virtual_service;

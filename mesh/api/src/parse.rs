@@ -286,6 +286,7 @@ fn decode(
         Kind::AuthorizationPolicy => typed(json, &mut ignored).map(Resource::AuthorizationPolicy),
         Kind::KubeGateway => typed(json, &mut ignored).map(Resource::KubeGateway),
         Kind::HttpRoute => typed(json, &mut ignored).map(Resource::HttpRoute),
+        Kind::EnvoyFilter => typed(json, &mut ignored).map(Resource::EnvoyFilter),
     };
     for path in ignored {
         warnings.push(Warning::in_resource(

@@ -6,6 +6,7 @@ use crate::gateway_api::GATEWAY_API_VERSIONS;
 use crate::gateway_api::gateway::KubeGateway;
 use crate::gateway_api::http_route::HttpRoute;
 use crate::networking::destination_rule::DestinationRule;
+use crate::networking::envoy_filter::EnvoyFilter;
 use crate::networking::gateway::Gateway;
 use crate::networking::service_entry::ServiceEntry;
 use crate::networking::virtual_service::VirtualService;
@@ -44,7 +45,12 @@ pub enum Kind {
     /// gateway.networking.k8s.io HTTPRoute.
     #[serde(rename = "HTTPRoute")]
     HttpRoute,
+    /// networking.istio.io EnvoyFilter (only the patches the mesh understands).
+    EnvoyFilter,
 }
+
+/// API versions served for EnvoyFilter (Istio serves it only as `v1alpha3`).
+pub const ENVOY_FILTER_VERSIONS: [&str; 1] = ["networking.istio.io/v1alpha3"];
 
 impl Kind {
     /// Every kind, in the order listings show them.
@@ -85,6 +91,7 @@ impl Kind {
             "ServiceEntry" => Self::ServiceEntry,
             "PeerAuthentication" => Self::PeerAuthentication,
             "AuthorizationPolicy" => Self::AuthorizationPolicy,
+            "EnvoyFilter" => Self::EnvoyFilter,
             _ => return None,
         })
     }
@@ -112,6 +119,7 @@ impl Kind {
         match self {
             Self::PeerAuthentication | Self::AuthorizationPolicy => &SECURITY_VERSIONS,
             Self::KubeGateway | Self::HttpRoute => &GATEWAY_API_VERSIONS,
+            Self::EnvoyFilter => &ENVOY_FILTER_VERSIONS,
             _ => &NETWORKING_VERSIONS,
         }
     }
@@ -141,6 +149,8 @@ pub enum Resource {
     KubeGateway(KubeGateway),
     /// Gateway API HTTP routing.
     HttpRoute(HttpRoute),
+    /// Envoy configuration patches (the local rate limit).
+    EnvoyFilter(EnvoyFilter),
 }
 
 /// Applies `f` to the object whatever its spec type.
@@ -155,6 +165,7 @@ macro_rules! with_object {
             Resource::AuthorizationPolicy($object) => $body,
             Resource::KubeGateway($object) => $body,
             Resource::HttpRoute($object) => $body,
+            Resource::EnvoyFilter($object) => $body,
         }
     };
 }
@@ -171,6 +182,7 @@ impl Resource {
             Self::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Self::KubeGateway(_) => Kind::KubeGateway,
             Self::HttpRoute(_) => Kind::HttpRoute,
+            Self::EnvoyFilter(_) => Kind::EnvoyFilter,
         }
     }
 

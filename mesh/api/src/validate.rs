@@ -82,6 +82,11 @@ pub fn validate_resource(loaded: &Loaded) -> Vec<ConfigError> {
         Resource::AuthorizationPolicy(ap) => security::authorization_policy(ap, &mut problems),
         Resource::KubeGateway(gw) => gateway_api::gateway(gw, &mut problems),
         Resource::HttpRoute(route) => gateway_api::http_route(route, &mut problems),
+        Resource::EnvoyFilter(filter) => {
+            if let Err(found) = crate::compile::rate_limit::local_rate_limits(filter) {
+                problems.0.extend(found);
+            }
+        }
     }
     to_errors(loaded, problems)
 }

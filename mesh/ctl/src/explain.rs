@@ -100,8 +100,8 @@ pub const FLAGS: &[FlagHelp] = &[
         code: "RL",
         name: "RateLimited",
         cause: "A rate limit rejected the request with 429.",
-        example: "A local rate limit in front of productpage under a load test faster than the limit.",
-        fix: "Lower the request rate or raise the limit; clients should back off on 429.",
+        example: "Istio's local rate limit EnvoyFilter on productpage (4 tokens every 60s): the fifth request within the minute gets `429 local_rate_limited`.",
+        fix: "Lower the request rate or raise the filter's token_bucket; clients should back off on 429.",
     },
     FlagHelp {
         code: "UAEX",

@@ -1,5 +1,5 @@
 //! The admin listener (loopback only by default): health for probes, metrics for
-//! Prometheus, a config dump for debugging, and `/quitquitquit` so a Job's last step or
+//! Prometheus, Envoy's `/stats` lines of the local rate limits, a config dump for debugging, and `/quitquitquit` so a Job's last step or
 //! a test can stop the proxy (Istio's pilot-agent has the same endpoint).
 
 use std::sync::Arc;
@@ -45,9 +45,18 @@ pub fn handle(
                 ),
             }
         }
+        (&Method::GET, "/stats") => text(
+            StatusCode::OK,
+            &state.rate_limits.stats_text(),
+            "text/plain",
+        ),
         (&Method::GET, "/config_dump") => {
             let snap = state.store.load();
-            let dump = serde_json::json!({ "workload": state.me.workload, "snapshot": &*snap });
+            let dump = serde_json::json!({
+                "workload": state.me.workload,
+                "snapshot": &*snap,
+                "local_rate_limits": state.rate_limits.view(),
+            });
             match serde_json::to_string_pretty(&dump) {
                 Ok(s) => text(StatusCode::OK, &s, "application/json"),
                 Err(e) => text(
@@ -59,7 +68,7 @@ pub fn handle(
         }
         (
             _,
-            "/ready" | "/healthz/ready" | "/healthz" | "/stats/prometheus" | "/metrics"
+            "/ready" | "/healthz/ready" | "/healthz" | "/stats/prometheus" | "/metrics" | "/stats"
             | "/config_dump" | "/quitquitquit",
         ) => text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -68,7 +77,7 @@ pub fn handle(
         ),
         _ => text(
             StatusCode::NOT_FOUND,
-            "admin endpoints: /ready /healthz /stats/prometheus /config_dump POST /quitquitquit\n",
+            "admin endpoints: /ready /healthz /stats/prometheus /stats /config_dump POST /quitquitquit\n",
             "text/plain",
         ),
     }

@@ -5,9 +5,11 @@
 //! localhost.
 //!
 //! Its policy lives in [`authz`]: PeerAuthentication (the mTLS mode per port, enforced
-//! when a connection is accepted) and AuthorizationPolicy (per request).
+//! when a connection is accepted) and AuthorizationPolicy (per request). Before either,
+//! [`ratelimit`] applies the local rate limits of EnvoyFilters (`429 local_rate_limited`).
 
 pub mod authz;
+pub mod ratelimit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,12 +84,18 @@ impl Inbound {
             upstream_host: self.app.to_string(),
             ..Entry::for_request(&req, conn.local, conn.remote)
         });
-        let resp = match self.authorize(&req, &conn) {
-            Decision::Deny { policy } => {
-                record.note_details(format_args!("rbac_access_denied_matched_policy[{policy}]"));
-                respond::plain(DENIED_STATUS, DENIED_BODY)
+        let limits = &self.state.store.load().table.local_rate_limits;
+        let resp = if let Some(limited) = self.state.rate_limits.check(limits, &mut record) {
+            limited
+        } else {
+            match self.authorize(&req, &conn) {
+                Decision::Deny { policy } => {
+                    record
+                        .note_details(format_args!("rbac_access_denied_matched_policy[{policy}]"));
+                    respond::plain(DENIED_STATUS, DENIED_BODY)
+                }
+                Decision::Allow => self.forward(req, &mut record).await,
             }
-            Decision::Allow => self.forward(req, &mut record).await,
         };
         let me = self.clone();
         body::on_end(resp, move |code, bytes| {

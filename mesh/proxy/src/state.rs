@@ -32,6 +32,8 @@ pub struct ProxyState {
     pub gateway: bool,
     /// The mesh identity, once issued (control-plane mode).
     mtls: OnceLock<Arc<Mtls>>,
+    /// The inbound listener's local rate limits (their buckets outlive snapshots).
+    pub rate_limits: crate::inbound::ratelimit::Limiters,
 }
 
 impl ProxyState {
@@ -54,6 +56,7 @@ impl ProxyState {
             ready: AtomicBool::new(false),
             gateway,
             mtls: OnceLock::new(),
+            rate_limits: Default::default(),
         }
     }
 

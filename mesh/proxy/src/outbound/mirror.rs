@@ -1,10 +1,12 @@
 //! Mirroring: fire-and-forget copies of a request for the route's mirrors (buffered
-//! bodies only; the answers are discarded).
+//! bodies only; the answers are discarded). As Envoy does, a copy's `Host` carries the
+//! suffix `-shadow` (`reviews:9080` becomes `reviews-shadow:9080`), so the mirror's logs
+//! tell copies from live traffic.
 
 use std::sync::Arc;
 
 use http::request::Parts;
-use http::{HeaderValue, Request, Uri};
+use http::{HeaderValue, Request, Uri, header};
 use http_body_util::BodyExt;
 use mesh_api::CompiledRoute;
 use tokio::time::Instant;
@@ -70,9 +72,40 @@ fn mirrored_request(parts: &Parts, body: ProxyBody) -> Result<Request<ProxyBody>
         .uri(Uri::from(path))
         .body(body)?;
     *req.headers_mut() = parts.headers.clone();
+    let shadow = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(shadow_host)
+        .and_then(|h| HeaderValue::from_str(&h).ok());
+    if let Some(host) = shadow {
+        req.headers_mut().insert(header::HOST, host);
+    }
     req.headers_mut().insert(
         headers::X_ENVOY_ATTEMPT_COUNT.clone(),
         HeaderValue::from_static("1"),
     );
     Ok(req)
+}
+
+/// `reviews:9080` → `reviews-shadow:9080`: Envoy's suffix goes on the host, before the port.
+fn shadow_host(authority: &str) -> String {
+    match mesh_api::host::split_authority(authority) {
+        (host, Some(port)) if authority.starts_with('[') => format!("[{host}]-shadow:{port}"),
+        (host, Some(port)) => format!("{host}-shadow:{port}"),
+        (_, None) => format!("{authority}-shadow"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_shadow_suffix_goes_before_the_port() {
+        assert_eq!(super::shadow_host("reviews:9080"), "reviews-shadow:9080");
+        assert_eq!(super::shadow_host("reviews"), "reviews-shadow");
+        assert_eq!(
+            super::shadow_host("reviews.default.svc.cluster.local:9080"),
+            "reviews.default.svc.cluster.local-shadow:9080"
+        );
+    }
 }
