@@ -54,13 +54,14 @@ pub const ENVOY_FILTER_VERSIONS: [&str; 1] = ["networking.istio.io/v1alpha3"];
 
 impl Kind {
     /// Every kind, in the order listings show them.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::VirtualService,
         Self::DestinationRule,
         Self::Gateway,
         Self::ServiceEntry,
         Self::PeerAuthentication,
         Self::AuthorizationPolicy,
+        Self::EnvoyFilter,
         Self::KubeGateway,
         Self::HttpRoute,
     ];
@@ -74,6 +75,7 @@ impl Kind {
             Self::ServiceEntry => "ServiceEntry",
             Self::PeerAuthentication => "PeerAuthentication",
             Self::AuthorizationPolicy => "AuthorizationPolicy",
+            Self::EnvoyFilter => "EnvoyFilter",
             Self::KubeGateway => "Gateway.gateway.networking.k8s.io",
             Self::HttpRoute => "HTTPRoute",
         }

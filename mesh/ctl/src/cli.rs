@@ -62,7 +62,7 @@ pub enum Command {
     Delete(FileArgs),
     /// List resources: virtualservices (vs), destinationrules (dr), gateways (gw),
     /// serviceentries (se), peerauthentications (pa), authorizationpolicies (ap),
-    /// httproutes, gateways.gateway.networking.k8s.io, faults, workloads.
+    /// envoyfilters (ef), httproutes, gateways.gateway.networking.k8s.io, faults, workloads.
     Get(GetArgs),
     /// Show the routes, subsets, policies, endpoints and faults in force for a service.
     Describe {

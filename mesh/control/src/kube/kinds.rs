@@ -20,13 +20,20 @@ pub struct WatchedKind {
 }
 
 /// Every watched kind.
-pub const KINDS: [WatchedKind; 8] = [
+pub const KINDS: [WatchedKind; 9] = [
     networking("VirtualService", "virtualservices"),
     networking("DestinationRule", "destinationrules"),
     networking("Gateway", "gateways"),
     networking("ServiceEntry", "serviceentries"),
     security("PeerAuthentication", "peerauthentications"),
     security("AuthorizationPolicy", "authorizationpolicies"),
+    // Istio serves EnvoyFilter only as v1alpha3.
+    WatchedKind {
+        kind: "EnvoyFilter",
+        group: "networking.istio.io",
+        version: "v1alpha3",
+        plural: "envoyfilters",
+    },
     gateway_api("Gateway", "gateways"),
     gateway_api("HTTPRoute", "httproutes"),
 ];

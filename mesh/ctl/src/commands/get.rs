@@ -45,6 +45,10 @@ const KINDS: &[(Kind, &[&str])] = &[
         &["authorizationpolicies", "authorizationpolicy", "ap"],
     ),
     (
+        Kind::Resource("EnvoyFilter"),
+        &["envoyfilters", "envoyfilter", "ef"],
+    ),
+    (
         Kind::Resource("Gateway.gateway.networking.k8s.io"),
         &[
             "gateways.gateway.networking.k8s.io",
