@@ -27,6 +27,7 @@ use crate::telemetry::metrics::{
     Call, Reporter, Security, Series, SeriesCache, ServiceName, Workload,
 };
 use crate::telemetry::record::RequestRecord;
+use crate::telemetry::trace;
 use crate::upstream::connector::MeshConnector;
 use crate::upstream::pool::{Pool, PoolSettings, Protocol};
 
@@ -82,6 +83,18 @@ impl Inbound {
             upstream_host: self.app.to_string(),
             ..Entry::for_request(&req, conn.local, conn.remote)
         });
+        if let Some(tracing) = &self.state.tracing {
+            let (peer, port) = (conn.peer.as_deref(), self.app.port());
+            let span = trace::inbound(
+                tracing,
+                &mut req,
+                conn.remote,
+                peer,
+                &self.service.host,
+                port,
+            );
+            record.set_trace(span);
+        }
         let resp = match self.authorize(&req, &conn) {
             Decision::Deny { policy } => {
                 record.note_details(format_args!("rbac_access_denied_matched_policy[{policy}]"));

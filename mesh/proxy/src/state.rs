@@ -9,6 +9,7 @@ use prometheus_client::registry::Registry;
 use crate::mtls::Mtls;
 use crate::snapshot::Store;
 use crate::telemetry::metrics::{IstioMetrics, Workload};
+use crate::telemetry::trace::Tracing;
 use crate::upstream::client::{UpstreamClient, client};
 
 /// Everything a request handler needs.
@@ -32,6 +33,8 @@ pub struct ProxyState {
     pub gateway: bool,
     /// The mesh identity, once issued (control-plane mode).
     mtls: OnceLock<Arc<Mtls>>,
+    /// The tracer, when an OTLP endpoint is configured (`None`: no span is made).
+    pub tracing: Option<Tracing>,
 }
 
 impl ProxyState {
@@ -54,7 +57,14 @@ impl ProxyState {
             ready: AtomicBool::new(false),
             gateway,
             mtls: OnceLock::new(),
+            tracing: None,
         }
+    }
+
+    /// The same state, tracing with `tracing`.
+    pub fn with_tracing(mut self, tracing: Option<Tracing>) -> Self {
+        self.tracing = tracing;
+        self
     }
 
     /// Whether the proxy has its configuration and serves.
