@@ -83,6 +83,8 @@ pub struct Control {
     ca: Ca,
     metrics: Metrics,
     settings: Settings,
+    /// Recent traces the proxies exported to us.
+    traces: crate::traces::TraceStore,
 }
 
 impl Control {
@@ -98,7 +100,13 @@ impl Control {
             ca,
             metrics: Metrics::new(),
             settings,
+            traces: crate::traces::TraceStore::default(),
         }))
+    }
+
+    /// The embedded trace store.
+    pub fn traces(&self) -> &crate::traces::TraceStore {
+        &self.traces
     }
 
     /// The version in force.

@@ -7,4 +7,5 @@
 
 mod mesh;
 mod support;
+mod trace;
 mod up;
