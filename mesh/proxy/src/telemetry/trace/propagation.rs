@@ -333,7 +333,8 @@ mod tests {
         assert!(!h.contains_key("tracestate"));
         // What came in is replaced, not added to.
         let mut again = map(&[("traceparent", &format!("00-{TRACE}-{SPAN}-01"))]);
-        inject(&mut again, &child, None, &extract(&again));
+        let incoming = extract(&again);
+        inject(&mut again, &child, None, &incoming);
         assert_eq!(again.get_all("traceparent").iter().count(), 1);
         assert!(
             again["traceparent"]
