@@ -86,6 +86,9 @@ pub fn secured(control: Arc<Control>, auth: Arc<Auth>) -> Router {
         .route("/api/v1/ca/root", get(ca_root))
         .route("/api/v1/certificates", post(certificate))
         .route("/api/v1/faults", get(faults))
+        .route("/v1/traces", post(otlp_traces))
+        .route("/api/traces", get(traces))
+        .route("/api/traces/{trace_id}", get(trace))
         .fallback(not_found)
         .with_state(app)
 }
@@ -102,6 +105,68 @@ async fn require_admin(State(app): State<App>, request: Request, next: Next) -> 
 /// A 200 answer with `value` as JSON; every answer is one of the `mesh_api::wire` types.
 fn ok<T: Serialize>(value: T) -> ApiResult {
     Ok(Json(value).into_response())
+}
+
+/// OTLP/HTTP export of spans (protobuf), from the proxies and services.
+async fn otlp_traces(
+    State(control): State<Arc<Control>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/x-protobuf") {
+        return Ok((
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected OTLP in protobuf (Content-Type: application/x-protobuf), got {content_type:?}"),
+        )
+            .into_response());
+    }
+    control
+        .traces()
+        .ingest(&body)
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    // An empty ExportTraceServiceResponse: every span was taken.
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-protobuf")],
+        Vec::<u8>::new(),
+    )
+        .into_response())
+}
+
+/// Query of `GET /api/traces`.
+#[derive(Debug, serde::Deserialize)]
+struct TracesQuery {
+    service: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Recent traces, most recent first (`?service=` keeps those with a span of that
+/// service, `?limit=` at most that many: default 20, at most 500).
+async fn traces(
+    State(control): State<Arc<Control>>,
+    axum::extract::Query(q): axum::extract::Query<TracesQuery>,
+) -> ApiResult {
+    let limit = q.limit.unwrap_or(20).min(500);
+    let service = q.service.as_deref().filter(|s| !s.is_empty());
+    ok(control.traces().recent(service, limit))
+}
+
+/// One trace by id (32 hex digits).
+async fn trace(State(control): State<Arc<Control>>, Path(trace_id): Path<String>) -> ApiResult {
+    if trace_id.len() != 32 || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AppError::BadRequest(format!(
+            "{trace_id:?} is not a trace id (32 hex digits)"
+        )));
+    }
+    match control.traces().trace(&trace_id) {
+        Some(t) => ok(t),
+        None => Err(AppError::NotFound(format!(
+            "no trace {trace_id} in the store (never received, or evicted)"
+        ))),
+    }
 }
 
 async fn not_found() -> AppError {

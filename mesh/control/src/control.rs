@@ -99,6 +99,8 @@ pub struct Control {
     first_version: u64,
     /// End of the registration grace (start + [`Settings::registration_grace`]).
     grace_until: Instant,
+    /// Recent traces the proxies exported to us.
+    traces: crate::traces::TraceStore,
 }
 
 impl Control {
@@ -117,7 +119,13 @@ impl Control {
             ca,
             metrics: Metrics::new(),
             settings,
+            traces: crate::traces::TraceStore::default(),
         }))
+    }
+
+    /// The embedded trace store.
+    pub fn traces(&self) -> &crate::traces::TraceStore {
+        &self.traces
     }
 
     /// The version in force.

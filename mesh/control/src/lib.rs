@@ -16,6 +16,7 @@
 //! * [`ca`]: the certificate authority issuing SPIFFE certificates.
 //! * [`auth`]: workload credentials (tokens file, Kubernetes TokenReview) and the admin
 //!   token of the mutating API.
+//! * [`traces`]: the embedded OTLP receiver and the recent traces it keeps.
 //! * [`api`], [`dashboard`], [`metrics`]: the HTTP surface.
 
 pub mod api;
@@ -31,5 +32,6 @@ pub mod push;
 pub mod registry;
 pub mod source;
 pub mod store;
+pub mod traces;
 
 pub use control::{Control, REGISTRATION_GRACE, Settings};

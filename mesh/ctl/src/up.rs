@@ -61,6 +61,13 @@ pub async fn run(args: UpArgs, run_dir: &Path) -> Result<u8, CtlError> {
         mesh: !args.no_mesh,
         verbose: args.verbose,
         pod_suffix: format!("{:x}", std::process::id()),
+        otlp_elsewhere: [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty())),
+        batch_delay_set: std::env::var_os("OTEL_BSP_SCHEDULE_DELAY").is_some(),
     };
     let plan = plan::build(&input);
     check_binaries(&plan, &bin_dir)?;

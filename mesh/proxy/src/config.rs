@@ -67,6 +67,9 @@ pub struct Env {
     pub access_log: bool,
     /// `MESH_PROXY_DRAIN` (default 5s): how long to let connections finish on shutdown.
     pub drain: Duration,
+    /// Tracing, from the standard `OTEL_*` variables: on when
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set.
+    pub trace: Option<crate::telemetry::trace::Settings>,
 }
 
 /// A bad environment value.
@@ -101,6 +104,7 @@ impl Env {
             gateway_ports: BTreeMap::new(),
             access_log: true,
             drain: Duration::from_secs(5),
+            trace: None,
         }
     }
 
@@ -225,6 +229,11 @@ impl Env {
             ))?;
             gateway_ports.insert(from, to);
         }
+        let trace = crate::telemetry::trace::Settings::from_lookup(&get).map_err(|e| EnvError {
+            var: e.var,
+            value: e.value,
+            reason: e.reason,
+        })?;
         Ok(Self {
             mode,
             source,
@@ -238,6 +247,7 @@ impl Env {
             gateway_ports,
             access_log,
             drain,
+            trace,
         })
     }
 }

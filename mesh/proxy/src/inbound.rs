@@ -29,6 +29,7 @@ use crate::telemetry::metrics::{
     Call, Reporter, Security, Series, SeriesCache, ServiceName, Workload,
 };
 use crate::telemetry::record::RequestRecord;
+use crate::telemetry::trace;
 use crate::upstream::connector::MeshConnector;
 use crate::upstream::pool::{Pool, PoolSettings, Protocol};
 
@@ -84,6 +85,18 @@ impl Inbound {
             upstream_host: self.app.to_string(),
             ..Entry::for_request(&req, conn.local, conn.remote)
         });
+        if let Some(tracing) = &self.state.tracing {
+            let (peer, port) = (conn.peer.as_deref(), self.app.port());
+            let span = trace::inbound(
+                tracing,
+                &mut req,
+                conn.remote,
+                peer,
+                &self.service.host,
+                port,
+            );
+            record.set_trace(span);
+        }
         let limits = &self.state.store.load().table.local_rate_limits;
         let resp = if let Some(limited) = self.state.rate_limits.check(limits, &mut record) {
             limited

@@ -55,7 +55,7 @@ pub async fn handle(
         // Boxed, like the other rare paths, to keep the common request's future small.
         return Box::pin(tunnel::open(state, req)).await;
     }
-    let ctx = Ctx::new(&req, conn, state.access_log);
+    let ctx = Ctx::new(&req, conn, &state);
     let mut pending = Pending {
         state,
         ctx: Some(ctx),
@@ -97,10 +97,12 @@ async fn route(
     };
     let route = matching::route(routes, &parts, authority, path, ctx)?;
     let dest = action::destination(route, &parts, authority, ctx)?;
+    ctx.note_route_span(route);
     if let Some(fault) = &route.fault {
         fault::inject(fault, ctx).await?;
     }
     rewrite::request(route, dest, &mut parts, path);
+    ctx.inject_trace(&mut parts.headers);
     // The cluster key lives in `ctx` (its host names the metrics' service if no endpoint
     // answers); it is lent out for the lookup and put back whatever the outcome.
     let Some(key) = ctx.destination.take() else {

@@ -26,6 +26,7 @@ use crate::mtls::{Mtls, TRUST_DOMAIN};
 use crate::snapshot::{Snapshot, Store};
 use crate::state::ProxyState;
 use crate::telemetry::metrics::ServiceName;
+use crate::telemetry::trace::Tracing;
 use crate::tls::{self, MeshStream, MtlsMode, SpiffeId};
 use crate::{admin, outbound};
 
@@ -44,6 +45,9 @@ pub enum StartError {
     /// Asked to stop before the first configuration arrived.
     #[error("stopped before the first configuration arrived")]
     Stopped,
+    /// The trace exporter could not start.
+    #[error(transparent)]
+    Tracing(#[from] crate::telemetry::trace::StartError),
     /// A listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -83,9 +87,19 @@ impl Running {
         let _ = rx.wait_for(|stop| *stop).await;
     }
 
-    /// Waits for every listener to finish draining.
+    /// Waits for every listener to finish draining, then sends the spans still
+    /// waiting for their batch.
     pub async fn join(mut self) {
         while self.tasks.join_next().await.is_some() {}
+        if self.state.tracing.is_some() {
+            let state = self.state.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(t) = &state.tracing {
+                    t.shutdown();
+                }
+            })
+            .await;
+        }
     }
 }
 
@@ -132,12 +146,31 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let (workload, initial, files) = load(env)?;
-    let state = Arc::new(ProxyState::new(
-        Store::new(initial),
-        workload.workload(),
-        env.access_log,
-        env.mode == Mode::Gateway,
-    ));
+    let me = workload.workload();
+    let tracing = match &env.trace {
+        Some(settings) => {
+            let ip = match env.inbound.ip() {
+                ip if ip.is_unspecified() => [127, 0, 0, 1].into(),
+                ip => ip,
+            };
+            Some(Tracing::start(
+                settings,
+                &me,
+                ip,
+                env.mode == Mode::Gateway,
+            )?)
+        }
+        None => None,
+    };
+    let state = Arc::new(
+        ProxyState::new(
+            Store::new(initial),
+            me,
+            env.access_log,
+            env.mode == Mode::Gateway,
+        )
+        .with_tracing(tracing),
+    );
     let admin = serve_admin(env, &state, &tx, &rx, &mut tasks).await?;
     // Sidecar listeners are bound now (their addresses go into the registration) and
     // served once the configuration is there.

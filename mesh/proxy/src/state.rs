@@ -9,6 +9,7 @@ use prometheus_client::registry::Registry;
 use crate::mtls::Mtls;
 use crate::snapshot::Store;
 use crate::telemetry::metrics::{IstioMetrics, Workload};
+use crate::telemetry::trace::Tracing;
 use crate::upstream::client::{UpstreamClient, client};
 
 /// Everything a request handler needs.
@@ -34,6 +35,8 @@ pub struct ProxyState {
     mtls: OnceLock<Arc<Mtls>>,
     /// The inbound listener's local rate limits (their buckets outlive snapshots).
     pub rate_limits: crate::inbound::ratelimit::Limiters,
+    /// The tracer, when an OTLP endpoint is configured (`None`: no span is made).
+    pub tracing: Option<Tracing>,
 }
 
 impl ProxyState {
@@ -57,7 +60,14 @@ impl ProxyState {
             gateway,
             mtls: OnceLock::new(),
             rate_limits: Default::default(),
+            tracing: None,
         }
+    }
+
+    /// The same state, tracing with `tracing`.
+    pub fn with_tracing(mut self, tracing: Option<Tracing>) -> Self {
+        self.tracing = tracing;
+        self
     }
 
     /// Whether the proxy has its configuration and serves.

@@ -1,9 +1,10 @@
 //! What the proxy reports, at the bottom of the crate (it uses nothing of ours but
 //! `FastMap`): Envoy's response flags ([`flags`]), Istio's metrics ([`metrics`]), the
 //! Envoy-format access log ([`access_log`]), and the one place a finished request is
-//! written to both (`record`).
+//! written to both (`record`), and the trace spans of each hop ([`trace`]).
 
 pub mod access_log;
 pub mod flags;
 pub mod metrics;
 pub(crate) mod record;
+pub mod trace;

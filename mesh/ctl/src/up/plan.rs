@@ -109,6 +109,11 @@ pub(crate) struct PlanInput {
     pub(crate) verbose: bool,
     /// Suffix of the apps' HOSTNAME, like a pod name's (`reviews-v2-1a2b`).
     pub(crate) pod_suffix: String,
+    /// The user's environment names an OTLP endpoint (Jaeger, a collector): the proxies
+    /// export there, inheriting it, instead of to the control plane's store.
+    pub(crate) otlp_elsewhere: bool,
+    /// The user's environment sets `OTEL_BSP_SCHEDULE_DELAY`, which the proxies inherit.
+    pub(crate) batch_delay_set: bool,
 }
 
 /// Everything `up` will run.
@@ -367,13 +372,25 @@ fn control(input: &PlanInput) -> Component {
 
 /// Variables every mesh proxy gets.
 fn mesh_env(input: &PlanInput) -> Vec<(String, String)> {
-    vec![
+    let mut env = vec![
         (
             "MESH_PROXY_CONTROL".to_owned(),
             format!("http://127.0.0.1:{}", input.ports.control),
         ),
         ("MESH_PROXY_NAMESPACE".to_owned(), "default".to_owned()),
-    ]
+    ];
+    // Traces go to the control plane's embedded store unless the user named a backend.
+    if !input.otlp_elsewhere {
+        env.push((
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".to_owned(),
+            format!("http://127.0.0.1:{}/v1/traces", input.ports.control),
+        ));
+    }
+    // A demo's traces should show up within a second, not the SDK's five.
+    if !input.batch_delay_set {
+        env.push(("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "1000".to_owned()));
+    }
+    env
 }
 
 fn proxy_removed() -> Vec<String> {
@@ -464,6 +481,8 @@ mod tests {
             mesh,
             verbose: false,
             pod_suffix: "abc".into(),
+            otlp_elsewhere: false,
+            batch_delay_set: false,
         }
     }
 
@@ -570,9 +589,18 @@ mod tests {
             ),
             ("MESH_PROXY_GATEWAY_ADDRESS", "127.0.0.1"),
             ("MESH_PROXY_GATEWAY_PORTS", "8080:8080"),
+            // Traces go to the control plane's store.
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://127.0.0.1:15010/v1/traces",
+            ),
         ] {
             assert_eq!(env(gw, k), Some(v), "{k}");
         }
+        assert_eq!(
+            env(side, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            Some("http://127.0.0.1:15010/v1/traces")
+        );
         assert!(
             gw.spec
                 .env_remove

@@ -10,4 +10,5 @@ mod dashboards;
 mod mesh;
 mod prometheus;
 mod support;
+mod trace;
 mod up;

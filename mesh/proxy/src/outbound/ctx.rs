@@ -21,9 +21,11 @@ use crate::telemetry::access_log::Entry;
 use crate::telemetry::flags::Flag;
 use crate::telemetry::metrics::{Call, Reporter, Security, ServiceName, Workload};
 use crate::telemetry::record::{RequestRecord, RootCause};
+use crate::telemetry::trace::{self, HopKind, RequestInfo};
 use crate::upstream::breaker::Slot;
 use crate::upstream::cluster::{Cluster, ClusterKey};
 use crate::upstream::lb::{ActiveGuard, Endpoint};
+use opentelemetry::KeyValue;
 
 /// What we learn about a request on its way through, for telemetry.
 #[derive(Debug)]
@@ -45,9 +47,30 @@ pub(super) struct Ctx {
 }
 
 impl Ctx {
-    pub(super) fn new(req: &Request<DownstreamBody>, conn: ConnInfo, logging: bool) -> Self {
+    pub(super) fn new(req: &Request<DownstreamBody>, conn: ConnInfo, state: &ProxyState) -> Self {
+        let mut rec = RequestRecord::new(state.access_log, || {
+            Entry::for_request(req, conn.local, conn.remote)
+        });
+        if let Some(tracing) = &state.tracing {
+            let kind = if state.gateway {
+                HopKind::Gateway
+            } else {
+                HopKind::SidecarOutbound
+            };
+            rec.set_trace(tracing.start_hop(
+                kind,
+                RequestInfo {
+                    headers: req.headers(),
+                    method: req.method(),
+                    version: req.version(),
+                    target: req.uri(),
+                    remote: conn.remote,
+                    peer: conn.peer.as_deref(),
+                },
+            ));
+        }
         Self {
-            rec: RequestRecord::new(logging, || Entry::for_request(req, conn.local, conn.remote)),
+            rec,
             destination: None,
             service: None,
             cluster: None,
@@ -96,6 +119,11 @@ impl Ctx {
         if let Some(log) = self.rec.log() {
             log.upstream_cluster = key.to_string();
         }
+        if let Some(span) = self.rec.trace()
+            && span.recording()
+        {
+            span.upstream_cluster(key.to_string());
+        }
         self.destination = Some(key);
     }
 
@@ -103,6 +131,12 @@ impl Ctx {
     pub(super) fn note_passthrough(&mut self, authority: &str) {
         if let Some(log) = self.rec.log() {
             log.upstream_cluster = "PassthroughCluster".to_owned();
+        }
+        if let Some(span) = self.rec.trace()
+            && span.recording()
+        {
+            span.name(format!("{authority}/*"));
+            span.upstream_cluster("PassthroughCluster".to_owned());
         }
         self.service = Some(ServiceName {
             host: authority.to_owned(),
@@ -116,7 +150,49 @@ impl Ctx {
         if let Some(log) = self.rec.log() {
             log.upstream_host = endpoint.addr.to_string();
         }
+        if let Some(span) = self.rec.trace() {
+            span.upstream_address(endpoint.addr);
+        }
         self.endpoint = Some(endpoint.clone());
+    }
+
+    /// The route's operation name on the spans (istiod's route decorator), and the
+    /// fault lease that added the route, if one did.
+    pub(super) fn note_route_span(&mut self, route: &CompiledRoute) {
+        let Some(span) = self.rec.trace() else {
+            return;
+        };
+        if !span.recording() {
+            return;
+        }
+        if let Some(key) = &self.destination {
+            let uri = route.matches.first().and_then(|m| m.uri.as_ref());
+            span.name(trace::operation(&key.host, key.port, uri));
+        }
+        if let Some(lease) = trace::lease_id(route.name.as_deref(), route.expires_at_ms.is_some()) {
+            span.attribute("fault.lease_id", lease.to_owned());
+        }
+    }
+
+    /// An event on the request's span: a retry, an injected fault, a timeout, a
+    /// circuit-breaker rejection. `attributes` is only called when the span is sampled.
+    pub(super) fn trace_event(
+        &mut self,
+        name: &'static str,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+    ) {
+        if let Some(span) = self.rec.trace()
+            && span.recording()
+        {
+            span.event(name, attributes());
+        }
+    }
+
+    /// Writes the trace context of this hop into the request going upstream.
+    pub(super) fn inject_trace(&mut self, headers: &mut HeaderMap) {
+        if let Some(span) = self.rec.trace() {
+            span.inject(headers);
+        }
     }
 
     /// Why the upstream connection failed: the innermost cause of `e`.

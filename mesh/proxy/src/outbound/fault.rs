@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode};
 use mesh_api::defaults::{AbortStatus, EffectiveFault};
+use opentelemetry::KeyValue;
 use rand::Rng;
 
 use crate::http::body::ProxyBody;
@@ -90,10 +91,19 @@ pub(super) async fn inject(fault: &EffectiveFault, ctx: &mut Ctx) -> Phase<()> {
     let decision = decide(fault, &mut rand::rng());
     if let Some(delay) = decision.delay {
         ctx.note_flag(Flag::DelayInjected);
+        ctx.trace_event("fault.delay", || {
+            vec![KeyValue::new("fault.delay_ms", delay.as_millis() as i64)]
+        });
         tokio::time::sleep(delay).await;
     }
     if let Some(abort) = decision.abort {
         ctx.note_flag(Flag::FaultInjected);
+        ctx.trace_event("fault.abort", || {
+            vec![match abort {
+                Abort::Http(code) => KeyValue::new("fault.abort.http_status", i64::from(code)),
+                Abort::Grpc(code) => KeyValue::new("fault.abort.grpc_status", i64::from(code)),
+            }]
+        });
         ctx.note_details("fault_filter_abort");
         return ControlFlow::Break(aborted(abort));
     }

@@ -88,13 +88,14 @@ async fn external_cluster(
 /// A host outside the registry: forwarded as is, through the general-purpose client.
 pub(super) async fn forward(
     state: &ProxyState,
-    parts: Parts,
+    mut parts: Parts,
     body: DownstreamBody,
     authority: &str,
     path: &str,
     ctx: &mut Ctx,
 ) -> Response<ProxyBody> {
     ctx.note_passthrough(authority);
+    ctx.inject_trace(&mut parts.headers);
     let uri = match format!("http://{authority}{path}").parse::<Uri>() {
         Ok(u) => u,
         Err(_) => {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use http::Response;
 use http::request::Parts;
 use mesh_api::{CompiledRoute, RetryPolicy};
+use opentelemetry::KeyValue;
 use rand::Rng;
 use tokio::time::Instant;
 
@@ -47,6 +48,18 @@ pub enum Attempt {
     Reset,
     /// The per-try timeout fired.
     PerTryTimeout,
+}
+
+impl Attempt {
+    /// How the attempt ended, for the span event of the retry that follows it.
+    fn reason(self) -> &'static str {
+        match self {
+            Attempt::Response { .. } => "response",
+            Attempt::ConnectFailure => "connect_failure",
+            Attempt::Reset => "reset",
+            Attempt::PerTryTimeout => "per_try_timeout",
+        }
+    }
 }
 
 /// Whether an attempt that ended like `a` may be retried under `p` (attempts left are
@@ -104,9 +117,15 @@ pub(super) async fn forward(
 ) -> Phase<Response<ProxyBody>> {
     let attempts = attempts(cluster, route, parts, body, ctx);
     let outcome = match route.timeout {
-        Some(t) => tokio::time::timeout(t, attempts)
-            .await
-            .unwrap_or(Err(LocalReply::Timeout)),
+        Some(t) => match tokio::time::timeout(t, attempts).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                ctx.trace_event("upstream_timeout", || {
+                    vec![KeyValue::new("timeout_ms", t.as_millis() as i64)]
+                });
+                Err(LocalReply::Timeout)
+            }
+        },
         None => attempts.await,
     };
     match outcome {
@@ -138,9 +157,18 @@ async fn attempts(
     // succeed on the first try and need no list).
     let mut tried = Vec::new();
     let mut last = None;
+    let mut previous: Option<Attempt> = None;
     for n in 1..=max {
         if n > 1 {
-            tokio::time::sleep(backoff_before(policy, n - 1)).await;
+            let backoff = backoff_before(policy, n - 1);
+            ctx.trace_event("retry", || {
+                vec![
+                    KeyValue::new("attempt", i64::from(n)),
+                    KeyValue::new("retry.reason", previous.map_or("-", Attempt::reason)),
+                    KeyValue::new("backoff_ms", backoff.as_millis() as i64),
+                ]
+            });
+            tokio::time::sleep(backoff).await;
             if policy.retry_ignore_previous_hosts {
                 tried.extend(last);
             }
@@ -157,11 +185,15 @@ async fn attempts(
             return Err(LocalReply::NoHealthyUpstream);
         };
         last = Some(endpoint.addr);
-        let slot = cluster
-            .breaker
-            .admit()
-            .await
-            .map_err(|_| LocalReply::Overflow)?;
+        let slot = match cluster.breaker.admit().await {
+            Ok(slot) => slot,
+            Err(_) => {
+                ctx.trace_event("circuit_breaker.overflow", || {
+                    vec![KeyValue::new("upstream_cluster", cluster.name.to_string())]
+                });
+                return Err(LocalReply::Overflow);
+            }
+        };
         let active = endpoint.start_request();
         ctx.note_endpoint(&endpoint);
         let out = Outgoing {
@@ -210,6 +242,12 @@ async fn attempts(
                 Attempt::ConnectFailure | Attempt::Reset => Outcome::ConnectFailure,
             },
         );
+        if attempt == Attempt::PerTryTimeout {
+            ctx.trace_event("upstream_per_try_timeout", || {
+                vec![KeyValue::new("attempt", i64::from(n))]
+            });
+        }
+        previous = Some(attempt);
         let retriable = should_retry(policy, attempt);
         if retriable && n < max {
             continue;

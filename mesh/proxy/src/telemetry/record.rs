@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::flags::{Flag, Flags};
 use crate::telemetry::metrics::Measured;
+use crate::telemetry::trace::HopSpan;
 
 /// One request's telemetry until its response ends. The access-log entry exists only
 /// when the log is on: its strings cost more than the rest of the bookkeeping together.
@@ -21,6 +22,9 @@ pub(crate) struct RequestRecord {
     flags: Flags,
     /// Request body bytes sent on (0 when the body was streamed).
     pub(crate) request_bytes: u64,
+    /// The hop's trace span, when tracing is on (boxed, like the log entry: most
+    /// proxies run without it).
+    trace: Option<Box<HopSpan>>,
 }
 
 impl RequestRecord {
@@ -32,7 +36,18 @@ impl RequestRecord {
             log: logging.then(|| Box::new(entry())),
             flags: Flags::none(),
             request_bytes: 0,
+            trace: None,
         }
+    }
+
+    /// Attaches the hop's trace span; it ends with the request.
+    pub(crate) fn set_trace(&mut self, span: HopSpan) {
+        self.trace = Some(Box::new(span));
+    }
+
+    /// The hop's trace span, when tracing is on.
+    pub(crate) fn trace(&mut self) -> Option<&mut HopSpan> {
+        self.trace.as_deref_mut()
     }
 
     /// The access-log entry, when the log is on.
@@ -72,6 +87,9 @@ impl RequestRecord {
             response_bytes: bytes,
         };
         observe(&self.flags, measured);
+        if let Some(span) = self.trace {
+            span.finish(code, &self.flags, self.request_bytes, bytes);
+        }
         if let Some(mut log) = self.log {
             log.code = code;
             log.flags = self.flags.to_string();

@@ -183,6 +183,14 @@ impl Mesh {
     /// with an empty registry, and once every port is known the full registry is written
     /// and picked up by the proxies' configuration reload.
     pub(crate) async fn start(resources: &[&str]) -> Self {
+        Self::start_traced(resources, None).await
+    }
+
+    /// Starts Bookinfo as [`Mesh::start`] does, every sidecar tracing with `trace`.
+    pub(crate) async fn start_traced(
+        resources: &[&str],
+        trace: Option<mesh_proxy::telemetry::trace::Settings>,
+    ) -> Self {
         let dir = scratch();
         let mut workloads = bookinfo_workloads();
         write_configs(&dir, &[], &[]);
@@ -208,6 +216,7 @@ impl Mesh {
                 admin: loopback(0),
                 access_log: false,
                 drain: Duration::from_millis(100),
+                trace: trace.clone(),
                 ..Env::with_file(config)
             };
             let running = start(&env).await.unwrap();
@@ -233,7 +242,7 @@ impl Mesh {
         mesh
     }
 
-    fn workload(&self, name: &str) -> &Workload {
+    pub(crate) fn workload(&self, name: &str) -> &Workload {
         self.workloads.iter().find(|w| w.name == name).unwrap()
     }
 
