@@ -111,9 +111,16 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let (workload, initial, files) = load(env)?;
+    let gateway = env.mode == Mode::Gateway;
+    let node_ip = if env.inbound.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        env.inbound.ip()
+    };
     let state = Arc::new(ProxyState::new(
         Store::new(initial),
         workload.workload(),
+        workload.exchange(gateway, node_ip),
         env.access_log,
         env.mode == Mode::Gateway,
     ));
@@ -342,6 +349,7 @@ fn serve_sidecar(
         app: env.app,
         pool: Inbound::app_pool(),
         series: Default::default(),
+        peers: Default::default(),
         service: ServiceName {
             host: format!("{service}.{}.svc.cluster.local", workload.namespace),
             name: service,
