@@ -208,9 +208,9 @@ async fn over_mtls_the_destination_reporter_names_the_calling_workload() {
             && l.contains(r#"reporter="source""#)
             && l.contains(r#"destination_workload="server-v1""#)
             && l.contains(r#"destination_canonical_service="server""#)
-            && l.contains(&format!(
+            && l.contains(
                 r#"destination_principal="spiffe://cluster.local/ns/default/sa/server""#
-            ))),
+            )),
         "{text}"
     );
 }
