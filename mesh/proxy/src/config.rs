@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::registry::Registry;
 use crate::telemetry::metrics::Workload;
+use crate::telemetry::peer::{Exchange, NodeMetadata};
 
 /// What the proxy is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,6 +337,10 @@ impl WorkloadSpec {
                 .cloned()
                 .unwrap_or_else(|| "unknown".to_owned())
         };
+        let (canonical_service, canonical_revision) = crate::telemetry::metrics::canonical_names(
+            |k| self.labels.get(k).map(String::as_str),
+            &self.name,
+        );
         Workload {
             workload: self.name.clone(),
             namespace: self.namespace.clone(),
@@ -345,7 +350,26 @@ impl WorkloadSpec {
             ),
             app: label("app"),
             version: label("version"),
-            cluster: "Kubernetes".to_owned(),
+            canonical_service,
+            canonical_revision,
+            cluster: crate::telemetry::metrics::DEFAULT_CLUSTER.to_owned(),
+        }
+    }
+
+    /// The peer metadata this workload's proxy sends to mesh peers (`gateway`: as an
+    /// ingress gateway; `ip`: the address its node id names). The service account is the
+    /// one its certificate is issued for (`default` when none is set). `None` when a
+    /// name cannot go into a header.
+    pub fn exchange(&self, gateway: bool, ip: std::net::IpAddr) -> Option<Exchange> {
+        let sa = self.service_account.as_deref().unwrap_or("default");
+        let node = NodeMetadata::of_workload(&self.name, &self.namespace, sa, &self.labels);
+        let id = Exchange::node_id(gateway, ip, &self.name, &self.namespace);
+        match Exchange::new(&id, &node) {
+            Ok(e) => Some(e),
+            Err(error) => {
+                tracing::warn!(%error, workload = %self.name, "No peer metadata exchange: the workload's names cannot go into a header.");
+                None
+            }
         }
     }
 }

@@ -26,8 +26,9 @@ use crate::state::ProxyState;
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::flags::{Flag, Flags};
 use crate::telemetry::metrics::{
-    Call, Reporter, Security, Series, SeriesCache, ServiceName, Workload,
+    Call, Reporter, RequestProtocol, Security, Series, SeriesCache, ServiceName,
 };
+use crate::telemetry::peer::{self, PeerCache, PeerKey};
 use crate::telemetry::record::RequestRecord;
 use crate::telemetry::trace;
 use crate::upstream::connector::MeshConnector;
@@ -44,9 +45,21 @@ pub struct Inbound {
     pub pool: Pool,
     /// The service this workload serves, for metrics.
     pub service: ServiceName,
-    /// Metric series by peer identity, status and flags.
-    pub series: SeriesCache<(Option<Arc<str>>, u16, Flags)>,
+    /// Metric series by peer identity, the caller's metadata it vouched for, status,
+    /// flags and protocol.
+    pub series: SeriesCache<SeriesKey>,
+    /// Callers' metadata from the peer metadata exchange, parsed once per caller.
+    pub peers: PeerCache,
 }
+
+/// What tells one inbound metric series from another.
+pub type SeriesKey = (
+    Option<Arc<str>>,
+    Option<PeerKey>,
+    u16,
+    Flags,
+    RequestProtocol,
+);
 
 impl Inbound {
     /// The pool of connections to the local app: plain HTTP/1.1 on localhost, kept alive.
@@ -80,6 +93,8 @@ impl Inbound {
         {
             req.headers_mut().insert(header::HOST, v);
         }
+        let caller = self.caller(&mut req, &conn);
+        let grpc = RequestProtocol::is_grpc(req.headers());
         let mut record = RequestRecord::new(self.state.access_log, || Entry {
             upstream_cluster: format!("inbound|{}||", self.app.port()),
             upstream_host: self.app.to_string(),
@@ -110,42 +125,66 @@ impl Inbound {
                 Decision::Allow => self.forward(req, &mut record).await,
             }
         };
-        let me = self.clone();
-        body::on_end(resp, move |code, bytes| {
+        let (me, spiffe_id) = (self.clone(), conn.peer);
+        body::on_end(resp, grpc, move |code, bytes, protocol| {
             record.finish(code, bytes, |flags, measured| {
-                me.series(&conn, code, flags).observe(measured);
+                me.series(spiffe_id, caller, code, flags, protocol)
+                    .observe(measured);
             });
         })
     }
 
-    /// The metric series of a request from the peer of `conn`.
-    fn series(&self, conn: &ConnInfo, code: u16, flags: &Flags) -> Series {
-        self.series
-            .get((conn.peer.clone(), code, flags.clone()), || {
-                // The caller's identity is its SPIFFE ID; its workload name is not known here.
-                let peer = conn.peer.as_deref();
-                let source = Workload {
-                    principal: peer.map_or_else(|| "unknown".to_owned(), str::to_owned),
-                    namespace: peer
-                        .and_then(|p| p.split("/ns/").nth(1))
-                        .and_then(|rest| rest.split('/').next())
-                        .map_or_else(|| "unknown".to_owned(), str::to_owned),
-                    ..Workload::unknown()
-                };
-                self.state.metrics.series(&Call {
-                    reporter: Reporter::Destination,
-                    source: &source,
-                    destination: &self.state.me,
-                    service: &self.service,
-                    code,
-                    flags: flags.to_string(),
-                    security: if peer.is_some() {
-                        Security::MutualTls
-                    } else {
-                        Security::None
-                    },
-                })
+    /// Takes the peer metadata exchange's headers off the request (the app never sees
+    /// them) and gives the caller they describe, when the connection's peer
+    /// certificate vouches for it: over mTLS, with the namespace and service account of
+    /// its SPIFFE ID. Anything else (plaintext, a mismatch, bytes that do not parse) is
+    /// ignored, and the caller is what the certificate alone says.
+    fn caller(&self, req: &mut Request<DownstreamBody>, conn: &ConnInfo) -> Option<PeerKey> {
+        let headers = req.headers_mut();
+        let id = headers.remove(&peer::X_ENVOY_PEER_METADATA_ID);
+        let metadata = headers.remove(&peer::X_ENVOY_PEER_METADATA);
+        let (spiffe_id, id, metadata) = (conn.peer.as_deref()?, id?, metadata?);
+        let peer = self.peers.resolve(&id, &metadata)?;
+        if !peer.vouched_for_by(spiffe_id) {
+            tracing::debug!(
+                spiffe_id,
+                claimed = %peer.node.namespace,
+                "Ignoring peer metadata its certificate does not vouch for."
+            );
+            return None;
+        }
+        Some(PeerKey(peer))
+    }
+
+    /// The metric series of a request from the peer `spiffe_id` (none in plaintext)
+    /// whose metadata named `caller`.
+    fn series(
+        &self,
+        spiffe_id: Option<Arc<str>>,
+        caller: Option<PeerKey>,
+        code: u16,
+        flags: &Flags,
+        protocol: RequestProtocol,
+    ) -> Series {
+        let key = (spiffe_id, caller, code, flags.clone(), protocol);
+        self.series.get(key, |key| {
+            let (spiffe_id, caller) = (key.0.as_deref(), key.1.as_ref().map(|k| &*k.0));
+            let source = peer::caller(spiffe_id, caller);
+            self.state.metrics.series(&Call {
+                reporter: Reporter::Destination,
+                source: &source,
+                destination: &self.state.me,
+                service: &self.service,
+                code,
+                protocol,
+                flags: flags.to_string(),
+                security: if spiffe_id.is_some() {
+                    Security::MutualTls
+                } else {
+                    Security::None
+                },
             })
+        })
     }
 
     /// Evaluates the AuthorizationPolicies of the current configuration.

@@ -118,7 +118,8 @@ async fn route(
     ctx.rec.request_bytes = body.len();
     ctx.cluster = Some(cluster.clone());
     mirror::send(state, &snap, route, &parts, &body);
-    let mut resp = retry::forward(&cluster, route, &parts, body, ctx).await?;
+    let exchange = state.exchange.as_ref();
+    let mut resp = retry::forward(&cluster, route, &parts, body, exchange, ctx).await?;
     // The request's headers are done with: their map serves the next request.
     crate::http::headers::recycle(std::mem::take(&mut parts.headers));
     rewrite::response(route, dest, &mut resp);

@@ -147,27 +147,22 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
     let mut tasks = JoinSet::new();
     let (workload, initial, files) = load(env)?;
     let me = workload.workload();
+    let gateway = env.mode == Mode::Gateway;
+    let node_ip = match env.inbound.ip() {
+        ip if ip.is_unspecified() => [127, 0, 0, 1].into(),
+        ip => ip,
+    };
     let tracing = match &env.trace {
-        Some(settings) => {
-            let ip = match env.inbound.ip() {
-                ip if ip.is_unspecified() => [127, 0, 0, 1].into(),
-                ip => ip,
-            };
-            Some(Tracing::start(
-                settings,
-                &me,
-                ip,
-                env.mode == Mode::Gateway,
-            )?)
-        }
+        Some(settings) => Some(Tracing::start(settings, &me, node_ip, gateway)?),
         None => None,
     };
     let state = Arc::new(
         ProxyState::new(
             Store::new(initial),
             me,
+            workload.exchange(gateway, node_ip),
             env.access_log,
-            env.mode == Mode::Gateway,
+            gateway,
         )
         .with_tracing(tracing),
     );
@@ -401,6 +396,7 @@ fn serve_sidecar(
         app: env.app,
         pool: Inbound::app_pool(),
         series: Default::default(),
+        peers: Default::default(),
         service: ServiceName {
             host: format!("{service}.{}.svc.cluster.local", workload.namespace),
             name: service,

@@ -9,6 +9,7 @@ use prometheus_client::registry::Registry;
 use crate::mtls::Mtls;
 use crate::snapshot::Store;
 use crate::telemetry::metrics::{IstioMetrics, Workload};
+use crate::telemetry::peer::Exchange;
 use crate::telemetry::trace::Tracing;
 use crate::upstream::client::{UpstreamClient, client};
 
@@ -19,6 +20,8 @@ pub struct ProxyState {
     pub store: Store,
     /// This proxy's workload (the source of outbound calls, the destination of inbound ones).
     pub me: Workload,
+    /// The peer metadata this proxy sends to mesh peers, encoded once.
+    pub exchange: Option<Exchange>,
     /// Istio metrics.
     pub metrics: IstioMetrics,
     /// The Prometheus registry behind `/stats/prometheus`.
@@ -41,12 +44,19 @@ pub struct ProxyState {
 
 impl ProxyState {
     /// State with fresh metrics.
-    pub fn new(store: Store, me: Workload, access_log: bool, gateway: bool) -> Self {
+    pub fn new(
+        store: Store,
+        me: Workload,
+        exchange: Option<Exchange>,
+        access_log: bool,
+        gateway: bool,
+    ) -> Self {
         let mut registry = Registry::default();
         let metrics = IstioMetrics::register(&mut registry);
         Self {
             store,
             me,
+            exchange,
             metrics,
             registry,
             access_log,

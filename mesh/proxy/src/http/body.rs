@@ -11,6 +11,8 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 use hyper::body::{Body, Frame, SizeHint};
 
+use crate::telemetry::metrics::RequestProtocol;
+
 /// Error type carried by request and response bodies inside the proxy.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -43,44 +45,72 @@ where
     body.map_err(Into::into).boxed()
 }
 
-/// Calls `done(status, bytes)` once `resp`'s body has ended (or is dropped), with the
-/// number of body bytes that went downstream: when a request is finished, for metrics
-/// and the access log.
-pub(crate) fn on_end<F>(resp: Response<ProxyBody>, done: F) -> Response<ProxyBody>
+/// Calls `done(status, bytes, protocol)` once `resp`'s body has ended (or is dropped),
+/// with the number of body bytes that went downstream: when a request is finished, for
+/// metrics and the access log. For a gRPC request (`grpc`), the protocol carries the
+/// `grpc-status` of the response's headers or trailers.
+pub(crate) fn on_end<F>(resp: Response<ProxyBody>, grpc: bool, done: F) -> Response<ProxyBody>
 where
-    F: FnOnce(u16, u64) + Send + Sync + Unpin + 'static,
+    F: FnOnce(u16, u64, RequestProtocol) + Send + Sync + Unpin + 'static,
 {
     let (parts, body) = resp.into_parts();
     let code = parts.status.as_u16();
-    let done = move |bytes: u64| done(code, bytes);
-    Response::from_parts(parts, boxed(Observed::new(body, done)))
+    // A trailers-only gRPC answer carries its status in the headers.
+    let status = if grpc {
+        grpc_status(&parts.headers)
+    } else {
+        None
+    };
+    let done = move |bytes: u64, trailer: Option<u32>| {
+        done(
+            code,
+            bytes,
+            RequestProtocol::of(grpc, code, trailer.or(status)),
+        );
+    };
+    let mut observed = Observed::new(body, done);
+    observed.grpc = grpc;
+    Response::from_parts(parts, boxed(observed))
 }
 
-/// Counts the bytes of a body and calls `done` once, when the body ends or is dropped.
-pub struct Observed<F: FnOnce(u64) + Send> {
+/// The `grpc-status` of `headers`.
+fn grpc_status(headers: &http::HeaderMap) -> Option<u32> {
+    headers
+        .get(&crate::http::headers::GRPC_STATUS)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Counts the bytes of a body and calls `done` once, when the body ends or is dropped
+/// (with the `grpc-status` of its trailers, when asked to look).
+pub struct Observed<F: FnOnce(u64, Option<u32>) + Send> {
     inner: ProxyBody,
     bytes: u64,
+    grpc: bool,
+    trailer: Option<u32>,
     done: Option<F>,
 }
 
-impl<F: FnOnce(u64) + Send> Observed<F> {
+impl<F: FnOnce(u64, Option<u32>) + Send> Observed<F> {
     /// Wraps `inner`.
     pub fn new(inner: ProxyBody, done: F) -> Self {
         Self {
             inner,
             bytes: 0,
+            grpc: false,
+            trailer: None,
             done: Some(done),
         }
     }
 
     fn finish(&mut self) {
         if let Some(done) = self.done.take() {
-            done(self.bytes);
+            done(self.bytes, self.trailer);
         }
     }
 }
 
-impl<F: FnOnce(u64) + Send + Unpin> Body for Observed<F> {
+impl<F: FnOnce(u64, Option<u32>) + Send + Unpin> Body for Observed<F> {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -93,6 +123,10 @@ impl<F: FnOnce(u64) + Send + Unpin> Body for Observed<F> {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.bytes += data.len() as u64;
+                } else if self.grpc
+                    && let Some(trailers) = frame.trailers_ref()
+                {
+                    self.trailer = grpc_status(trailers);
                 }
             }
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.finish(),
@@ -110,7 +144,7 @@ impl<F: FnOnce(u64) + Send + Unpin> Body for Observed<F> {
     }
 }
 
-impl<F: FnOnce(u64) + Send> Drop for Observed<F> {
+impl<F: FnOnce(u64, Option<u32>) + Send> Drop for Observed<F> {
     fn drop(&mut self) {
         self.finish();
     }

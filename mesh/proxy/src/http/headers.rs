@@ -25,7 +25,7 @@ pub static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 /// crate has no constant for: the mesh's own and the tracing headers the services
 /// propagate. Parsed from the wire, each of these would cost an allocation per request;
 /// [`name`] hands out these shared ones instead.
-static KNOWN: [HeaderName; 22] = [
+static KNOWN: [HeaderName; 24] = [
     HeaderName::from_static("x-request-id"),
     HeaderName::from_static("x-envoy-attempt-count"),
     HeaderName::from_static("x-envoy-upstream-service-time"),
@@ -48,6 +48,8 @@ static KNOWN: [HeaderName; 22] = [
     HeaderName::from_static("jwt"),
     HeaderName::from_static("x-forwarded-for"),
     HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-envoy-peer-metadata-id"),
+    HeaderName::from_static("x-envoy-peer-metadata"),
 ];
 
 /// A header name read from the wire (any letter case): one of [`KNOWN`] without

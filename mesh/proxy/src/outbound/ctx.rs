@@ -19,7 +19,7 @@ use crate::http::server::ConnInfo;
 use crate::state::ProxyState;
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::flags::Flag;
-use crate::telemetry::metrics::{Call, Reporter, Security, ServiceName, Workload};
+use crate::telemetry::metrics::{Call, Reporter, RequestProtocol, Security, ServiceName, Workload};
 use crate::telemetry::record::{RequestRecord, RootCause};
 use crate::telemetry::trace::{self, HopKind, RequestInfo};
 use crate::upstream::breaker::Slot;
@@ -41,6 +41,8 @@ pub(super) struct Ctx {
     pub(super) cluster: Option<Arc<Cluster>>,
     endpoint: Option<Arc<Endpoint>>,
     pub(super) remote_ip: IpAddr,
+    /// Whether the request is gRPC (its metrics then carry the `grpc-status`).
+    grpc: bool,
     /// The breaker slot and the endpoint's in-flight mark of the response being relayed:
     /// they are let go of with this context, when the response body ends.
     pub(super) upstream: Option<(Slot, ActiveGuard)>,
@@ -76,6 +78,7 @@ impl Ctx {
             cluster: None,
             endpoint: None,
             remote_ip: conn.remote.ip(),
+            grpc: RequestProtocol::is_grpc(req.headers()),
             upstream: None,
         }
     }
@@ -216,7 +219,9 @@ impl Pending {
             return resp;
         };
         let state = self.state.clone();
-        body::on_end(resp, move |code, bytes| record(&state, ctx, code, bytes))
+        body::on_end(resp, ctx.grpc, move |code, bytes, protocol| {
+            record(&state, ctx, code, bytes, protocol)
+        })
     }
 }
 
@@ -225,14 +230,15 @@ impl Drop for Pending {
         if let Some(mut ctx) = self.ctx.take() {
             ctx.note_flag(Flag::DownstreamConnectionTermination);
             ctx.note_details("downstream_remote_disconnect");
-            record(&self.state, ctx, 0, 0);
+            let protocol = RequestProtocol::of(ctx.grpc, 0, None);
+            record(&self.state, ctx, 0, 0, protocol);
         }
     }
 }
 
 /// Writes the metrics and the access log line of a finished request. The breaker slot
 /// and in-flight mark go with `ctx`, after both are written.
-fn record(state: &ProxyState, ctx: Ctx, code: u16, bytes: u64) {
+fn record(state: &ProxyState, ctx: Ctx, code: u16, bytes: u64, protocol: RequestProtocol) {
     let Ctx {
         rec,
         destination,
@@ -243,7 +249,7 @@ fn record(state: &ProxyState, ctx: Ctx, code: u16, bytes: u64) {
     } = ctx;
     rec.finish(code, bytes, |flags, measured| match (&cluster, &endpoint) {
         (Some(cluster), Some(endpoint)) => cluster
-            .series(&state.metrics, &state.me, endpoint, code, flags)
+            .series(&state.metrics, &state.me, endpoint, code, flags, protocol)
             .observe(measured),
         _ => {
             let service = match (&service, &destination) {
@@ -257,6 +263,7 @@ fn record(state: &ProxyState, ctx: Ctx, code: u16, bytes: u64) {
                 destination: &Workload::unknown(),
                 service: &service,
                 code,
+                protocol,
                 flags: flags.to_string(),
                 security: Security::Unknown,
             };

@@ -47,9 +47,12 @@ pub(super) fn send(
         else {
             continue;
         };
-        let Ok(req) = mirrored_request(parts, body::full(bytes.clone())) else {
+        let Ok(mut req) = mirrored_request(parts, body::full(bytes.clone())) else {
             continue;
         };
+        if let Some(exchange) = state.exchange.as_ref().filter(|_| cluster.mesh) {
+            exchange.insert_into(req.headers_mut());
+        }
         let version = parts.version;
         tokio::spawn(async move {
             if let Ok(resp) = cluster.pool_for(version).send(endpoint.addr, req).await {

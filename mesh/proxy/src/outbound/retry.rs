@@ -28,6 +28,7 @@ use crate::outbound::Phase;
 use crate::outbound::buffer::RequestBody;
 use crate::outbound::ctx::Ctx;
 use crate::telemetry::flags::Flag;
+use crate::telemetry::peer::Exchange;
 use crate::upstream::cluster::Cluster;
 use crate::upstream::outlier::Outcome;
 use crate::upstream::pool::{Outgoing, PooledBody};
@@ -108,14 +109,18 @@ pub fn backoff_before(p: &RetryPolicy, n: u32) -> Duration {
 
 /// The attempts phase: the request's attempts under the route timeout; the answering
 /// attempt's response, or the local reply for how the last one failed.
+/// `exchange` is this proxy's peer metadata, sent when the cluster's endpoints are mesh
+/// peers.
 pub(super) async fn forward(
     cluster: &Arc<Cluster>,
     route: &CompiledRoute,
     parts: &Parts,
     body: RequestBody,
+    exchange: Option<&Exchange>,
     ctx: &mut Ctx,
 ) -> Phase<Response<ProxyBody>> {
-    let attempts = attempts(cluster, route, parts, body, ctx);
+    let exchange = exchange.filter(|_| cluster.mesh);
+    let attempts = attempts(cluster, route, parts, body, exchange, ctx);
     let outcome = match route.timeout {
         Some(t) => match tokio::time::timeout(t, attempts).await {
             Ok(outcome) => outcome,
@@ -145,6 +150,7 @@ async fn attempts(
     route: &CompiledRoute,
     parts: &Parts,
     mut body: RequestBody,
+    exchange: Option<&Exchange>,
     ctx: &mut Ctx,
 ) -> Result<Response<ProxyBody>, LocalReply> {
     let policy = &route.retry;
@@ -199,6 +205,7 @@ async fn attempts(
         let out = Outgoing {
             head: parts,
             attempt: Some(n),
+            exchange,
             body: body.take(),
         };
         let started = Instant::now();

@@ -15,7 +15,9 @@ use crate::http::body::{self, ProxyBody};
 use crate::http::http1::DownstreamBody;
 use crate::http::respond::{self, LocalReply};
 use crate::state::ProxyState;
-use crate::telemetry::metrics::{IstioMetrics, Reporter, Security, ServiceName, Workload};
+use crate::telemetry::metrics::{
+    DEFAULT_CLUSTER, IstioMetrics, LATEST, Reporter, Security, ServiceName, Workload,
+};
 use crate::upstream::cluster::ClusterKey;
 
 /// Opens a tunnel for a `CONNECT` request; answers 200 once the upstream is connected.
@@ -43,11 +45,20 @@ pub async fn open(state: Arc<ProxyState>, mut req: Request<DownstreamBody>) -> R
                     &format!("no endpoint for {host}"),
                 );
             };
+            let known = |s: &str| if s.is_empty() { "unknown" } else { s }.to_owned();
+            let meta = &endpoint.meta;
             let dest = Workload {
-                workload: endpoint.meta.workload.clone(),
+                workload: known(&meta.workload),
                 namespace: svc.namespace.clone(),
-                app: endpoint.meta.app.clone(),
-                version: endpoint.meta.version.clone(),
+                app: known(&meta.app),
+                version: known(&meta.version),
+                canonical_service: known(&meta.canonical_service),
+                canonical_revision: if meta.canonical_revision.is_empty() {
+                    LATEST.to_owned()
+                } else {
+                    meta.canonical_revision.clone()
+                },
+                cluster: DEFAULT_CLUSTER.to_owned(),
                 ..Workload::unknown()
             };
             let name = ServiceName {

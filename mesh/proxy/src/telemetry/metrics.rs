@@ -37,7 +37,8 @@ impl Reporter {
     }
 }
 
-/// One end of a call as metrics describe it. Missing values are the string `unknown`.
+/// One end of a call as metrics describe it. Missing values are the string `unknown`
+/// (the canonical revision's is `latest`, as Istio's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workload {
     /// Workload name, e.g. `reviews-v2`.
@@ -50,9 +51,19 @@ pub struct Workload {
     pub app: String,
     /// `version` label.
     pub version: String,
-    /// Cluster name.
+    /// Canonical service ([`canonical_names`]), e.g. `reviews`.
+    pub canonical_service: String,
+    /// Canonical revision ([`canonical_names`]), e.g. `v2`.
+    pub canonical_revision: String,
+    /// Cluster name (`Kubernetes` unless a multi-cluster setup names it).
     pub cluster: String,
 }
+
+/// The cluster id Istio reports when none is configured.
+pub const DEFAULT_CLUSTER: &str = "Kubernetes";
+
+/// The canonical revision of a workload nobody told us about (Istio's default).
+pub const LATEST: &str = "latest";
 
 impl Workload {
     /// A peer we know nothing about.
@@ -64,7 +75,88 @@ impl Workload {
             principal: u(),
             app: u(),
             version: u(),
+            canonical_service: u(),
+            canonical_revision: LATEST.to_owned(),
             cluster: u(),
+        }
+    }
+}
+
+/// Istio's canonical service and revision of a workload from its labels (`label` looks
+/// one up): the first of `service.istio.io/canonical-name`, `app.kubernetes.io/name`,
+/// `app`, else the workload name; the first of `service.istio.io/canonical-revision`,
+/// `app.kubernetes.io/version`, `version`, else `latest`. So `reviews-v2` with Bookinfo's
+/// labels is `reviews` / `v2`.
+pub fn canonical_names<'a>(
+    label: impl Fn(&str) -> Option<&'a str>,
+    workload: &str,
+) -> (String, String) {
+    let first = |keys: [&str; 3]| {
+        keys.into_iter()
+            .find_map(|k| label(k).filter(|v| !v.is_empty()))
+    };
+    let service = first([
+        "service.istio.io/canonical-name",
+        "app.kubernetes.io/name",
+        "app",
+    ])
+    .unwrap_or(workload);
+    let revision = first([
+        "service.istio.io/canonical-revision",
+        "app.kubernetes.io/version",
+        "version",
+    ])
+    .unwrap_or(LATEST);
+    (service.to_owned(), revision.to_owned())
+}
+
+/// What the request spoke, as `request_protocol` and `grpc_response_status` say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestProtocol {
+    /// Plain HTTP.
+    Http,
+    /// gRPC (a request whose `content-type` is `application/grpc...`), with the status
+    /// its response ended with, when it named one (or the HTTP status maps to one).
+    Grpc(Option<u32>),
+}
+
+impl RequestProtocol {
+    /// Whether a request with these headers is gRPC.
+    pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+        headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+    }
+
+    /// The protocol of a request (`grpc` says whether it was gRPC) that ended with HTTP
+    /// status `code` and `grpc-status` `status`: without a `grpc-status`, a non-200
+    /// status maps to a gRPC one as Envoy maps it (`httpToGrpcStatus`).
+    pub fn of(grpc: bool, code: u16, status: Option<u32>) -> Self {
+        if !grpc {
+            return Self::Http;
+        }
+        Self::Grpc(status.or(match code {
+            0 | 200 => None,
+            400 => Some(13),
+            401 => Some(16),
+            403 => Some(7),
+            404 => Some(12),
+            429 | 502 | 503 | 504 => Some(14),
+            _ => Some(2),
+        }))
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Grpc(_) => "grpc",
+        }
+    }
+
+    fn status(self) -> String {
+        match self {
+            Self::Grpc(Some(s)) => s.to_string(),
+            _ => String::new(),
         }
     }
 }
@@ -150,26 +242,34 @@ pub struct RequestLabels {
     request_protocol: &'static str,
     response_code: u16,
     response_flags: String,
+    grpc_response_status: String,
     connection_security_policy: &'static str,
 }
 
-/// Labels of the TCP metrics: the same as HTTP without the response code.
+/// Labels of the TCP metrics: Istio's set, the HTTP one without the response code and
+/// gRPC status.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TcpLabels {
     reporter: &'static str,
     source_workload: String,
+    source_canonical_service: String,
+    source_canonical_revision: String,
     source_workload_namespace: String,
     source_principal: String,
     source_app: String,
     source_version: String,
+    source_cluster: String,
     destination_service: String,
-    destination_service_name: String,
     destination_service_namespace: String,
+    destination_service_name: String,
     destination_workload: String,
+    destination_canonical_service: String,
+    destination_canonical_revision: String,
     destination_workload_namespace: String,
     destination_principal: String,
     destination_app: String,
     destination_version: String,
+    destination_cluster: String,
     request_protocol: &'static str,
     response_flags: String,
     connection_security_policy: &'static str,
@@ -188,6 +288,8 @@ pub struct Call<'a> {
     pub service: &'a ServiceName,
     /// HTTP status sent downstream.
     pub code: u16,
+    /// HTTP or gRPC (with its status).
+    pub protocol: RequestProtocol,
     /// Envoy response flags, printed (`-` for none).
     pub flags: String,
     /// Connection security.
@@ -247,7 +349,7 @@ impl<K: Hash + Eq> Default for SeriesCache<K> {
 
 impl<K: Hash + Eq> SeriesCache<K> {
     /// The series of `key`, resolved by `resolve` when the key is new.
-    pub fn get(&self, key: K, resolve: impl FnOnce() -> Series) -> Series {
+    pub fn get(&self, key: K, resolve: impl FnOnce(&K) -> Series) -> Series {
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(s) = series.get(&key) {
             return s.clone();
@@ -255,7 +357,7 @@ impl<K: Hash + Eq> SeriesCache<K> {
         if series.len() >= SERIES_CACHE_LIMIT {
             series.clear();
         }
-        series.entry(key).or_insert_with(resolve).clone()
+        series.entry(key).or_insert_with_key(resolve).clone()
     }
 }
 
@@ -338,8 +440,8 @@ impl IstioMetrics {
         let labels = RequestLabels {
             reporter: c.reporter.label(),
             source_workload: s.workload.clone(),
-            source_canonical_service: s.app.clone(),
-            source_canonical_revision: s.version.clone(),
+            source_canonical_service: s.canonical_service.clone(),
+            source_canonical_revision: s.canonical_revision.clone(),
             source_workload_namespace: s.namespace.clone(),
             source_principal: s.principal.clone(),
             source_app: s.app.clone(),
@@ -349,16 +451,17 @@ impl IstioMetrics {
             destination_service_namespace: c.service.namespace.clone(),
             destination_service_name: c.service.name.clone(),
             destination_workload: d.workload.clone(),
-            destination_canonical_service: d.app.clone(),
-            destination_canonical_revision: d.version.clone(),
+            destination_canonical_service: d.canonical_service.clone(),
+            destination_canonical_revision: d.canonical_revision.clone(),
             destination_workload_namespace: d.namespace.clone(),
             destination_principal: d.principal.clone(),
             destination_app: d.app.clone(),
             destination_version: d.version.clone(),
             destination_cluster: d.cluster.clone(),
-            request_protocol: "http",
+            request_protocol: c.protocol.label(),
             response_code: c.code,
             response_flags: c.flags.clone(),
+            grpc_response_status: c.protocol.status(),
             connection_security_policy: c.security.label(),
         };
         Series {
@@ -382,21 +485,28 @@ impl IstioMetrics {
         service: &ServiceName,
         security: Security,
     ) -> TcpLabels {
+        let (s, d) = (source, destination);
         TcpLabels {
             reporter: reporter.label(),
-            source_workload: source.workload.clone(),
-            source_workload_namespace: source.namespace.clone(),
-            source_principal: source.principal.clone(),
-            source_app: source.app.clone(),
-            source_version: source.version.clone(),
+            source_workload: s.workload.clone(),
+            source_canonical_service: s.canonical_service.clone(),
+            source_canonical_revision: s.canonical_revision.clone(),
+            source_workload_namespace: s.namespace.clone(),
+            source_principal: s.principal.clone(),
+            source_app: s.app.clone(),
+            source_version: s.version.clone(),
+            source_cluster: s.cluster.clone(),
             destination_service: service.host.clone(),
-            destination_service_name: service.name.clone(),
             destination_service_namespace: service.namespace.clone(),
-            destination_workload: destination.workload.clone(),
-            destination_workload_namespace: destination.namespace.clone(),
-            destination_principal: destination.principal.clone(),
-            destination_app: destination.app.clone(),
-            destination_version: destination.version.clone(),
+            destination_service_name: service.name.clone(),
+            destination_workload: d.workload.clone(),
+            destination_canonical_service: d.canonical_service.clone(),
+            destination_canonical_revision: d.canonical_revision.clone(),
+            destination_workload_namespace: d.namespace.clone(),
+            destination_principal: d.principal.clone(),
+            destination_app: d.app.clone(),
+            destination_version: d.version.clone(),
+            destination_cluster: d.cluster.clone(),
             request_protocol: "tcp",
             response_flags: "-".to_owned(),
             connection_security_policy: security.label(),
@@ -422,6 +532,51 @@ mod tests {
     use prometheus_client::encoding::text::encode;
 
     #[test]
+    fn canonical_names_follow_istios_order() {
+        let labels: std::collections::BTreeMap<&str, &str> = [
+            ("app", "reviews"),
+            ("version", "v2"),
+            ("app.kubernetes.io/name", "reviews-app"),
+        ]
+        .into();
+        let got = canonical_names(|k| labels.get(k).copied(), "reviews-v2");
+        assert_eq!(got, ("reviews-app".to_owned(), "v2".to_owned()));
+        assert_eq!(
+            canonical_names(|_| None, "mysqldb"),
+            ("mysqldb".to_owned(), "latest".to_owned())
+        );
+    }
+
+    #[test]
+    fn grpc_requests_carry_their_status() {
+        assert_eq!(
+            RequestProtocol::of(false, 503, Some(14)),
+            RequestProtocol::Http
+        );
+        assert_eq!(
+            RequestProtocol::of(true, 200, Some(5)),
+            RequestProtocol::Grpc(Some(5))
+        );
+        assert_eq!(
+            RequestProtocol::of(true, 200, None),
+            RequestProtocol::Grpc(None)
+        );
+        assert_eq!(
+            RequestProtocol::of(true, 503, None),
+            RequestProtocol::Grpc(Some(14))
+        );
+        assert_eq!(RequestProtocol::Grpc(Some(5)).status(), "5");
+        assert_eq!(RequestProtocol::Grpc(None).status(), "");
+        let mut h = http::HeaderMap::new();
+        assert!(!RequestProtocol::is_grpc(&h));
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc+proto"),
+        );
+        assert!(RequestProtocol::is_grpc(&h));
+    }
+
+    #[test]
     fn exposes_istio_names_labels_and_buckets() {
         let mut registry = Registry::default();
         let m = IstioMetrics::register(&mut registry);
@@ -431,6 +586,8 @@ mod tests {
             principal: "spiffe://cluster.local/ns/default/sa/bookinfo-productpage".into(),
             app: "productpage".into(),
             version: "v1".into(),
+            canonical_service: "productpage".into(),
+            canonical_revision: "v1".into(),
             cluster: "Kubernetes".into(),
         };
         let dst = Workload {
@@ -452,6 +609,7 @@ mod tests {
                     destination: &dst,
                     service: &svc,
                     code: 200,
+                    protocol: RequestProtocol::Http,
                     flags: "-".into(),
                     security: Security::Unknown,
                 },
@@ -477,6 +635,13 @@ mod tests {
         assert!(line.contains(r#"response_code="200""#), "{line}");
         assert!(line.contains(r#"response_flags="-""#), "{line}");
         assert!(line.ends_with(" 3"), "{line}");
+        assert!(line.contains(r#"grpc_response_status="""#), "{line}");
+        assert!(line.contains(r#"request_protocol="http""#), "{line}");
+        assert!(
+            line.contains(r#"source_canonical_service="productpage""#)
+                && line.contains(r#"destination_canonical_revision="latest""#),
+            "{line}"
+        );
         assert!(text.contains(r#"istio_request_duration_milliseconds_bucket{"#));
         assert!(
             text.contains(r#"le="3600000.0""#),

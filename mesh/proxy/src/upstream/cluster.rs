@@ -17,7 +17,8 @@ use crate::mtls::{Mtls, TRUST_DOMAIN};
 use crate::registry::ServiceRecord;
 use crate::telemetry::flags::Flags;
 use crate::telemetry::metrics::{
-    Call, IstioMetrics, Reporter, Security, Series, SeriesCache, ServiceName, Workload,
+    Call, DEFAULT_CLUSTER, IstioMetrics, LATEST, Reporter, RequestProtocol, Security, Series,
+    SeriesCache, ServiceName, Workload, canonical_names,
 };
 use crate::tls::SpiffeId;
 use crate::upstream::breaker::{Breaker, Limits};
@@ -75,8 +76,13 @@ pub struct Cluster {
     /// Why the TLS the DestinationRule asks for (`SIMPLE`, `MUTUAL`) cannot be set up:
     /// requests get `503 UF` naming it rather than going out unprotected.
     pub tls_error: Option<String>,
+    /// Whether the endpoints are mesh peers, which get the peer metadata exchange's
+    /// headers.
+    pub mesh: bool,
+    /// The SPIFFE ID the endpoints prove over mTLS (`unknown` without it).
+    principal: String,
     /// Metric series of the requests sent to this cluster's endpoints.
-    series: SeriesCache<(SocketAddr, u16, Flags)>,
+    series: SeriesCache<(SocketAddr, u16, Flags, RequestProtocol)>,
 }
 
 impl Cluster {
@@ -99,12 +105,17 @@ impl Cluster {
             })
             .map(|e| {
                 let label = |k: &str| e.labels.get(k).cloned().unwrap_or_default();
+                let workload = e.workload.clone().unwrap_or_default();
+                let (canonical_service, canonical_revision) =
+                    canonical_names(|k| e.labels.get(k).map(String::as_str), &workload);
                 Endpoint::with_meta(
                     e.address,
                     EndpointMeta {
-                        workload: e.workload.clone().unwrap_or_default(),
+                        workload,
                         app: label("app"),
                         version: label("version"),
+                        canonical_service,
+                        canonical_revision,
                         sidecar: e.sidecar,
                     },
                 )
@@ -155,6 +166,14 @@ impl Cluster {
         } else {
             originate
         };
+        // The identity the server proves, for `destination_principal`.
+        let principal = match (&expected, wants_mtls && mesh_tls.is_some()) {
+            (Some(id), true) => id.to_string(),
+            _ => "unknown".to_owned(),
+        };
+        // Mesh peers get our peer metadata: endpoints all fronted by a sidecar (never
+        // passthrough or a ServiceEntry's hosts).
+        let mesh = !endpoints.is_empty() && endpoints.iter().all(|e| e.meta.sidecar);
         let pool = &policy.connection_pool;
         let pools = Pools::new(pool, tls, server_name, wants_mtls);
         let algorithm = match policy.load_balancer {
@@ -183,6 +202,8 @@ impl Cluster {
             use_client_protocol: pool.use_client_protocol,
             service: ServiceName::from_host(&key.host),
             tls_error,
+            mesh,
+            principal,
             series: SeriesCache::default(),
         }
     }
@@ -196,27 +217,37 @@ impl Cluster {
         endpoint: &Endpoint,
         code: u16,
         flags: &Flags,
+        protocol: RequestProtocol,
     ) -> Series {
-        self.series.get((endpoint.addr, code, flags.clone()), || {
-            let known = |s: &str| if s.is_empty() { "unknown" } else { s }.to_owned();
-            let destination = Workload {
-                workload: known(&endpoint.meta.workload),
-                namespace: self.service.namespace.clone(),
-                app: known(&endpoint.meta.app),
-                version: known(&endpoint.meta.version),
-                cluster: "Kubernetes".to_owned(),
-                ..Workload::unknown()
-            };
-            metrics.series(&Call {
-                reporter: Reporter::Source,
-                source,
-                destination: &destination,
-                service: &self.service,
-                code,
-                flags: flags.to_string(),
-                security: Security::Unknown,
+        self.series
+            .get((endpoint.addr, code, flags.clone(), protocol), |_| {
+                let known = |s: &str| if s.is_empty() { "unknown" } else { s }.to_owned();
+                let meta = &endpoint.meta;
+                let destination = Workload {
+                    workload: known(&meta.workload),
+                    namespace: self.service.namespace.clone(),
+                    principal: self.principal.clone(),
+                    app: known(&meta.app),
+                    version: known(&meta.version),
+                    canonical_service: known(&meta.canonical_service),
+                    canonical_revision: if meta.canonical_revision.is_empty() {
+                        LATEST.to_owned()
+                    } else {
+                        meta.canonical_revision.clone()
+                    },
+                    cluster: DEFAULT_CLUSTER.to_owned(),
+                };
+                metrics.series(&Call {
+                    reporter: Reporter::Source,
+                    source,
+                    destination: &destination,
+                    service: &self.service,
+                    code,
+                    protocol,
+                    flags: flags.to_string(),
+                    security: Security::Unknown,
+                })
             })
-        })
     }
 
     /// The pool for a request that arrived with `version`: HTTP/2 when the

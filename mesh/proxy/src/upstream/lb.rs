@@ -20,6 +20,11 @@ pub struct EndpointMeta {
     pub app: String,
     /// `version` label.
     pub version: String,
+    /// Istio's canonical service (`service.istio.io/canonical-name`, ..., `app`), or empty.
+    pub canonical_service: String,
+    /// Istio's canonical revision (`service.istio.io/canonical-revision`, ...,
+    /// `version`), or empty.
+    pub canonical_revision: String,
     /// Whether a sidecar of ours fronts the endpoint.
     pub sidecar: bool,
 }

@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use crate::FastMap;
 use crate::http::body::{BoxError, UpstreamBody};
 use crate::http::headers::X_ENVOY_ATTEMPT_COUNT;
+use crate::telemetry::peer::Exchange;
 use crate::upstream::connector::MeshConnector;
 
 mod inline;
@@ -95,6 +96,9 @@ pub struct Outgoing<'a> {
     pub head: &'a http::request::Parts,
     /// Which try this is, sent as `x-envoy-attempt-count` (replacing any such header).
     pub attempt: Option<u32>,
+    /// The peer metadata exchange's headers, for a mesh peer (replacing any the app
+    /// sent).
+    pub exchange: Option<&'a Exchange>,
     /// The body.
     pub body: OutgoingBody,
 }
@@ -137,6 +141,9 @@ impl Outgoing<'_> {
         if let Some(n) = self.attempt {
             req.headers_mut()
                 .insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(n));
+        }
+        if let Some(exchange) = self.exchange {
+            exchange.insert_into(req.headers_mut());
         }
         req
     }
@@ -204,6 +211,7 @@ impl Pool {
         let out = Outgoing {
             head: &head,
             attempt: None,
+            exchange: None,
             body: OutgoingBody::Body(body),
         };
         let sent = self.send_outgoing(addr, out).await;
@@ -288,7 +296,10 @@ impl Pool {
             None => (Box::pin(self.connect_inline(addr)).await?, false),
         };
         loop {
-            match conn.send(out.head, out.attempt, &body, keep_alive).await {
+            match conn
+                .send(out.head, out.attempt, out.exchange, &body, keep_alive)
+                .await
+            {
                 Ok((head, framing, conn)) => {
                     let reusable = inline::reusable(&head, framing, keep_alive);
                     let home = Home {

@@ -31,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use crate::http::body::{BoxError, UpstreamBody};
 use crate::http::headers::{X_ENVOY_ATTEMPT_COUNT, digits};
+use crate::telemetry::peer::{Exchange, X_ENVOY_PEER_METADATA, X_ENVOY_PEER_METADATA_ID};
 use crate::upstream::connector::ClientIo;
 
 /// Largest request body this connection takes (larger ones stay on hyper's).
@@ -110,13 +111,14 @@ impl Conn {
         mut self,
         head: &RequestParts,
         attempt: Option<u32>,
+        exchange: Option<&Exchange>,
         body: &[u8],
         keep_alive: bool,
     ) -> Result<(Parts, Framing, Self), Failure> {
         let mut out = std::mem::take(&mut self.out);
         out.clear();
         out.reserve(256 + body.len());
-        encode_head(head, attempt, body.len(), keep_alive, &mut out);
+        encode_head(head, attempt, exchange, body.len(), keep_alive, &mut out);
         out.extend_from_slice(body);
         // One write carries head and body; if even that first write fails, nothing of the
         // request reached the endpoint and it may be sent again elsewhere.
@@ -161,11 +163,13 @@ impl Conn {
 }
 
 /// Writes the request line and headers: origin-form target, `Host` from the URI when
-/// the headers have none, the try number, and the body's length in `content-length`
-/// (the proxy removed any `transfer-encoding`, a hop-by-hop header, already).
+/// the headers have none, the try number, the peer metadata exchange's pair (made once
+/// per proxy: written from its bytes), and the body's length in `content-length` (the
+/// proxy removed any `transfer-encoding`, a hop-by-hop header, already).
 fn encode_head(
     head: &RequestParts,
     attempt: Option<u32>,
+    exchange: Option<&Exchange>,
     body_len: usize,
     keep_alive: bool,
     out: &mut Vec<u8>,
@@ -190,7 +194,8 @@ fn encode_head(
         let replaced = name == TRANSFER_ENCODING
             || name == CONTENT_LENGTH
             || (name == CONNECTION && !keep_alive)
-            || (attempt.is_some() && name == X_ENVOY_ATTEMPT_COUNT);
+            || (attempt.is_some() && name == X_ENVOY_ATTEMPT_COUNT)
+            || (exchange.is_some() && Exchange::is_exchange_header(name));
         if !replaced {
             put(name.as_str().as_bytes(), value.as_bytes());
         }
@@ -199,6 +204,16 @@ fn encode_head(
         put(
             X_ENVOY_ATTEMPT_COUNT.as_str().as_bytes(),
             digits(n.into(), &mut [0; 20]),
+        );
+    }
+    if let Some(e) = exchange {
+        put(
+            X_ENVOY_PEER_METADATA_ID.as_str().as_bytes(),
+            e.id.as_bytes(),
+        );
+        put(
+            X_ENVOY_PEER_METADATA.as_str().as_bytes(),
+            e.metadata.as_bytes(),
         );
     }
     // A body, or a method that is expected to carry one, is sized explicitly (as hyper
