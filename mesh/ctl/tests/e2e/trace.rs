@@ -43,7 +43,7 @@ fn one<'a>(spans: &'a [Value], service: &str, kind: &str) -> Vec<&'a Value> {
 
 #[tokio::test]
 async fn a_sampled_page_is_one_trace_in_the_embedded_store() {
-    let mut up = Up::start("trace", 29400, 29480, 29490, &[]);
+    let mut up = Up::start("trace", 29600, 29680, 29690, &[]);
     up.ready().await;
     // Every reviews call on v3, so every page calls ratings.
     for file in [
