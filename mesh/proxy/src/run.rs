@@ -137,7 +137,17 @@ pub async fn start(env: &Env) -> Result<Running, StartError> {
             ));
         }
         Source::Control { url, workload, .. } => {
-            join_mesh(env, url, workload, inbound_addr, &state, &rx, &mut tasks).await?;
+            // The control plane reads this proxy's metrics from its admin listener for the
+            // dashboard's graph: announce an address it can reach.
+            let mut admin_addr = admin;
+            if admin_addr.ip().is_unspecified() {
+                admin_addr.set_ip(inbound_addr.map_or([127, 0, 0, 1].into(), |a| a.ip()));
+            }
+            let addrs = Announced {
+                inbound: inbound_addr,
+                admin: admin_addr,
+            };
+            join_mesh(env, url, workload, addrs, &state, &rx, &mut tasks).await?;
         }
     }
     let (outbound, inbound, gateways) = match sidecar {
@@ -247,11 +257,18 @@ async fn serve_admin(
 
 /// Control-plane mode: registers, waits for the first configuration, gets the mesh
 /// identity, and keeps the configuration in sync from then on.
+/// The addresses a proxy registers with: its inbound listener (where the service's
+/// traffic goes) and its admin listener (where its metrics are read).
+struct Announced {
+    inbound: Option<SocketAddr>,
+    admin: SocketAddr,
+}
+
 async fn join_mesh(
     env: &Env,
     url: &str,
     workload: &WorkloadSpec,
-    inbound_addr: Option<SocketAddr>,
+    addrs: Announced,
     state: &Arc<ProxyState>,
     rx: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
@@ -268,13 +285,14 @@ async fn join_mesh(
             .clone()
             .unwrap_or_else(|| "default".to_owned()),
         labels: workload.labels.clone(),
-        address: inbound_addr,
+        address: addrs.inbound,
         sidecar: true,
         mode: match env.mode {
             Mode::Sidecar => wire::Mode::Sidecar,
             Mode::Gateway => wire::Mode::Gateway,
         },
         ports: Vec::new(),
+        admin_address: Some(addrs.admin),
     };
     let control = Arc::new(ControlClient::new(url, registration, env.control_token())?);
     let mut stop = rx.clone();

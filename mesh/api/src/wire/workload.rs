@@ -59,6 +59,10 @@ pub struct WorkloadSpec {
     /// Service ports (default 9080).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// The proxy's admin listener, where the control plane reads its metrics
+    /// (`/stats/prometheus`) for the dashboard's graph; none: not scraped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_address: Option<SocketAddr>,
 }
 
 fn default_namespace() -> String {
