@@ -452,7 +452,7 @@ impl Control {
         }
         self.faults_changed.notify_one();
         let version = self.hub.bump();
-        self.changed(version, format!("fault {} added on {}", view.id, view.host));
+        self.changed(version, format!("fault {} added on {}", view.id, view.service));
         tracing::info!(id = %view.id, host = %view.host, ttl = view.ttl_seconds, "fault lease created");
         Ok((view, warnings))
     }
