@@ -9,7 +9,8 @@
 # What it needs on a fresh Debian machine it installs itself (as root, or with sudo):
 # MariaDB for the ratings v2 tests, started as a private server on a loopback port;
 # podman, runc and podman-compose for the compose run; kubernetes-validate for the
-# Kubernetes files; valgrind and strace for the cost check.
+# Kubernetes files; valgrind and strace for the cost check; Chromium for the dashboard's
+# browser test (required here: BOOKINFO_REQUIRE_CHROMIUM=1, so a missing browser fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -22,6 +23,16 @@ export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 unset HTTP_PROXY http_proxy HTTPS_PROXY https_proxy ALL_PROXY all_proxy
 
 command -v cargo >/dev/null || { echo "test.sh: cargo is not installed (https://rustup.rs)" >&2; exit 1; }
+
+step "Installing Chromium for the dashboard's browser test"
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+    else
+        sudo apt-get install -y -qq chromium >/dev/null
+    fi
+fi
+export BOOKINFO_REQUIRE_CHROMIUM=1
 
 step "Starting a private MariaDB for the ratings v2 tests"
 scripts/mariadb.sh start

@@ -7,11 +7,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use mesh_api::host::qualify;
 use mesh_api::compile::now_ms;
+use mesh_api::host::qualify;
 use mesh_api::wire::{
-    ChangeRecord, ErrorRecord, FaultRequest, Graph, Issued, LeaseView, Overview, ProxyConfig, ProxyStatus,
-    ResourceEntry, ServiceDescription, ServiceOverview, WorkloadSpec, WorkloadView,
+    ChangeRecord, ErrorRecord, FaultRequest, Graph, Issued, LeaseView, Overview, ProxyConfig,
+    ProxyStatus, ResourceEntry, ServiceDescription, ServiceOverview, WorkloadSpec, WorkloadView,
 };
 use mesh_api::{Kind, ProxyScope, Resource};
 use tokio::sync::Notify;
@@ -452,7 +452,10 @@ impl Control {
         }
         self.faults_changed.notify_one();
         let version = self.hub.bump();
-        self.changed(version, format!("fault {} added on {}", view.id, view.service));
+        self.changed(
+            version,
+            format!("fault {} added on {}", view.id, view.service),
+        );
         tracing::info!(id = %view.id, host = %view.host, ttl = view.ttl_seconds, "fault lease created");
         Ok((view, warnings))
     }

@@ -30,6 +30,7 @@ pub use fault::{
 pub use graph::{Graph, GraphEdge, GraphNode, Health, ScrapeProblem};
 pub use proxy::{CertificateRequest, Issued, ProxyConfig};
 pub use views::{
-    ChangeRecord, ErrorRecord, Overview, ResourceEntry, RouteSummary, ServiceDescription, ServiceOverview,
+    ChangeRecord, ErrorRecord, Overview, ResourceEntry, RouteSummary, ServiceDescription,
+    ServiceOverview,
 };
 pub use workload::{InvalidWorkload, Mode, ProxyStatus, SyncStatus, WorkloadSpec, WorkloadView};

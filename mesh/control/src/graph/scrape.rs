@@ -38,7 +38,9 @@ pub async fn fetch(admin: SocketAddr, timeout: Duration) -> Result<String, Scrap
 async fn get(admin: SocketAddr) -> Result<String, ScrapeError> {
     let mut stream = TcpStream::connect(admin).await?;
     // HTTP/1.0: the proxy answers with a length or closes, never chunks.
-    let request = format!("GET /stats/prometheus HTTP/1.0\r\nHost: {admin}\r\nUser-Agent: mesh-control\r\n\r\n");
+    let request = format!(
+        "GET /stats/prometheus HTTP/1.0\r\nHost: {admin}\r\nUser-Agent: mesh-control\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::with_capacity(64 * 1024);
     let mut limited = (&mut stream).take(MAX_BODY as u64 + 64 * 1024);
@@ -56,7 +58,8 @@ async fn get(admin: SocketAddr) -> Result<String, ScrapeError> {
     if body.len() > MAX_BODY {
         return Err(ScrapeError::TooLarge);
     }
-    String::from_utf8(body.to_vec()).map_err(|_| ScrapeError::Answer("body is not UTF-8".to_owned()))
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ScrapeError::Answer("body is not UTF-8".to_owned()))
 }
 
 #[cfg(test)]

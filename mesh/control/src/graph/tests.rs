@@ -120,7 +120,11 @@ fn one_sample_gives_no_rate_and_a_restart_counts_from_zero() {
     let graph = scrapes.graph(&registered(), 0);
     assert_eq!(graph.window_ms, 0);
     assert!(graph.edges.is_empty());
-    assert_eq!(graph.nodes.len(), 3, "registered workloads show without traffic");
+    assert_eq!(
+        graph.nodes.len(),
+        3,
+        "registered workloads show without traffic"
+    );
     // The proxy restarted: its counters start again at 4.
     let t1 = t0 + Duration::from_secs(1);
     scrapes.record(
@@ -188,7 +192,10 @@ fn plain_text_calls_are_not_mtls_and_idle_edges_have_no_verdict() {
     }
     let idle = scrapes.graph(&registered(), 0);
     let idle = edge(&idle, "reviews-v1");
-    assert_eq!((idle.rps, idle.mtls, idle.health), (0.0, None, Health::Idle));
+    assert_eq!(
+        (idle.rps, idle.mtls, idle.health),
+        (0.0, None, Health::Idle)
+    );
     assert_eq!(idle.p99_ms, None);
 }
 
@@ -196,7 +203,10 @@ fn plain_text_calls_are_not_mtls_and_idle_edges_have_no_verdict() {
 fn quantiles_interpolate_like_prometheus() {
     assert_eq!(quantile(0.99, &[]), None);
     assert_eq!(quantile(0.99, &[(1.0, 0.0), (f64::INFINITY, 0.0)]), None);
-    assert_eq!(quantile(0.5, &[(10.0, 10.0), (f64::INFINITY, 10.0)]), Some(5.0));
+    assert_eq!(
+        quantile(0.5, &[(10.0, 10.0), (f64::INFINITY, 10.0)]),
+        Some(5.0)
+    );
     assert_eq!(
         quantile(0.99, &[(10.0, 1.0), (f64::INFINITY, 10.0)]),
         Some(10.0),

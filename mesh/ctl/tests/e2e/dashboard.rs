@@ -92,7 +92,9 @@ fn attributes(mut s: &str) -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
     while let Some(eq) = s.find("=\"") {
         let name = s[..eq].trim().to_owned();
-        let Some(close) = s[eq + 2..].find('"') else { break };
+        let Some(close) = s[eq + 2..].find('"') else {
+            break;
+        };
         let value = s[eq + 2..eq + 2 + close]
             .replace("&quot;", "\"")
             .replace("&lt;", "<")
@@ -163,7 +165,11 @@ async fn chromium_shows_the_live_graph_traffic_shifting_and_a_fault_counting_dow
         tokio::spawn(async move {
             let http = http();
             while !stop.load(Ordering::Relaxed) {
-                let _ = http.get(&url).send().await.and_then(|r| r.error_for_status());
+                let _ = http
+                    .get(&url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status());
                 sleep(Duration::from_millis(100)).await;
             }
         })
@@ -248,8 +254,10 @@ async fn chromium_shows_the_live_graph_traffic_shifting_and_a_fault_counting_dow
     // A fault lease appears with its TTL counting down.
     let created: Value = http()
         .post(format!("{control}/api/v1/faults"))
-        .json(&serde_json::json!({"service": "ratings", "delay": {"fixed_delay": "7s"},
-                                  "headers": {"end-user": "jason"}, "ttl_seconds": 120}))
+        .json(
+            &serde_json::json!({"service": "ratings", "delay": {"fixed_delay": "7s"},
+                                  "headers": {"end-user": "jason"}, "ttl_seconds": 120}),
+        )
         .send()
         .await
         .unwrap()
@@ -287,7 +295,11 @@ async fn chromium_shows_the_live_graph_traffic_shifting_and_a_fault_counting_dow
     .await;
     let png = std::fs::read(&screenshot).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    assert!(png.len() > 20_000, "a nearly empty screenshot ({} bytes)", png.len());
+    assert!(
+        png.len() > 20_000,
+        "a nearly empty screenshot ({} bytes)",
+        png.len()
+    );
     println!("dashboard screenshot: {}", screenshot.display());
     eprintln!("dashboard screenshot: {}", screenshot.display());
 
