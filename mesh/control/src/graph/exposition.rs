@@ -33,9 +33,7 @@ pub fn samples<'a>(text: &'a str, prefix: &'a str) -> impl Iterator<Item = Sampl
 /// Parses one sample line; `None` for anything else.
 pub fn parse_line(line: &str) -> Option<Sample<'_>> {
     let line = line.trim_end();
-    let name_end = line
-        .find(|c: char| c == '{' || c == ' ')
-        .unwrap_or(line.len());
+    let name_end = line.find(['{', ' ']).unwrap_or(line.len());
     let name = &line[..name_end];
     if name.is_empty() || line.starts_with('#') {
         return None;
