@@ -10,10 +10,11 @@
 # MariaDB for the ratings v2 tests, started as a private server on a loopback port;
 # podman, runc and podman-compose for the compose run; kubernetes-validate for the
 # Kubernetes files; valgrind and strace for the cost check; Prometheus (Debian's
-# `prometheus`) for the test that runs every Grafana dashboard query against a live mesh.
+# `prometheus`) for the test that runs every Grafana dashboard query against a live mesh;
+# Chromium for the dashboard's browser test (required here: BOOKINFO_REQUIRE_CHROMIUM=1,
+# so a missing browser fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$(pwd)
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -30,17 +31,26 @@ scripts/mariadb.sh start
 export $(scripts/mariadb.sh env | sed 's/^MYSQL_DB_/RATINGS_TEST_MYSQL_/')
 trap 'scripts/mariadb.sh stop >/dev/null 2>&1 || true' EXIT
 
-step "Installing Prometheus for the dashboard test (apt-get install prometheus)"
-if ! command -v prometheus >/dev/null; then
-    as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1 ||
+# Installs a Debian package unless its command is there already; the tests that need it
+# are then told to fail instead of skipping when it is missing.
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
+install_package() { # command package
+    command -v "$1" >/dev/null && return 0
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1 ||
         { as_root apt-get update -qq >/dev/null 2>&1 &&
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1; } ||
-        { echo "test.sh: cannot install prometheus (apt-get install prometheus)" >&2; exit 1; }
-fi
-# The dashboard test fails instead of skipping when the binary is missing.
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1; } ||
+        { echo "test.sh: cannot install $2 (apt-get install $2)" >&2; exit 1; }
+}
+
+step "Installing Prometheus for the dashboard-query test (apt-get install prometheus)"
+install_package prometheus prometheus
 export BOOKINFO_REQUIRE_PROMETHEUS=1
 prometheus --version 2>&1 | head -1 >&2
+
+step "Installing Chromium for the dashboard's browser test (apt-get install chromium)"
+install_package chromium chromium
+export BOOKINFO_REQUIRE_CHROMIUM=1
+chromium --version 2>&1 | head -1 >&2
 
 step "Checking formatting (cargo fmt --check)"
 cargo fmt --all -- --check

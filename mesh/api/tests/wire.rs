@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 
 use mesh_api::wire::{
-    AbortView, ApiError, Applied, CaRoot, CertificateRequest, DelayView, Deleted, Deregistered,
-    ErrorRecord, FaultCreated, FaultDeleted, FaultRequest, FaultsCleared, Issued, LeaseView, Mode,
-    Overview, ProxyConfig, ProxyStatus, Registered, RouteSummary, ServiceDescription,
-    ServiceOverview, SyncStatus, TargetGroup, WorkloadSpec, WorkloadView,
+    AbortView, ApiError, Applied, CaRoot, CertificateRequest, ChangeRecord, DelayView, Deleted,
+    Deregistered, ErrorRecord, FaultCreated, FaultDeleted, FaultRequest, FaultsCleared, Graph,
+    Health, Issued, LeaseView, Mode, Overview, ProxyConfig, ProxyStatus, Registered, RouteSummary,
+    ServiceDescription, ServiceOverview, SyncStatus, TargetGroup, WorkloadSpec, WorkloadView,
 };
 use mesh_api::{Registry, RouteTable};
 use serde::Serialize;
@@ -327,10 +327,15 @@ fn proxy_configuration_and_views_keep_their_field_order() {
             error: "invalid".to_owned(),
             errors: vec![],
         }],
+        changes: vec![ChangeRecord {
+            at_ms: 2,
+            version: "3".to_owned(),
+            change: "fault f-1 added on ratings".to_owned(),
+        }],
     };
     assert_eq!(
         json(&overview),
-        r#"{"version":"1","resources":2,"services":[{"host":"reviews.default.svc.cluster.local","virtual_services":["default/reviews"],"destination_rule":null,"routes":[{"name":null,"match":"any","to":"reviews v1 100%","timeout":null,"fault":null,"expires_at_ms":null}]}],"errors":[{"at_ms":1,"change":"apply x.yaml","error":"invalid","errors":[]}]}"#
+        r#"{"version":"1","resources":2,"services":[{"host":"reviews.default.svc.cluster.local","virtual_services":["default/reviews"],"destination_rule":null,"routes":[{"name":null,"match":"any","to":"reviews v1 100%","timeout":null,"fault":null,"expires_at_ms":null}]}],"errors":[{"at_ms":1,"change":"apply x.yaml","error":"invalid","errors":[]}],"changes":[{"at_ms":2,"version":"3","change":"fault f-1 added on ratings"}]}"#
     );
 }
 
@@ -344,4 +349,32 @@ fn prometheus_targets_are_in_the_http_sd_format() {
             "workload": "reviews-v2"}}]"#,
     );
     assert_eq!(groups[0].labels["__metrics_path__"], "/stats/prometheus");
+}
+
+#[test]
+fn the_graph_and_the_admin_address_are_pinned() {
+    let graph: Graph = round_trip(
+        r#"{"at_ms": 1796310419894, "window_ms": 5000,
+            "nodes": [{"workload": "reviews-v3", "app": "reviews", "version": "v3", "mode": "sidecar", "rps": 3.2, "registered": true}],
+            "edges": [{"source": "productpage-v1", "service": "reviews", "destination": "reviews-v3", "version": "v3",
+                       "rps": 3.2, "error_rate": 0.0, "p99_ms": 24.5, "share": 1.0, "mtls": true, "health": "healthy"},
+                      {"source": "productpage-v1", "service": "reviews", "destination": "reviews-v1", "version": "v1",
+                       "rps": 0.0, "error_rate": 0.0, "p99_ms": null, "share": 0.0, "mtls": null, "health": "idle"}],
+            "unreachable": [{"workload": "ratings-v1", "error": "127.0.0.1:15000: no answer within 800ms"}]}"#,
+    );
+    assert_eq!(graph.edges[0].health, Health::Healthy);
+    assert_eq!(Health::of(0.0, 0.0), Health::Idle);
+    assert_eq!(Health::of(1.0, 0.009), Health::Healthy);
+    assert_eq!(Health::of(1.0, 0.01), Health::Degraded);
+    assert_eq!(Health::of(1.0, 0.2), Health::Failing);
+    // Older overviews without changes still decode.
+    let old: Overview =
+        serde_json::from_str(r#"{"version": "1", "resources": 0, "services": [], "errors": []}"#)
+            .unwrap();
+    assert!(old.changes.is_empty());
+    let spec: WorkloadSpec = round_trip(
+        r#"{"name": "reviews-v2", "namespace": "default", "service": "reviews", "serviceAccount": "bookinfo-reviews",
+            "labels": {}, "address": "127.0.0.1:15106", "sidecar": true, "mode": "sidecar", "admin": "127.0.0.1:15103"}"#,
+    );
+    assert_eq!(spec.admin, Some("127.0.0.1:15103".parse().unwrap()));
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::Method;
 use mesh_api::wire::{
     Applied, CaRoot, CertificateRequest, Deleted, Deregistered, ErrorRecord, FaultCreated,
-    FaultDeleted, FaultRequest, FaultsCleared, Issued, LeaseView, Overview, ProxyConfig,
+    FaultDeleted, FaultRequest, FaultsCleared, Graph, Issued, LeaseView, Overview, ProxyConfig,
     ProxyStatus, Registered, ResourceEntry, ServiceDescription, TargetGroup, WorkloadSpec,
     WorkloadView,
 };
@@ -73,6 +73,11 @@ impl<X: Transport> ControlClient<X> {
     /// The mesh at a glance (what the dashboard shows).
     pub async fn overview(&self) -> Result<Overview, ClientError> {
         self.get("api/v1/overview", &[]).await
+    }
+
+    /// The live service graph (rates, errors, p99, mTLS and shares per edge).
+    pub async fn graph(&self) -> Result<Graph, ClientError> {
+        self.get("api/v1/graph", &[]).await
     }
 
     /// Everything about one service as seen from `namespace`.

@@ -77,6 +77,7 @@ pub fn secured(control: Arc<Control>, auth: Arc<Auth>) -> Router {
         .route("/api/v1/resources", get(resources))
         .route("/api/v1/config-errors", get(config_errors))
         .route("/api/v1/overview", get(overview))
+        .route("/api/v1/graph", get(graph))
         .route("/api/v1/describe/{service}", get(describe))
         .route("/api/v1/workloads", post(register).get(workloads))
         .route("/api/v1/workloads/{name}", delete(deregister))
@@ -265,6 +266,10 @@ async fn config_errors(State(control): Shared) -> ApiResult {
 
 async fn overview(State(control): Shared) -> ApiResult {
     ok(control.overview())
+}
+
+async fn graph(State(control): Shared) -> ApiResult {
+    ok(control.graph())
 }
 
 async fn describe(

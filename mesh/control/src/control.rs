@@ -3,13 +3,15 @@
 //! Each part sits behind its own short-lived mutex (never held across an await); every
 //! change that proxies must see bumps the global version, which wakes the long polls.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+use mesh_api::compile::now_ms;
 use mesh_api::host::qualify;
 use mesh_api::wire::{
-    ErrorRecord, FaultRequest, Issued, LeaseView, Overview, ProxyConfig, ProxyStatus,
-    ResourceEntry, ServiceDescription, ServiceOverview, WorkloadSpec, WorkloadView,
+    ChangeRecord, ErrorRecord, FaultRequest, Graph, Issued, LeaseView, Overview, ProxyConfig,
+    ProxyStatus, ResourceEntry, ServiceDescription, ServiceOverview, WorkloadSpec, WorkloadView,
 };
 use mesh_api::{Kind, ProxyScope, Resource};
 use tokio::sync::Notify;
@@ -18,6 +20,7 @@ use tokio::time::Instant;
 use crate::ca::{Ca, CaError, RootSource};
 use crate::error::AppError;
 use crate::faults::{FaultSpec, Faults};
+use crate::graph::{self, Scrapes};
 use crate::metrics::{Gauges, Metrics};
 use crate::push::{Hub, compile_for};
 use crate::registry::Workloads;
@@ -33,6 +36,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(300);
 /// with 404, so within about 3.5 s of a restart every live proxy is back; 5 s covers that
 /// with room for a slow machine.
 pub const REGISTRATION_GRACE: Duration = Duration::from_secs(5);
+/// How many recent changes the dashboard lists.
+const MAX_CHANGES: usize = 20;
 
 /// Namespace whose selector-less security policies apply mesh-wide (Istio's root namespace).
 const ROOT_NAMESPACE: &str = "istio-system";
@@ -101,6 +106,10 @@ pub struct Control {
     grace_until: Instant,
     /// Recent traces the proxies exported to us.
     traces: crate::traces::TraceStore,
+    /// The proxies' metrics, for the dashboard's graph.
+    scrapes: Mutex<Scrapes>,
+    /// Recent changes taken, oldest first, at most [`MAX_CHANGES`].
+    changes: Mutex<VecDeque<ChangeRecord>>,
 }
 
 impl Control {
@@ -120,6 +129,8 @@ impl Control {
             metrics: Metrics::new(),
             settings,
             traces: crate::traces::TraceStore::default(),
+            scrapes: Mutex::new(Scrapes::new()),
+            changes: Mutex::new(VecDeque::new()),
         }))
     }
 
@@ -138,7 +149,35 @@ impl Control {
     pub fn start_background(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         tokio::spawn(expire_workloads(weak.clone()));
-        tokio::spawn(expire_faults(weak));
+        tokio::spawn(expire_faults(weak.clone()));
+        tokio::spawn(scrape_proxies(weak));
+    }
+
+    /// Remembers a change taken at `version`, for the dashboard.
+    fn changed(&self, version: u64, change: String) {
+        let mut changes = lock(&self.changes);
+        if changes.len() == MAX_CHANGES {
+            changes.pop_front();
+        }
+        changes.push_back(ChangeRecord {
+            at_ms: now_ms(),
+            version: version.to_string(),
+            change,
+        });
+    }
+
+    /// Recent changes taken, oldest first.
+    pub fn changes(&self) -> Vec<ChangeRecord> {
+        lock(&self.changes).iter().cloned().collect()
+    }
+
+    /// The live service graph; asking for it keeps the proxies' metrics read for
+    /// [`graph::IDLE_AFTER`].
+    pub fn graph(&self) -> Graph {
+        let workloads = self.workloads();
+        let mut scrapes = lock(&self.scrapes);
+        scrapes.want(Instant::now());
+        scrapes.graph(&workloads, now_ms())
     }
 
     /// Loads a source once (at start); an invalid set is an error.
@@ -204,6 +243,10 @@ impl Control {
                         files = files.len(),
                         "configuration reloaded"
                     );
+                    self.changed(
+                        self.version(),
+                        format!("reloaded {} ({} files)", source.name(), files.len()),
+                    );
                 }
                 Err(rejected) => {
                     for error in &rejected.errors {
@@ -261,7 +304,12 @@ impl Control {
     pub fn apply(&self, file: &str, text: &str) -> Result<(Applied, u64), AppError> {
         let result = lock(&self.store).apply(file, text);
         let applied = result.map_err(|r| self.rejected(r))?;
-        Ok((applied, self.hub.bump()))
+        let version = self.hub.bump();
+        self.changed(
+            version,
+            format!("applied {file}: {}", applied.applied.join(", ")),
+        );
+        Ok((applied, version))
     }
 
     /// Deletes the resources named in a YAML text.
@@ -271,7 +319,12 @@ impl Control {
         let version = if deleted.deleted.is_empty() {
             self.hub.current()
         } else {
-            self.hub.bump()
+            let version = self.hub.bump();
+            self.changed(
+                version,
+                format!("deleted {file}: {}", deleted.deleted.join(", ")),
+            );
+            version
         };
         Ok((deleted, version))
     }
@@ -457,7 +510,11 @@ impl Control {
             }
         }
         self.faults_changed.notify_one();
-        self.hub.bump();
+        let version = self.hub.bump();
+        self.changed(
+            version,
+            format!("fault {} added on {}", view.id, view.service),
+        );
         tracing::info!(id = %view.id, host = %view.host, ttl = view.ttl_seconds, "fault lease created");
         Ok((view, warnings))
     }
@@ -473,7 +530,8 @@ impl Control {
         if !lock(&self.faults).remove(id) {
             return Err(AppError::NotFound(format!("no fault with id {id:?}")));
         }
-        self.hub.bump();
+        let version = self.hub.bump();
+        self.changed(version, format!("fault {id} deleted"));
         tracing::info!(%id, "fault lease deleted");
         Ok(())
     }
@@ -482,7 +540,8 @@ impl Control {
     pub fn clear_faults(&self) -> Vec<String> {
         let ids = lock(&self.faults).clear();
         if !ids.is_empty() {
-            self.hub.bump();
+            let version = self.hub.bump();
+            self.changed(version, format!("faults cleared ({})", ids.join(", ")));
             tracing::info!(count = ids.len(), "all fault leases deleted");
         }
         ids
@@ -637,6 +696,7 @@ impl Control {
             resources: config.len(),
             services,
             errors: self.config_errors(),
+            changes: self.changes(),
         }
     }
 
@@ -729,10 +789,60 @@ async fn expire_faults(control: Weak<Control>) {
         };
         let ended = lock(&strong.faults).expire(Instant::now());
         if !ended.is_empty() {
-            strong.hub.bump();
+            let version = strong.hub.bump();
             for id in ended {
                 tracing::info!(%id, "fault lease ended (TTL over)");
+                strong.changed(version, format!("fault {id} ended (TTL over)"));
             }
+        }
+    }
+}
+
+/// Reads every proxy's metrics once a second while someone watches the graph.
+async fn scrape_proxies(control: Weak<Control>) {
+    let mut tick = tokio::time::interval(graph::SCRAPE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut paused = true;
+    loop {
+        tick.tick().await;
+        let targets = {
+            let Some(control) = control.upgrade() else {
+                return;
+            };
+            let workloads = control.workloads();
+            let mut scrapes = lock(&control.scrapes);
+            if !scrapes.wanted(Instant::now()) {
+                if !paused {
+                    scrapes.pause();
+                    paused = true;
+                }
+                continue;
+            }
+            paused = false;
+            let names: Vec<String> = workloads.iter().map(|w| w.spec.name.clone()).collect();
+            scrapes.retain(&names);
+            graph::targets(&workloads)
+        };
+        let mut pending = tokio::task::JoinSet::new();
+        for (workload, admin) in targets {
+            pending.spawn(async move {
+                let page = graph::scrape::fetch(admin, graph::SCRAPE_TIMEOUT).await;
+                let at = Instant::now();
+                // Parsed here, off the lock: a page is a few hundred kilobytes.
+                let sample = page
+                    .map(|text| graph::sample_of(&text, at))
+                    .map_err(|e| format!("{admin}: {e}"));
+                (workload, sample)
+            });
+        }
+        while let Some(done) = pending.join_next().await {
+            let Ok((workload, sample)) = done else {
+                continue;
+            };
+            let Some(control) = control.upgrade() else {
+                return;
+            };
+            lock(&control.scrapes).record(&workload, sample);
         }
     }
 }

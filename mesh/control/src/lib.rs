@@ -12,6 +12,7 @@
 //! * [`store`]: the validated configuration and the API-applied overlay.
 //! * [`registry`]: registered workloads, heartbeats and expiry.
 //! * [`faults`]: fault leases and their injection into compiled routes.
+//! * [`graph`]: the live service graph, from the proxies' metrics.
 //! * [`push`]: versions, long polls and per-workload compilation.
 //! * [`ca`]: the certificate authority issuing SPIFFE certificates.
 //! * [`auth`]: workload credentials (tokens file, Kubernetes TokenReview) and the admin
@@ -26,6 +27,7 @@ pub mod control;
 pub mod dashboard;
 pub mod error;
 pub mod faults;
+pub mod graph;
 pub mod kube;
 pub mod metrics;
 pub mod push;

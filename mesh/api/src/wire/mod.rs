@@ -10,11 +10,13 @@
 //!   `proxy-status` and the Prometheus scrape targets ([`TargetGroup`]).
 //! - [`proxy`]: the watch API's [`ProxyConfig`] and the certificate exchange.
 //! - [`fault`]: fault requests and the leases they create.
+//! - [`graph`]: the live service graph the dashboard draws.
 //! - [`views`]: what `describe` and the dashboard's overview show, and resources in force.
 //! - [`answers`]: the small acknowledgements (`applied`, `deleted`, ...) and the error body.
 
 pub mod answers;
 pub mod fault;
+pub mod graph;
 pub mod proxy;
 pub mod views;
 pub mod workload;
@@ -25,9 +27,11 @@ pub use answers::{
 pub use fault::{
     AbortRequest, AbortView, DelayRequest, DelayView, FaultCreated, FaultRequest, LeaseView,
 };
+pub use graph::{Graph, GraphEdge, GraphNode, Health, ScrapeProblem};
 pub use proxy::{CertificateRequest, Issued, ProxyConfig};
 pub use views::{
-    ErrorRecord, Overview, ResourceEntry, RouteSummary, ServiceDescription, ServiceOverview,
+    ChangeRecord, ErrorRecord, Overview, ResourceEntry, RouteSummary, ServiceDescription,
+    ServiceOverview,
 };
 pub use workload::{
     InvalidWorkload, Mode, ProxyStatus, SyncStatus, TargetGroup, WorkloadSpec, WorkloadView,

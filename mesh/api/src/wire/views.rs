@@ -50,6 +50,21 @@ pub struct Overview {
     pub services: Vec<ServiceOverview>,
     /// Recently rejected changes.
     pub errors: Vec<ErrorRecord>,
+    /// Recent changes taken (configuration applied, deleted or reloaded, faults added or
+    /// ended), oldest first.
+    #[serde(default)]
+    pub changes: Vec<ChangeRecord>,
+}
+
+/// A change the control plane took, remembered for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The version it produced.
+    pub version: String,
+    /// What changed, in words (`applied virtual-service-reviews-v3.yaml: VirtualService default/reviews`).
+    pub change: String,
 }
 
 /// One service of the [`Overview`].

@@ -59,7 +59,8 @@ pub struct WorkloadSpec {
     /// Service ports (default 9080).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
-    /// The proxy's admin listener, where Prometheus scrapes `/stats/prometheus`; listed
+    /// The proxy's admin listener, where Prometheus scrapes `/stats/prometheus` and the
+    /// control plane reads the metrics of the dashboard's graph; listed
     /// by `GET /api/v1/prometheus/targets`. Proxies that do not say are not listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<SocketAddr>,

@@ -188,3 +188,82 @@ async fn every_call_decodes_the_real_answer() {
             .is_not_found()
     );
 }
+
+/// A proxy's admin listener whose counters grow by 10 requests per scrape.
+async fn fake_admin() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut served = 0u32;
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf).await;
+            served += 1;
+            let n = served * 10;
+            let labels = "reporter=\"source\",source_workload=\"productpage-v1\",destination_service_name=\"reviews\",destination_workload=\"reviews-v1\",destination_version=\"v1\",response_code=\"200\"";
+            let body = format!(
+                "istio_requests_total{{{labels}}} {n}\nistio_request_duration_milliseconds_bucket{{{labels},le=\"10.0\"}} {n}\nistio_request_duration_milliseconds_bucket{{{labels},le=\"+Inf\"}} {n}\n"
+            );
+            let answer = format!(
+                "HTTP/1.0 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(answer.as_bytes()).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_graph_shows_rates_read_from_the_proxies_metrics() {
+    let server = start().await;
+    let client = ControlClient::new(&server.base).unwrap();
+    let mut spec = workload("productpage-v1", "productpage", 9080);
+    spec.admin = Some(fake_admin().await);
+    client.register(&spec).await.unwrap();
+    client
+        .apply(
+            "virtual-service-reviews-v3.yaml",
+            shipped("virtual-service-reviews-v3.yaml"),
+        )
+        .await
+        .unwrap();
+
+    // The first request starts the scraping; rates need two scrapes a second apart.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let edge = loop {
+        let graph = client.graph().await.unwrap();
+        assert!(graph.nodes.iter().any(|n| n.workload == "productpage-v1"));
+        if let Some(edge) = graph.edges.iter().find(|e| e.rps > 0.0) {
+            break edge.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rate after 15 s: {graph:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (edge.source.as_str(), edge.destination.as_str()),
+        ("productpage-v1", "reviews-v1")
+    );
+    assert_eq!(edge.share, 1.0);
+    assert_eq!(edge.error_rate, 0.0);
+    assert!(
+        edge.p99_ms.is_some_and(|p| p > 0.0 && p <= 10.0),
+        "{edge:?}"
+    );
+    // The change just applied is among the recent ones.
+    let overview = client.overview().await.unwrap();
+    assert!(
+        overview.changes.iter().any(|c| c
+            .change
+            .starts_with("applied virtual-service-reviews-v3.yaml")),
+        "{:?}",
+        overview.changes
+    );
+}

@@ -1,0 +1,310 @@
+//! The dashboard as a room sees it: a real headless Chromium loads it from a running
+//! `meshctl up` while traffic flows, and what it renders is checked: every Bookinfo
+//! workload in the graph with a non-zero rate, the reviews shares moving to v3 when
+//! `virtual-service-reviews-v3.yaml` is applied, and an injected fault listed with its
+//! countdown going down. The last screenshot stays under the target directory (the path
+//! is printed).
+//!
+//! Chromium is Debian's `chromium` (or `$CHROMIUM`). Without it the test says so and
+//! passes, unless `BOOKINFO_REQUIRE_CHROMIUM` is set (the test command sets it), where
+//! a missing browser fails the test.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::{Instant, sleep};
+
+use super::support::*;
+
+/// The browser, if installed.
+fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CHROMIUM").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// One headless Chromium run against `url`: `--dump-dom` (the DOM after the page's
+/// scripts ran) or `--screenshot=FILE`, at the projector's 1280x720.
+async fn chromium_run(browser: &Path, profile: &Path, url: &str, action: &str) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--window-size=1280,720",
+                // Lets the page fetch and draw (fetches hold virtual time while in flight).
+                "--virtual-time-budget=2500",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(action)
+            .arg(url)
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("chromium did not finish within 30 s")
+    .expect("chromium could not be started");
+    assert!(
+        out.status.success(),
+        "chromium {action} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The attributes of every `<tag ...>` of `html` whose class list holds `class`.
+fn elements(html: &str, tag: &str, class: &str) -> Vec<BTreeMap<String, String>> {
+    let open = format!("<{tag} ");
+    let mut found = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find(&open) {
+        rest = &rest[start + open.len()..];
+        let Some(end) = rest.find('>') else { break };
+        let attrs = attributes(&rest[..end]);
+        if attrs
+            .get("class")
+            .is_some_and(|c| c.split_whitespace().any(|c| c == class))
+        {
+            found.push(attrs);
+        }
+        rest = &rest[end..];
+    }
+    found
+}
+
+/// `a="1" b="2"` as a map (values unescaped for `&amp;`, `&quot;`, `&lt;`, `&gt;`).
+fn attributes(mut s: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    while let Some(eq) = s.find("=\"") {
+        let name = s[..eq].trim().to_owned();
+        let Some(close) = s[eq + 2..].find('"') else {
+            break;
+        };
+        let value = s[eq + 2..eq + 2 + close]
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&");
+        map.insert(name, value);
+        s = &s[eq + 2 + close + 1..];
+    }
+    map
+}
+
+fn number(attrs: &BTreeMap<String, String>, name: &str) -> f64 {
+    attrs
+        .get(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no numeric {name} in {attrs:?}"))
+}
+
+/// Requests per second of each node the page drew, by workload.
+fn node_rates(dom: &str) -> BTreeMap<String, f64> {
+    elements(dom, "g", "node")
+        .into_iter()
+        .map(|n| (n["data-workload"].clone(), number(&n, "data-rps")))
+        .collect()
+}
+
+/// The drawn shares of productpage's calls to reviews, by destination workload.
+fn reviews_shares(dom: &str) -> BTreeMap<String, f64> {
+    elements(dom, "g", "edge")
+        .into_iter()
+        .filter(|e| e["data-source"] == "productpage-v1" && e["data-service"] == "reviews")
+        .map(|e| (e["data-destination"].clone(), number(&e, "data-share")))
+        .collect()
+}
+
+const WORKLOADS: [&str; 7] = [
+    "istio-ingressgateway",
+    "productpage-v1",
+    "details-v1",
+    "reviews-v1",
+    "reviews-v2",
+    "reviews-v3",
+    "ratings-v1",
+];
+
+#[tokio::test]
+async fn chromium_shows_the_live_graph_traffic_shifting_and_a_fault_counting_down() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("BOOKINFO_REQUIRE_CHROMIUM").is_none(),
+            "BOOKINFO_REQUIRE_CHROMIUM is set but no chromium is installed (apt-get install chromium)"
+        );
+        eprintln!("skipped: chromium is not installed (apt-get install chromium, or set CHROMIUM)");
+        return;
+    };
+    let begun = Instant::now();
+    let mut up = Up::start("dashboard", 29200, 29280, 29290, &[]);
+    up.ready().await;
+    let control = up.control_url();
+    let dashboard = format!("{control}/");
+    let profile = up.run_dir.join("chromium-profile");
+    page_with(&up.page_url(), "Reviews served by", Duration::from_secs(10)).await;
+
+    // Traffic for the whole test: about 10 pages a second.
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let (url, stop) = (up.page_url(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let http = http();
+            while !stop.load(Ordering::Relaxed) {
+                let _ = http
+                    .get(&url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status());
+                sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    // Every workload drawn with traffic through it (the control plane starts reading the
+    // proxies' metrics when the graph is first asked for; rates need two scrapes).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rates = loop {
+        let dom = chromium_run(&browser, &profile, &dashboard, "--dump-dom").await;
+        let rates = node_rates(&dom);
+        if WORKLOADS
+            .iter()
+            .all(|w| rates.get(*w).is_some_and(|r| *r > 0.0))
+        {
+            break rates;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the graph never showed every workload with traffic: {rates:?}\n{dom}"
+        );
+        sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!("rates drawn: {rates:?}");
+    let dom = chromium_run(&browser, &profile, &dashboard, "--dump-dom").await;
+    let shares = reviews_shares(&dom);
+    assert!(
+        shares.len() == 3 && shares.values().all(|s| *s > 0.05),
+        "round robin over three versions: {shares:?}"
+    );
+    let gateway_edges: Vec<_> = elements(&dom, "g", "edge")
+        .into_iter()
+        .filter(|e| e["data-source"] == "istio-ingressgateway")
+        .collect();
+    assert!(
+        gateway_edges
+            .iter()
+            .any(|e| e["data-destination"] == "productpage-v1" && number(e, "data-rps") > 0.0),
+        "{gateway_edges:?}"
+    );
+
+    // Traffic shifting: everything to v3, visible within seconds.
+    let yaml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/virtual-service-reviews-v3.yaml"),
+    )
+    .unwrap();
+    let applied = http()
+        .post(format!(
+            "{control}/api/v1/apply?file=virtual-service-reviews-v3.yaml"
+        ))
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(applied.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let dom = chromium_run(&browser, &profile, &dashboard, "--dump-dom").await;
+        let shares = reviews_shares(&dom);
+        let v3 = shares.get("reviews-v3").copied().unwrap_or(0.0);
+        let others = shares
+            .iter()
+            .filter(|(w, _)| *w != "reviews-v3")
+            .map(|(_, s)| *s)
+            .fold(0.0, f64::max);
+        if v3 >= 0.99 && others == 0.0 {
+            eprintln!("shares after the shift: {shares:?}");
+            assert!(
+                dom.contains("reviews v3 100%"),
+                "the rule is listed among the routing rules"
+            );
+            assert!(dom.contains("applied virtual-service-reviews-v3.yaml"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reviews shares never moved to v3: {shares:?}"
+        );
+        sleep(Duration::from_millis(500)).await;
+    }
+
+    // A fault lease appears with its TTL counting down.
+    let created: Value = http()
+        .post(format!("{control}/api/v1/faults"))
+        .json(
+            &serde_json::json!({"service": "ratings", "delay": {"fixed_delay": "7s"},
+                                  "headers": {"end-user": "jason"}, "ttl_seconds": 120}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let remaining = |dom: &str| {
+        let faults = elements(dom, "li", "fault");
+        let fault = faults
+            .iter()
+            .find(|f| f["data-id"] == id)
+            .unwrap_or_else(|| panic!("fault {id} not listed: {faults:?}"));
+        number(fault, "data-remaining-s")
+    };
+    let dom = chromium_run(&browser, &profile, &dashboard, "--dump-dom").await;
+    let first = remaining(&dom);
+    assert!((1.0..=120.0).contains(&first), "{first}");
+    assert!(dom.contains("ratings: delay 7s"), "the fault in words");
+    sleep(Duration::from_millis(2500)).await;
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let dom = chromium_run(&browser, &profile, &dashboard, "--dump-dom").await;
+    let later = remaining(&dom);
+    assert!(
+        later < first,
+        "the countdown went from {first} s to {later} s"
+    );
+    chromium_run(
+        &browser,
+        &profile,
+        &dashboard,
+        &format!("--screenshot={}", screenshot.display()),
+    )
+    .await;
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    assert!(
+        png.len() > 20_000,
+        "a nearly empty screenshot ({} bytes)",
+        png.len()
+    );
+    println!("dashboard screenshot: {}", screenshot.display());
+    eprintln!("dashboard screenshot: {}", screenshot.display());
+
+    stop.store(true, Ordering::Relaxed);
+    let _ = traffic.await;
+    eprintln!("took {:?}", begun.elapsed());
+    up.stop().await;
+}
