@@ -2,8 +2,9 @@
 //! `meshctl up` while traffic flows, and what it renders is checked: every Bookinfo
 //! workload in the graph with a non-zero rate, the reviews shares moving to v3 when
 //! `virtual-service-reviews-v3.yaml` is applied, and an injected fault listed with its
-//! countdown going down. The last screenshot stays under the target directory (the path
-//! is printed).
+//! countdown going down; then a slow page (jason under that fault) listed among the
+//! recent traces and drawn as a waterfall with the injected delay. The screenshots of the
+//! dashboard and of the waterfall stay under the target directory (the paths are printed).
 //!
 //! Chromium is Debian's `chromium` (or `$CHROMIUM`). Without it the test says so and
 //! passes, unless `BOOKINFO_REQUIRE_CHROMIUM` is set (the test command sets it), where
@@ -139,6 +140,124 @@ const WORKLOADS: [&str; 7] = [
     "reviews-v3",
     "ratings-v1",
 ];
+
+/// Signs in as `user` through the page's form; gives the session cookie.
+async fn sign_in(page_url: &str, user: &str) -> String {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = page_url.replace("/productpage", "/login");
+    let resp = client
+        .post(&login)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("username={user}&passwd=password"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(!cookie.is_empty(), "{login} set no cookie: {resp:?}");
+    cookie
+}
+
+/// The slow page of the fault-injection lab (jason, ratings delayed by the fault in force)
+/// asked for with a sampled `traceparent`: the dashboard lists it among the recent traces,
+/// and `/#trace=<id>` draws its waterfall with every Bookinfo hop and the injected delay.
+async fn slow_page_trace(up: &Up, browser: &Path, profile: &Path, dashboard: &str) {
+    const TRACE: &str = "5d0e51a0000000000000000000000007";
+    let cookie = sign_in(&up.page_url(), "jason").await;
+    let took = Instant::now();
+    let page = http()
+        .get(up.page_url())
+        .header("cookie", cookie)
+        .header("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-01"))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let took = took.elapsed();
+    assert!(page.contains("jason"), "signed in as jason");
+    assert!(
+        took >= Duration::from_secs(2),
+        "the ratings delay made the page slow: {took:?}"
+    );
+    // Spans leave the proxies in batches once a second; wait for the deepest one.
+    let url = format!("{}/api/traces/{TRACE}", up.control_url());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let trace: Value = http()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        let has_delay = trace["spans"].as_array().is_some_and(|spans| {
+            spans.iter().any(|s| {
+                s["events"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|e| e["name"] == "fault.delay"))
+            })
+        });
+        if has_delay && trace["services"].as_array().is_some_and(|s| s.len() >= 4) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow page's trace never had its delayed call: {trace:#}"
+        );
+        sleep(Duration::from_millis(300)).await;
+    }
+    let dom = chromium_run(browser, profile, dashboard, "--dump-dom").await;
+    assert!(
+        dom.contains(&format!("data-trace-id=\"{TRACE}\"")),
+        "the trace is listed among the recent ones"
+    );
+    let linked = format!("{dashboard}#trace={TRACE}");
+    let dom = chromium_run(browser, profile, &linked, "--dump-dom").await;
+    let rows = elements(&dom, "div", "span-row");
+    let services: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r["data-service"].as_str()).collect();
+    for want in [
+        "istio-ingressgateway.istio-system",
+        "productpage.default",
+        "details.default",
+        "reviews.default",
+    ] {
+        assert!(
+            services.contains(want),
+            "{want} missing from the waterfall: {services:?}"
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r["data-events"].contains("fault.delay")),
+        "the injected delay shows on its span: {rows:?}"
+    );
+    assert!(dom.contains("delay injected 7.0 s"), "the delay in words");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-trace.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium_run(
+        browser,
+        profile,
+        &linked,
+        &format!("--screenshot={}", shot.display()),
+    )
+    .await;
+    assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
+    eprintln!("trace waterfall screenshot: {}", shot.display());
+}
 
 #[tokio::test]
 async fn chromium_shows_the_live_graph_traffic_shifting_and_a_fault_counting_down() {
@@ -279,6 +398,7 @@ async fn chromium_shows_the_live_graph_traffic_shifting_and_a_fault_counting_dow
     assert!(dom.contains("ratings: delay 7s"), "the fault in words");
     sleep(Duration::from_millis(2500)).await;
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    slow_page_trace(&up, &browser, &profile, &dashboard).await;
     let _ = std::fs::remove_file(&screenshot);
     let dom = chromium_run(&browser, &profile, &dashboard, "--dump-dom").await;
     let later = remaining(&dom);
