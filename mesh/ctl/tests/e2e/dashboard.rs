@@ -371,18 +371,12 @@ async fn chromium_shows_the_live_graph_traffic_shifting_and_a_fault_counting_dow
     }
 
     // A fault lease appears with its TTL counting down.
-    let created: Value = http()
-        .post(format!("{control}/api/v1/faults"))
-        .json(
-            &serde_json::json!({"service": "ratings", "delay": {"fixed_delay": "7s"},
+    let created: Value = post_json(
+        format!("{control}/api/v1/faults"),
+        &serde_json::json!({"service": "ratings", "delay": {"fixed_delay": "7s"},
                                   "headers": {"end-user": "jason"}, "ttl_seconds": 120}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    )
+    .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let remaining = |dom: &str| {
         let faults = elements(dom, "li", "fault");

@@ -75,14 +75,7 @@ async fn time_to_sync(up: &Up) -> u128 {
 async fn time_to_sync_within(up: &Up, limit: Duration) -> u128 {
     let start = Instant::now();
     loop {
-        let list: Value = http()
-            .get(format!("{}/api/v1/proxy-status", up.control_url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Value = get_json(format!("{}/api/v1/proxy-status", up.control_url())).await;
         let all = list.as_array().unwrap();
         if !all.is_empty() && all.iter().all(|p| p["status"] == "SYNCED") {
             return start.elapsed().as_millis();
@@ -241,14 +234,7 @@ async fn strict_mtls_rejects_plaintext_and_foreign_certificates_permissive_accep
     );
     up.ready().await;
     let inbound = up.port("details-v1-proxy", "inbound");
-    let root: Value = http()
-        .get(format!("{}/api/v1/ca/root", up.control_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let root: Value = get_json(format!("{}/api/v1/ca/root", up.control_url())).await;
     let root = root["root"].as_str().unwrap().to_owned();
 
     // No local process borrows an identity: without the proxy's token there is no

@@ -248,14 +248,7 @@ async fn tcp_traffic(up: &Up) {
 /// Waits until Prometheus scrapes every target the control plane lists, plus the control
 /// plane itself, and all are up.
 async fn targets_up(prom: &Prometheus, control: &str) -> usize {
-    let listed: Vec<Value> = http()
-        .get(format!("{control}/api/v1/prometheus/targets"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Vec<Value> = get_json(format!("{control}/api/v1/prometheus/targets")).await;
     // The gateway and six sidecars.
     assert_eq!(listed.len(), 7, "service discovery lists {listed:?}");
     let want = listed.len() + 1;

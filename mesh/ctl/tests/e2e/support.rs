@@ -236,6 +236,27 @@ pub(crate) fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// GETs `url` and decodes its JSON answer (any status: the caller checks the fields).
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(url: impl reqwest::IntoUrl) -> T {
+    http().get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// POSTs `body` as JSON to `url` and decodes the JSON answer.
+pub(crate) async fn post_json<T: serde::de::DeserializeOwned>(
+    url: impl reqwest::IntoUrl,
+    body: &serde_json::Value,
+) -> T {
+    http()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// GETs `url` until it answers 200 with a body containing `want`, within `within`.
 pub(crate) async fn page_with(url: &str, want: &str, within: Duration) -> String {
     let http = http();

@@ -105,17 +105,11 @@ async fn a_sampled_page_is_one_trace_in_the_embedded_store() {
         assert_eq!(s["attributes"]["http.status_code"], 200, "{s:#}");
         assert!(s["attributes"]["node_id"].is_string(), "{s:#}");
     }
-    let listed: Value = http()
-        .get(format!(
-            "{}/api/traces?service=ratings.default&limit=5",
-            up.control_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(format!(
+        "{}/api/traces?service=ratings.default&limit=5",
+        up.control_url()
+    ))
+    .await;
     assert!(
         listed
             .as_array()
