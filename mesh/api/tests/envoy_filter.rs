@@ -10,52 +10,7 @@ use mesh_api::compile::rate_limit::{HeaderToAdd, LocalRateLimit, TokenBucket, UN
 use mesh_api::{IstioDuration, MeshConfig, ProxyScope, compile};
 
 /// The task's EnvoyFilter, as istio.io shows it.
-const TASK: &str = r#"apiVersion: networking.istio.io/v1alpha3
-kind: EnvoyFilter
-metadata:
-  name: filter-local-ratelimit-svc
-  namespace: istio-system
-spec:
-  workloadSelector:
-    labels:
-      app: productpage
-  configPatches:
-    - applyTo: HTTP_FILTER
-      match:
-        context: SIDECAR_INBOUND
-        listener:
-          filterChain:
-            filter:
-              name: "envoy.filters.network.http_connection_manager"
-      patch:
-        operation: INSERT_BEFORE
-        value:
-          name: envoy.filters.http.local_ratelimit
-          typed_config:
-            "@type": type.googleapis.com/udpa.type.v1.TypedStruct
-            type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
-            value:
-              stat_prefix: http_local_rate_limiter
-              token_bucket:
-                max_tokens: 4
-                tokens_per_fill: 4
-                fill_interval: 60s
-              filter_enabled:
-                runtime_key: local_rate_limit_enabled
-                default_value:
-                  numerator: 100
-                  denominator: HUNDRED
-              filter_enforced:
-                runtime_key: local_rate_limit_enforced
-                default_value:
-                  numerator: 100
-                  denominator: HUNDRED
-              response_headers_to_add:
-                - append: false
-                  header:
-                    key: x-local-rate-limit
-                    value: 'true'
-"#;
+const TASK: &str = include_str!("data/local-ratelimit-productpage.yaml");
 
 fn load(yaml: &str) -> MeshConfig {
     let outcome = MeshConfig::load([("ratelimit.yaml", yaml)]).unwrap();

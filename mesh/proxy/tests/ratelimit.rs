@@ -17,53 +17,13 @@ mod support;
 
 use support::{file_sidecar, stats};
 
+/// The task's filter as istio.io shows it (it selects `app: productpage`).
+const TASK_FILTER: &str = include_str!("../../api/tests/data/local-ratelimit-productpage.yaml");
+
 /// The task's filter, selecting the test sidecar's workload (`app: client`).
-const FILTER: &str = r#"apiVersion: networking.istio.io/v1alpha3
-kind: EnvoyFilter
-metadata:
-  name: filter-local-ratelimit-svc
-  namespace: istio-system
-spec:
-  workloadSelector:
-    labels:
-      app: client
-  configPatches:
-    - applyTo: HTTP_FILTER
-      match:
-        context: SIDECAR_INBOUND
-        listener:
-          filterChain:
-            filter:
-              name: "envoy.filters.network.http_connection_manager"
-      patch:
-        operation: INSERT_BEFORE
-        value:
-          name: envoy.filters.http.local_ratelimit
-          typed_config:
-            "@type": type.googleapis.com/udpa.type.v1.TypedStruct
-            type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
-            value:
-              stat_prefix: http_local_rate_limiter
-              token_bucket:
-                max_tokens: 4
-                tokens_per_fill: 4
-                fill_interval: 60s
-              filter_enabled:
-                runtime_key: local_rate_limit_enabled
-                default_value:
-                  numerator: 100
-                  denominator: HUNDRED
-              filter_enforced:
-                runtime_key: local_rate_limit_enforced
-                default_value:
-                  numerator: 100
-                  denominator: HUNDRED
-              response_headers_to_add:
-                - append: false
-                  header:
-                    key: x-local-rate-limit
-                    value: 'true'
-"#;
+fn filter() -> String {
+    TASK_FILTER.replace("app: productpage", "app: client")
+}
 
 /// The local app: answers every request with 200 and counts them.
 async fn app() -> (SocketAddr, Arc<AtomicU32>) {
@@ -104,7 +64,7 @@ async fn admin(proxy: &Running, path: &str) -> String {
 #[tokio::test(start_paused = true)]
 async fn the_fifth_request_is_429_until_the_bucket_refills() {
     let (app, served) = app().await;
-    let proxy = file_sidecar(&[], FILTER, app).await;
+    let proxy = file_sidecar(&[], &filter(), app).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
 
     let mut codes = Vec::new();
@@ -172,7 +132,7 @@ async fn the_fifth_request_is_429_until_the_bucket_refills() {
 #[tokio::test]
 async fn a_workload_the_filter_does_not_select_is_not_limited() {
     let (app, served) = app().await;
-    let proxy = file_sidecar(&[], &FILTER.replace("app: client", "app: productpage"), app).await;
+    let proxy = file_sidecar(&[], TASK_FILTER, app).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     for _ in 0..10 {
         assert_eq!(call(&client, &proxy).await.status(), 200);
