@@ -57,6 +57,16 @@ pub enum RootSource {
     Generate,
     /// Load from `dir` when present, else generate and save there.
     Dir(std::path::PathBuf),
+    /// A root already read (from a Kubernetes Secret, say); `origin` names where, for
+    /// errors.
+    Pem {
+        /// Where it was read, e.g. `Secret istio-system/mesh-ca-secret`.
+        origin: String,
+        /// Root certificate, PEM.
+        cert: String,
+        /// Its private key, PEM.
+        key: String,
+    },
     /// Load these PEM files.
     Files {
         /// Root certificate.
@@ -94,6 +104,15 @@ impl Ca {
         match source {
             RootSource::Generate => Self::generate(trust_domain),
             RootSource::Files { cert, key } => Self::load(cert, key, trust_domain),
+            RootSource::Pem { origin, cert, key } => {
+                let ca = LocalCa::from_pem(cert, key, trust_domain).map_err(|source| {
+                    CaError::BadRoot {
+                        path: origin.clone(),
+                        source,
+                    }
+                })?;
+                Ok(Self { ca })
+            }
             RootSource::Dir(dir) => {
                 let cert = dir.join(ROOT_CERT_FILE);
                 let key = dir.join(ROOT_KEY_FILE);
@@ -140,6 +159,11 @@ impl Ca {
     /// The root certificate, PEM.
     pub fn root_pem(&self) -> &str {
         self.ca.root_pem()
+    }
+
+    /// The root's private key, PEM (to persist a generated root).
+    pub fn key_pem(&self) -> String {
+        self.ca.key_pem()
     }
 
     /// The trust domain (`cluster.local`).

@@ -1,7 +1,7 @@
 //! `mesh-control`: the control plane binary.
 //!
 //! ```text
-//! mesh-control [--listen 127.0.0.1:15010] [--config-dir DIR] [--kubernetes] [--ca-dir DIR]
+//! mesh-control [--listen 127.0.0.1:15010] [--config-dir DIR] [--kubernetes] [--ca-dir DIR | --ca-secret NAME]
 //!              [--ca-cert FILE --ca-key FILE] [--cert-ttl 24h] [--trust-domain cluster.local]
 //!              [--workload-tokens FILE] [--token-review [--token-audience mesh-control]]
 //!              [--api-token-file FILE] [--registration-grace 5s]
@@ -46,6 +46,11 @@ struct Cli {
     /// Directory keeping the CA root (generated there on first start).
     #[arg(long, env = "MESH_CONTROL_CA_DIR", conflicts_with_all = ["ca_cert", "ca_key"])]
     ca_dir: Option<PathBuf>,
+    /// Kubernetes Secret keeping the CA root, `[NAMESPACE/]NAME` (default namespace: the
+    /// pod's): read at start, created with a new root when missing, like istiod's
+    /// `istio-ca-secret`. Needs get and create on secrets there.
+    #[arg(long, env = "MESH_CONTROL_CA_SECRET", value_name = "[NAMESPACE/]NAME", conflicts_with_all = ["ca_dir", "ca_cert", "ca_key"])]
+    ca_secret: Option<String>,
     /// Root certificate (PEM) to issue from; needs --ca-key.
     #[arg(long, env = "MESH_CONTROL_CA_CERT", requires = "ca_key")]
     ca_cert: Option<PathBuf>,
@@ -171,10 +176,33 @@ fn main() -> ExitCode {
     runtime.block_on(run(cli))
 }
 
+/// The CA root kept in the Secret `[namespace/]name` of the cluster.
+async fn root_from_secret(secret: &str, trust_domain: &str) -> Result<RootSource, String> {
+    let client = mesh_control::kube::connect()
+        .await
+        .map_err(|e| format!("--ca-secret {secret}: {e}"))?;
+    let (namespace, name) = match secret.split_once('/') {
+        Some((namespace, name)) => (namespace.to_owned(), name.to_owned()),
+        None => (client.default_namespace().to_owned(), secret.to_owned()),
+    };
+    if namespace.is_empty() || name.is_empty() || name.contains('/') {
+        return Err(format!(
+            "--ca-secret {secret:?}: expected NAME or NAMESPACE/NAME"
+        ));
+    }
+    mesh_control::kube::ca_secret::root_source(&client, &namespace, &name, trust_domain)
+        .await
+        .map_err(|e| format!("--ca-secret: {e}"))
+}
+
 async fn run(cli: Cli) -> ExitCode {
-    let root = match (cli.ca_dir, cli.ca_cert, cli.ca_key) {
-        (Some(dir), _, _) => RootSource::Dir(dir),
-        (None, Some(cert), Some(key)) => RootSource::Files { cert, key },
+    let root = match (cli.ca_dir, cli.ca_cert, cli.ca_key, &cli.ca_secret) {
+        (Some(dir), _, _, _) => RootSource::Dir(dir),
+        (None, Some(cert), Some(key), _) => RootSource::Files { cert, key },
+        (_, _, _, Some(secret)) => match root_from_secret(secret, &cli.trust_domain).await {
+            Ok(root) => root,
+            Err(message) => return usage_error(&message),
+        },
         _ => RootSource::Generate,
     };
     let settings = Settings {

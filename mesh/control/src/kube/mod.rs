@@ -9,10 +9,12 @@
 //! * [`kinds`]: which kinds are watched, with their API group, version and plural.
 //! * [`convert`]: one object → one [`SourceFile`].
 //! * [`watch`]: a watcher per kind, the shared object set, and [`KubeSource`].
+//! * [`ca_secret`]: the CA root kept in a Secret, so a new control-plane pod keeps it.
 //!
 //! [`Admission::EachFile`]: crate::source::Admission::EachFile
 //! [`SourceFile`]: crate::source::SourceFile
 
+pub mod ca_secret;
 pub mod client;
 pub mod convert;
 pub mod kinds;

@@ -3,7 +3,8 @@
 //! drives it: apply/delete objects, stop every watch and hold new ones back
 //! ([`FakeKube::pause_watches`]), forget the event history so a resumed watch gets
 //! 410 Gone and must list again ([`FakeKube::compact`]), stop serving a kind (a CRD that
-//! is not installed).
+//! is not installed). Core Secrets can be read and created one by one (the CA root's),
+//! and a create can be made to lose a race ([`FakeKube::race_next_secret_create`]).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -58,8 +59,17 @@ struct Store {
     kinds: BTreeMap<usize, Kind>,
 }
 
+/// Core Secrets by `(namespace, name)`, and one to slip in before the next create.
+#[derive(Default)]
+struct Secrets {
+    objects: BTreeMap<(String, String), Value>,
+    racing: Option<Value>,
+    creates: usize,
+}
+
 struct Inner {
     store: Mutex<Store>,
+    secrets: Mutex<Secrets>,
     /// Every event, as `(index into KINDS, event line)`.
     live: broadcast::Sender<(usize, String)>,
     /// Bumped to end every open watch.
@@ -121,17 +131,57 @@ impl FakeKube {
         };
         let inner = Arc::new(Inner {
             store: Mutex::new(store),
+            secrets: Mutex::new(Secrets::default()),
             live: broadcast::channel(1024).0,
             epoch: watch::channel(0).0,
             open: watch::channel(true).0,
         });
         let router = Router::new()
             .route("/apis/{group}/{version}/{plural}", get(serve))
+            .route(
+                "/api/v1/namespaces/{namespace}/secrets/{name}",
+                get(get_secret),
+            )
+            .route(
+                "/api/v1/namespaces/{namespace}/secrets",
+                axum::routing::post(create_secret),
+            )
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await });
         Self { url, inner }
+    }
+
+    /// Stores a Secret as `kubectl apply` would (`data` values base64, as on the wire).
+    pub(crate) fn put_secret(&self, namespace: &str, name: &str, data: Value) {
+        let object = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"},
+            "type": "Opaque", "data": data});
+        let mut secrets = self.inner.secrets.lock().unwrap();
+        secrets
+            .objects
+            .insert((namespace.to_owned(), name.to_owned()), object);
+    }
+
+    /// The Secret `namespace`/`name`, if any.
+    pub(crate) fn secret(&self, namespace: &str, name: &str) -> Option<Value> {
+        let secrets = self.inner.secrets.lock().unwrap();
+        secrets
+            .objects
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// How many Secret creates succeeded.
+    pub(crate) fn secret_creates(&self) -> usize {
+        self.inner.secrets.lock().unwrap().creates
+    }
+
+    /// The next Secret create finds `data` stored under its name by someone else first,
+    /// and gets 409 AlreadyExists, as a second control plane starting at once would.
+    pub(crate) fn race_next_secret_create(&self, data: Value) {
+        self.inner.secrets.lock().unwrap().racing = Some(data);
     }
 
     /// What `kubectl apply -f` does with a YAML text: creates or replaces each object,
@@ -273,6 +323,52 @@ async fn serve(
         "metadata": {"resourceVersion": version.to_string()}, "items": items,
     });
     json_response(StatusCode::OK, body.to_string())
+}
+
+async fn get_secret(
+    State(inner): State<Arc<Inner>>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    let secrets = inner.secrets.lock().unwrap();
+    match secrets.objects.get(&(namespace, name.clone())) {
+        Some(object) => json_response(StatusCode::OK, object.to_string()),
+        None => {
+            let body = status(404, "NotFound", &format!("secrets \"{name}\" not found"));
+            json_response(StatusCode::NOT_FOUND, body.to_string())
+        }
+    }
+}
+
+async fn create_secret(
+    State(inner): State<Arc<Inner>>,
+    Path(namespace): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Ok(mut object) = serde_json::from_slice::<Value>(&body) else {
+        let body = status(400, "BadRequest", "the body is not a JSON object");
+        return json_response(StatusCode::BAD_REQUEST, body.to_string());
+    };
+    let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    let key = (namespace.clone(), name.clone());
+    let mut secrets = inner.secrets.lock().unwrap();
+    if let Some(data) = secrets.racing.take() {
+        let other = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"},
+            "type": "Opaque", "data": data});
+        secrets.objects.insert(key.clone(), other);
+    }
+    if secrets.objects.contains_key(&key) {
+        let body = status(
+            409,
+            "AlreadyExists",
+            &format!("secrets \"{name}\" already exists"),
+        );
+        return json_response(StatusCode::CONFLICT, body.to_string());
+    }
+    object["metadata"]["resourceVersion"] = json!("1");
+    secrets.objects.insert(key, object.clone());
+    secrets.creates += 1;
+    json_response(StatusCode::CREATED, object.to_string())
 }
 
 fn not_found() -> Response {

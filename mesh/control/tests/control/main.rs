@@ -4,6 +4,7 @@
 
 mod auth;
 mod ca;
+mod ca_secret;
 mod client;
 mod config;
 mod fake_kube;
