@@ -288,8 +288,9 @@ fn all_shipped_files_load_together_and_compile() {
     ));
 }
 
-/// Files we ship in `gateway-api/`, same names as Istio's `samples/bookinfo/gateway-api`.
-const EXPECTED_GATEWAY_API_FILES: usize = 6;
+/// Files we ship in `gateway-api/`: the six of Istio's `samples/bookinfo/gateway-api`
+/// (same names), and `route-reviews-test-v2.yaml`, the request-routing task's HTTPRoute.
+const EXPECTED_GATEWAY_API_FILES: usize = 7;
 
 #[test]
 fn every_shipped_gateway_api_file_parses_validates_and_compiles() {

@@ -33,7 +33,17 @@ fn images_sh() -> BTreeSet<String> {
 const FROM_SECRET: &str = "<from a Secret>";
 
 /// Variables only one side sets, and why.
-const ONE_SIDED: [(&str, &str); 6] = [
+const ONE_SIDED: [(&str, &str); 8] = [
+    (
+        "MESH_CONTROL_CA_DIR",
+        "compose keeps the CA root on a named volume; Kubernetes in a Secret \
+         (MESH_CONTROL_CA_SECRET), which outlives the pod",
+    ),
+    (
+        "MESH_CONTROL_CA_SECRET",
+        "Kubernetes only: the CA root in the Secret mesh-ca-secret; compose has no API \
+         server and uses MESH_CONTROL_CA_DIR",
+    ),
     (
         "BIND_ADDRESS",
         "compose: the app shares its sidecar's network namespace and listens on loopback \
@@ -504,7 +514,8 @@ fn gateway_and_control_plane_agree_on_settings_and_ports() {
 /// each other. Compose keeps `MESH_CONTROL_CA_DIR` on a named volume (a bind mount or
 /// none would be a new root per container), the image has that directory writable by
 /// the UID the service runs as (a new named volume takes over its owner and mode; the
-/// root filesystem is read-only), and Kubernetes mounts a volume at the same place.
+/// root filesystem is read-only). Kubernetes keeps it in a Secret instead, which outlives
+/// the pod: the control plane's Role may read that one Secret and create it.
 #[test]
 fn the_control_planes_ca_root_survives_a_restart() {
     let text = std::fs::read_to_string(repo_dir().join("docker-compose.yml")).unwrap();
@@ -578,14 +589,37 @@ fn the_control_planes_ca_root_survives_a_restart() {
         "scripts/images.sh makes {made}"
     );
 
-    // Kubernetes: the same directory, on a volume of the pod.
-    let (container, k8s_env) = k8s_single("components/mesh/control-plane.yaml");
-    assert_eq!(k8s_env.get("MESH_CONTROL_CA_DIR"), Some(dir));
+    // Kubernetes: a Secret, which the control plane's Role lets it read and create.
+    let (_, k8s_env) = k8s_single("components/mesh/control-plane.yaml");
+    assert_eq!(k8s_env.get("MESH_CONTROL_CA_DIR"), None);
+    let secret = k8s_env
+        .get("MESH_CONTROL_CA_SECRET")
+        .expect("the CA root in a Secret");
+    let docs = file("components/mesh/control-plane.yaml");
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "mesh-control-ca")
+        .expect("the Role of the CA Secret");
+    let rules = arr(role, "/rules");
+    let allows = |verb: &str, named: bool| {
+        rules.iter().any(|r| {
+            arr(r, "/resources").iter().any(|x| x == "secrets")
+                && arr(r, "/verbs").iter().any(|v| v == verb)
+                && (!named
+                    || arr(r, "/resourceNames")
+                        .iter()
+                        .any(|n| n == secret.as_str()))
+        })
+    };
+    assert!(allows("get", true), "get on Secret {secret}: {rules:?}");
+    assert!(allows("create", false), "create secrets: {rules:?}");
     assert!(
-        arr(&container, "/volumeMounts")
-            .iter()
-            .any(|m| m["mountPath"] == dir.as_str()),
-        "the control plane's pod mounts a volume at {dir}"
+        docs.iter().any(|d| d["kind"] == "RoleBinding"
+            && d["roleRef"]["name"] == "mesh-control-ca"
+            && arr(d, "/subjects")
+                .iter()
+                .any(|s| s["name"] == "mesh-control")),
+        "the Role is bound to the control plane's service account"
     );
 }
 

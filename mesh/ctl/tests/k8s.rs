@@ -172,6 +172,7 @@ fn readers(program: &str) -> BTreeMap<&'static str, Reader> {
                 "MESH_CONTROL_CONFIG_DIR",
                 "MESH_CONTROL_KUBERNETES",
                 "MESH_CONTROL_CA_DIR",
+                "MESH_CONTROL_CA_SECRET",
                 "MESH_CONTROL_CA_CERT",
                 "MESH_CONTROL_CA_KEY",
                 "MESH_CONTROL_CERT_TTL",
