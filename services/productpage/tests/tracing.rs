@@ -137,10 +137,13 @@ fn install(tracing: Option<&Tracing>) -> Logs {
     logs
 }
 
+/// The headers of every request a fake upstream received.
+type Hits = Arc<Mutex<Vec<HeaderMap>>>;
+
 /// A fake upstream answering `status` with `body`, recording the headers it got.
-async fn fake(status: u16, body: &'static str) -> (u16, Arc<Mutex<Vec<HeaderMap>>>) {
+async fn fake(status: u16, body: &'static str) -> (u16, Hits) {
     async fn answer(
-        State((status, body, hits)): State<(u16, &'static str, Arc<Mutex<Vec<HeaderMap>>>)>,
+        State((status, body, hits)): State<(u16, &'static str, Hits)>,
         req: Request,
     ) -> Response {
         hits.lock().unwrap().push(req.headers().clone());
