@@ -94,6 +94,29 @@ where
         },
         _ => (EnvFilter::new(default_filter), None),
     };
+    // A subscriber may already be set (tests); keeping the first one is fine.
+    let installed = tracing_subscriber::registry()
+        .with(layers(format, filter, tracing, writer))
+        .try_init()
+        .is_ok();
+    if installed && let Some(t) = tracing {
+        t.enable();
+    }
+    if let Some(msg) = bad {
+        tracing::warn!("{msg}");
+    }
+}
+
+/// The log lines in `format`, filtered by `filter`, and the span layer when tracing is on.
+fn layers<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    tracing: Option<&Tracing>,
+    writer: W,
+) -> Vec<Box<dyn Layer<Registry> + Send + Sync>>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let base = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_writer(writer);
@@ -131,17 +154,7 @@ where
                 .boxed(),
         );
     }
-    // A subscriber may already be set (tests); keeping the first one is fine.
-    let installed = tracing_subscriber::registry()
-        .with(layers)
-        .try_init()
-        .is_ok();
-    if installed && let Some(t) = tracing {
-        t.enable();
-    }
-    if let Some(msg) = bad {
-        tracing::warn!("{msg}");
-    }
+    layers
 }
 
 /// An event formatter that adds the current span's `trace_id` and `span_id` to what
@@ -188,5 +201,102 @@ where
                 ids.trace_id, ids.span_id
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    use super::*;
+    use crate::trace::settings::{Sampling, Settings};
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines written in `format` by one event outside any span and one inside a
+    /// span whose parent is the remote span `TRACE`; with the inner span's id.
+    fn lines(format: LogFormat) -> (Vec<String>, String) {
+        let settings = Settings {
+            // Nothing is exported: only the ids matter here.
+            sampling: Sampling {
+                parent_based: false,
+                ratio: 0.0,
+            },
+            ..Settings::new("http://127.0.0.1:9/v1/traces")
+        };
+        let tracing = Tracing::start(&settings, "test").unwrap();
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry().with(layers(
+            format,
+            EnvFilter::new("info"),
+            Some(&tracing),
+            move || writer.clone(),
+        ));
+        let mut span_id = String::new();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(phase = "start", "Outside.");
+            let span = tracing::info_span!("request");
+            let parent = SpanContext::new(
+                TraceId::from_hex(TRACE).unwrap(),
+                SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default(),
+            );
+            span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent))
+                .unwrap();
+            crate::trace::remember_ids(&span);
+            span_id = span.context().span().span_context().span_id().to_string();
+            span.in_scope(|| tracing::warn!(attempt = 1, "Inside."));
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        (text.lines().map(str::to_owned).collect(), span_id)
+    }
+
+    #[test]
+    fn json_lines_get_flat_ids_only_inside_a_span() {
+        let (lines, span_id) = lines(LogFormat::Json);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let outside: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        assert!(outside.get("trace_id").is_none(), "{outside}");
+        let inside: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(inside["message"], "Inside.");
+        assert_eq!(inside["attempt"], 1);
+        assert_eq!(inside["trace_id"], TRACE);
+        assert_eq!(inside["span_id"].as_str(), Some(span_id.as_str()));
+        assert_eq!(span_id.len(), 16);
+        assert!(inside.get("span").is_none() && inside.get("spans").is_none());
+    }
+
+    #[test]
+    fn plain_lines_end_with_the_ids_inside_a_span() {
+        let (lines, span_id) = lines(LogFormat::Plain);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(!lines[0].contains("trace_id="), "{}", lines[0]);
+        assert!(
+            lines[1].ends_with(&format!(" trace_id={TRACE} span_id={span_id}")),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[1].contains("Inside."));
     }
 }

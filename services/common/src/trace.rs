@@ -175,7 +175,7 @@ pub(crate) struct LogIds {
 
 /// Starts the OpenTelemetry span of `span` now and keeps its ids where the log
 /// formatter finds them (the span's registry extensions).
-fn remember_ids(span: &Span) {
+pub(crate) fn remember_ids(span: &Span) {
     let cx = span.context();
     let sc = cx.span().span_context().clone();
     if !sc.is_valid() {
