@@ -2,7 +2,8 @@
 //!
 //! Every service binary follows the same startup shape, and this crate holds it once:
 //! parse the environment into a typed config ([`config`]) before binding anything,
-//! exit with code 64 and one clear line on bad config, initialise logs ([`telemetry`]),
+//! exit with code 64 and one clear line on bad config, initialise logs ([`telemetry`])
+//! and, when an OTLP endpoint is set, spans ([`trace`]),
 //! bind `[::]:9080` dual-stack ([`serve`]), expose `/metrics` ([`metrics`]), forward the
 //! tracing and identity headers the original Bookinfo forwards ([`headers`]), call
 //! upstreams through a client that honours `HTTP_PROXY` so the mesh sidecar sees every
@@ -28,3 +29,5 @@ pub mod serve;
 pub mod shutdown;
 #[cfg(feature = "service")]
 pub mod telemetry;
+#[cfg(feature = "service")]
+pub mod trace;

@@ -6,8 +6,10 @@
 
 use std::time::Duration;
 
+use bookinfo_common::trace;
 use http::HeaderMap;
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::book::BookDetails;
 
@@ -38,16 +40,29 @@ pub async fn fetch(
     headers: HeaderMap,
 ) -> Result<BookDetails, ExternalError> {
     let url = format!("{base}/books/v1/volumes?q=isbn:{ISBN}");
-    let resp = client
-        .get(url)
-        .headers(headers)
-        .timeout(TIMEOUT)
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        return Err(ExternalError::Status(resp.status().as_u16()));
-    }
-    let body = resp.bytes().await?;
+    let span = trace::client_span("GET", &url, "books-api");
+    let call = async {
+        let resp = client
+            .get(&url)
+            .headers(headers)
+            .timeout(TIMEOUT)
+            .send()
+            .await?;
+        trace::record_status(
+            &tracing::Span::current(),
+            Some(resp.status().as_u16()),
+            None,
+        );
+        if !resp.status().is_success() {
+            return Err(ExternalError::Status(resp.status().as_u16()));
+        }
+        Ok(resp.bytes().await?)
+    };
+    let body = call.instrument(span.clone()).await.inspect_err(|e| {
+        if let ExternalError::Request(e) = e {
+            trace::record_status(&span, None, Some(&e.to_string()));
+        }
+    })?;
     let json: Value = serde_json::from_slice(&body)
         .map_err(|e| ExternalError::Shape(format!("not JSON ({e})")))?;
     map_volume(&json)

@@ -14,17 +14,19 @@ async fn main() -> ExitCode {
         .unwrap_or_else(|e| exit_usage("details", &e));
     let format =
         telemetry::LogFormat::from_env(&SystemEnv).unwrap_or_else(|e| exit_usage("details", &e));
-    telemetry::init(format, "info");
+    let spans = telemetry::start("details", format, "info", &SystemEnv);
     let client = match client::build(client::ClientOptions::default()) {
         Ok(c) => c,
         Err(e) => exit_usage("details", &format!("cannot build the HTTP client: {e}")),
     };
     tracing::info!(external = config.external, books_api = %config.books_api, "Starting details.");
     let listen = config.listen;
-    bookinfo_common::serve::start(
+    let code = bookinfo_common::serve::start(
         "details",
         listen,
         app(Arc::new(AppState { config, client })),
     )
-    .await
+    .await;
+    telemetry::finish(spans).await;
+    code
 }

@@ -33,7 +33,7 @@ pub struct AppState {
 pub fn app(state: Arc<AppState>) -> Router {
     let metrics = Metrics::new();
     let http = metrics.http();
-    Router::new()
+    let router = Router::new()
         .route("/details", any(details))
         .route("/details/", any(details))
         .route("/details/{*rest}", any(details))
@@ -42,7 +42,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(http, metrics::track))
-        .merge(metrics::routes(Arc::new(metrics)))
+        .merge(metrics::routes(Arc::new(metrics)));
+    bookinfo_common::trace::layer(router)
 }
 
 fn json(status: StatusCode, body: String) -> Response {

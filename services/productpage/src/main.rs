@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let format = LogFormat::from_env(&env).unwrap_or_else(|e| exit_usage(PROGRAM, &e));
     let config =
         Config::from_lookup(&env, arg.as_deref()).unwrap_or_else(|e| exit_usage(PROGRAM, &e));
-    telemetry::init(format, DEFAULT_LOG_FILTER);
+    let spans = telemetry::start(PROGRAM, format, DEFAULT_LOG_FILTER, &env);
 
     let state =
         AppState::new(&config, Proxy::FromEnvironment).context("cannot start productpage")?;
@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
         keep_alive = config.keep_alive,
         "Product page listening."
     );
-    serve::run_until(listener, app(state), shutdown)
-        .await
-        .context("server failed")
+    let served = serve::run_until(listener, app(state), shutdown).await;
+    telemetry::finish(spans).await;
+    served.context("server failed")
 }

@@ -25,7 +25,7 @@ struct StatusPage {
 /// wrong method gets 405, anything else 404 (including `/productpage/`).
 pub fn app(state: AppState) -> Router {
     let registry = state.metrics();
-    Router::new()
+    let router = Router::new()
         .route("/", get(pages::landing))
         .route("/index.html", get(pages::landing))
         .route("/health", get(pages::health))
@@ -42,7 +42,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(registry.http(), track))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http());
+    bookinfo_common::trace::layer(router)
 }
 
 /// 404 page.

@@ -14,6 +14,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use reqwest::Url;
+use tracing::Instrument as _;
 
 /// Deadline of one attempt, like the original's `requests.get(..., timeout=3.0)`.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -191,7 +192,7 @@ impl Backends {
         let attempts = service.attempts();
         let mut last = AttemptError::Timeout;
         for attempt in 1..=attempts {
-            match self.attempt(url, headers).await {
+            match self.attempt(service, url, headers).await {
                 Ok(body) => {
                     return serde_json::from_slice(&body).map_err(|error| {
                         tracing::warn!(destination = service.name(), %url, %error, "Upstream answered 200 with a body that is not JSON.");
@@ -211,11 +212,19 @@ impl Backends {
         })
     }
 
-    async fn attempt(&self, url: &Url, headers: &HeaderMap) -> Result<Bytes, AttemptError> {
+    async fn attempt(
+        &self,
+        service: Service,
+        url: &Url,
+        headers: &HeaderMap,
+    ) -> Result<Bytes, AttemptError> {
         let request = self.client.get(url.clone()).headers(headers.clone());
+        // One CLIENT span per attempt, as OpenTelemetry counts resends.
+        let span = bookinfo_common::trace::client_span("GET", url.as_str(), service.name());
         let exchange = async {
             let response = request.send().await.map_err(AttemptError::Transport)?;
             let status = response.status().as_u16();
+            bookinfo_common::trace::record_status(&tracing::Span::current(), Some(status), None);
             if status != 200 {
                 return Err(AttemptError::Status(status));
             }
@@ -223,9 +232,13 @@ impl Backends {
             // out like one that never answers.
             response.bytes().await.map_err(AttemptError::Transport)
         };
-        tokio::time::timeout(ATTEMPT_TIMEOUT, exchange)
+        let result = tokio::time::timeout(ATTEMPT_TIMEOUT, exchange.instrument(span.clone()))
             .await
-            .unwrap_or(Err(AttemptError::Timeout))
+            .unwrap_or(Err(AttemptError::Timeout));
+        if let Err(e @ (AttemptError::Timeout | AttemptError::Transport(_))) = &result {
+            bookinfo_common::trace::record_status(&span, None, Some(&e.to_string()));
+        }
+        result
     }
 
     /// `<base>/<service>/<id>`, with `id` percent-encoded as one path segment.

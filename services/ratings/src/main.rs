@@ -17,9 +17,11 @@ async fn main() -> anyhow::Result<()> {
     let log_format = LogFormat::from_env(&env).unwrap_or_else(|err| exit_usage("ratings", &err));
     let config = Config::from_env(&env, port_arg.as_deref())
         .unwrap_or_else(|err| exit_usage("ratings", &err));
-    telemetry::init(
+    let spans = telemetry::start(
+        "ratings",
         log_format,
         "ratings=info,bookinfo_ratings=info,bookinfo_common=info,warn",
+        &env,
     );
 
     // Signals first: a SIGTERM right after the port is bound must drain, not kill.
@@ -32,13 +34,14 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%addr, version = config.version.name(), seed = ?config.seed, "Ratings listening.");
-    serve::run_until(
+    let served = serve::run_until(
         listener,
         app(AppState::new(config.version, config.seed)),
         shutdown,
     )
-    .await
-    .context("serving")?;
+    .await;
+    telemetry::finish(spans).await;
+    served.context("serving")?;
     tracing::info!("Ratings stopped.");
     Ok(())
 }

@@ -28,7 +28,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The service's router.
 pub fn app(state: AppState) -> Router {
     let http_metrics = state.metrics().http();
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health).post(not_found))
         // `/ratings/` alone matches too: the original's pattern is `^/ratings/[0-9]*`.
         .route("/ratings/", get(get_ratings).post(post_ratings))
@@ -39,7 +39,8 @@ pub fn app(state: AppState) -> Router {
         // Keep the original's answer to POSTs on unknown paths for /metrics as well.
         .route("/metrics", post(not_found))
         .layer(middleware::from_fn(only_get_and_post))
-        .layer(middleware::from_fn_with_state(http_metrics, track))
+        .layer(middleware::from_fn_with_state(http_metrics, track));
+    bookinfo_common::trace::layer(router)
 }
 
 /// A compact JSON answer with the original's content type.

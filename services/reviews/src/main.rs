@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
         .unwrap_or_else(|e| exit_usage("reviews", &e));
     let format =
         telemetry::LogFormat::from_env(&SystemEnv).unwrap_or_else(|e| exit_usage("reviews", &e));
-    telemetry::init(format, "info");
+    let spans = telemetry::start("reviews", format, "info", &SystemEnv);
     let client = match client::build(client::ClientOptions::default()) {
         Ok(c) => c,
         Err(e) => exit_usage("reviews", &format!("cannot build the HTTP client: {e}")),
@@ -27,10 +27,12 @@ async fn main() -> ExitCode {
         "Starting reviews."
     );
     let listen = config.listen;
-    bookinfo_common::serve::start(
+    let code = bookinfo_common::serve::start(
         "reviews",
         listen,
         app(Arc::new(AppState { config, client })),
     )
-    .await
+    .await;
+    telemetry::finish(spans).await;
+    code
 }

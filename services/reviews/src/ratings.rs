@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use bookinfo_common::trace;
 use http::{HeaderMap, HeaderValue, header};
 use serde_json::Value;
+use tracing::Instrument as _;
 
 /// Asks ratings for `product_id` and returns the stars of Reviewer1 and Reviewer2.
 ///
@@ -19,8 +21,23 @@ pub async fn fetch(
 ) -> [Option<i64>; 2] {
     let url = format!("{base_url}/ratings/{product_id}");
     headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    // The CLIENT span covers the whole exchange, body included; the warnings below are
+    // written in it, so their log lines carry its ids.
+    let span = trace::client_span("GET", &url, "ratings");
+    exchange(client, &url, headers, timeout)
+        .instrument(span)
+        .await
+}
+
+async fn exchange(
+    client: &reqwest::Client,
+    url: &str,
+    headers: HeaderMap,
+    timeout: Duration,
+) -> [Option<i64>; 2] {
+    let span = tracing::Span::current();
     let resp = match client
-        .get(&url)
+        .get(url)
         .headers(headers)
         .timeout(timeout)
         .send()
@@ -28,10 +45,12 @@ pub async fn fetch(
     {
         Ok(r) => r,
         Err(e) => {
+            trace::record_status(&span, None, Some(&e.to_string()));
             tracing::warn!("Error: unable to contact {url} got exception {e}");
             return [None, None];
         }
     };
+    trace::record_status(&span, Some(resp.status().as_u16()), None);
     if resp.status() != reqwest::StatusCode::OK {
         tracing::warn!(
             "Error: unable to contact {url} got status of {}",

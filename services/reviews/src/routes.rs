@@ -27,13 +27,14 @@ pub struct AppState {
 pub fn app(state: Arc<AppState>) -> Router {
     let metrics = Metrics::new();
     let http = metrics.http();
-    Router::new()
+    let router = Router::new()
         .route("/", get(index))
         .route("/health", get(health))
         .route("/reviews/{id}", get(reviews))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(http, metrics::track))
-        .merge(metrics::routes(Arc::new(metrics)))
+        .merge(metrics::routes(Arc::new(metrics)));
+    bookinfo_common::trace::layer(router)
 }
 
 fn json(body: String) -> Response {

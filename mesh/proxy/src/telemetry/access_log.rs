@@ -7,7 +7,10 @@
 //! "X-REQUEST-ID" "AUTHORITY" "UPSTREAM_HOST" UPSTREAM_CLUSTER UPSTREAM_LOCAL
 //! DOWNSTREAM_LOCAL DOWNSTREAM_REMOTE SNI ROUTE_NAME
 //! ```
-//! (on one line; `-` stands for an empty value).
+//! (on one line; `-` stands for an empty value). With tracing on, the line ends with
+//! ` trace_id=<32 hex> span_id=<16 hex>`, the ids of this hop's span: after every field
+//! of Envoy's format, so parsers of that format keep working, and as `key=value`, so
+//! Loki's `logfmt`, Vector's `parse_logfmt` or a Grafana derived field find them.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -65,6 +68,10 @@ pub struct Entry {
     pub sni: String,
     /// Name of the matched route.
     pub route_name: String,
+    /// This hop's trace id (32 hex digits), when tracing is on.
+    pub trace_id: String,
+    /// This hop's span id (16 hex digits), when tracing is on.
+    pub span_id: String,
 }
 
 impl Entry {
@@ -136,7 +143,11 @@ impl fmt::Display for Entry {
             dash(&self.downstream_remote),
             dash(&self.sni),
             dash(&self.route_name),
-        )
+        )?;
+        if !self.trace_id.is_empty() {
+            write!(f, " trace_id={} span_id={}", self.trace_id, self.span_id)?;
+        }
+        Ok(())
     }
 }
 
@@ -183,6 +194,26 @@ mod tests {
             "[1970-01-01T00:00:00.000Z] \"GET /reviews/0 HTTP/1.1\" 503 UF,URX \
              upstream_reset_before_response_started{connection_failure} - \"connection refused\" 0 0 27 - \"-\" \"-\" \
              \"abc\" \"reviews:9080\" \"-\" outbound|9080|v2|reviews.default.svc.cluster.local - - - - -"
+        );
+    }
+
+    #[test]
+    fn trace_ids_come_last_as_key_value_pairs() {
+        let e = Entry {
+            start: Some(UNIX_EPOCH),
+            method: "GET".into(),
+            path: "/".into(),
+            code: 200,
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            span_id: "00f067aa0ba902b7".into(),
+            ..Entry::default()
+        };
+        let line = e.to_string();
+        assert!(
+            line.ends_with(
+                " - - - - - trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7"
+            ),
+            "{line}"
         );
     }
 }

@@ -79,7 +79,7 @@ impl RequestRecord {
 
     /// Writes the finished request: `observe` records its metrics from the flags and the
     /// measurement, then the access-log line is printed (when the log is on).
-    pub(crate) fn finish(self, code: u16, bytes: u64, observe: impl FnOnce(&Flags, Measured)) {
+    pub(crate) fn finish(mut self, code: u16, bytes: u64, observe: impl FnOnce(&Flags, Measured)) {
         let elapsed = self.start.elapsed();
         let measured = Measured {
             duration_ms: elapsed.as_secs_f64() * 1000.0,
@@ -88,6 +88,9 @@ impl RequestRecord {
         };
         observe(&self.flags, measured);
         if let Some(span) = self.trace {
+            if let Some(log) = self.log.as_deref_mut() {
+                span.log_ids(log);
+            }
             span.finish(code, &self.flags, self.request_bytes, bytes);
         }
         if let Some(mut log) = self.log {

@@ -729,6 +729,15 @@ impl HopSpan {
         propagation::inject(headers, inner.span_context(), parent, &self.incoming);
     }
 
+    /// Writes this hop's trace and span ids into its access-log entry.
+    pub(crate) fn log_ids(&self, log: &mut crate::telemetry::access_log::Entry) {
+        let sc = self.outer.span_context();
+        if sc.is_valid() {
+            log.trace_id = sc.trace_id().to_string();
+            log.span_id = sc.span_id().to_string();
+        }
+    }
+
     /// Ends the spans with the response: its status (0: none), flags and sizes.
     pub(crate) fn finish(mut self, code: u16, flags: &Flags, request: u64, response: u64) {
         if self.recording {
@@ -875,6 +884,42 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.var, var);
         }
+    }
+
+    #[test]
+    fn the_access_log_gets_the_ids_of_the_span_the_hop_sends_on() {
+        let settings = Settings {
+            sampler: SamplerSetting {
+                parent_based: true,
+                ratio: 0.0,
+            },
+            // Nothing is exported: the spans are only looked at.
+            ..Settings::new("http://127.0.0.1:9/v1/traces")
+        };
+        let tracing = Tracing::start(
+            &settings,
+            &Workload::unknown(),
+            IpAddr::from([127, 0, 0, 1]),
+            false,
+        )
+        .unwrap();
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let mut req = http::Request::builder()
+            .uri("/reviews/0")
+            .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+            .body(())
+            .unwrap();
+        let remote = SocketAddr::from(([127, 0, 0, 1], 40000));
+        let hop = inbound(&tracing, &mut req, remote, None, "reviews", 9080);
+        let mut entry = crate::telemetry::access_log::Entry::default();
+        hop.log_ids(&mut entry);
+        assert_eq!(entry.trace_id, trace);
+        assert_eq!(entry.span_id.len(), 16);
+        assert_ne!(entry.span_id, "00f067aa0ba902b7");
+        // The span id logged is the one the app sees as its parent.
+        let sent = req.headers()["traceparent"].to_str().unwrap();
+        assert_eq!(sent, format!("00-{trace}-{}-01", entry.span_id));
+        hop.finish(200, &Flags::none(), 0, 0);
     }
 
     #[test]
