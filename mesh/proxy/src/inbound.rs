@@ -139,12 +139,27 @@ impl Inbound {
     /// certificate vouches for it: over mTLS, with the namespace and service account of
     /// its SPIFFE ID. Anything else (plaintext, a mismatch, bytes that do not parse) is
     /// ignored, and the caller is what the certificate alone says.
+    ///
+    /// The fast lane has set them aside already ([`ConnInfo::exchange`]: they never
+    /// entered the header map); a request hyper read still has them in its map.
     fn caller(&self, req: &mut Request<DownstreamBody>, conn: &ConnInfo) -> Option<PeerKey> {
-        let headers = req.headers_mut();
-        let id = headers.remove(&peer::X_ENVOY_PEER_METADATA_ID);
-        let metadata = headers.remove(&peer::X_ENVOY_PEER_METADATA);
+        let taken;
+        let (id, metadata) = match &conn.exchange {
+            Some(aside) => (aside.id.as_deref(), aside.metadata.as_deref()),
+            None => {
+                let headers = req.headers_mut();
+                taken = (
+                    headers.remove(&peer::X_ENVOY_PEER_METADATA_ID),
+                    headers.remove(&peer::X_ENVOY_PEER_METADATA),
+                );
+                (
+                    taken.0.as_ref().map(HeaderValue::as_bytes),
+                    taken.1.as_ref().map(HeaderValue::as_bytes),
+                )
+            }
+        };
         let (spiffe_id, id, metadata) = (conn.peer.as_deref()?, id?, metadata?);
-        let peer = self.peers.resolve(&id, &metadata)?;
+        let peer = self.peers.resolve(id, metadata)?;
         if !peer.vouched_for_by(spiffe_id) {
             tracing::debug!(
                 spiffe_id,

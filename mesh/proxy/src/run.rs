@@ -266,10 +266,17 @@ impl Listener {
         drain: Duration,
         tasks: &mut JoinSet<()>,
     ) {
+        // Only the inbound listener consumes the exchange's headers; the others forward
+        // an app's headers as they came.
+        let peer_headers = match self {
+            Self::Inbound(_) => server::PeerHeaders::SetAside,
+            Self::Admin { .. } | Self::Outbound(_) => server::PeerHeaders::Keep,
+        };
         let handler = move |req, conn| self.clone().handle(req, conn);
         tasks.spawn(server::serve(
             listener,
             transport,
+            peer_headers,
             handler,
             rx.clone(),
             drain,

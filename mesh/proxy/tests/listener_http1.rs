@@ -97,6 +97,7 @@ async fn server() -> Server {
     tokio::spawn(server::serve(
         listener,
         server::plain(),
+        server::PeerHeaders::Keep,
         handle,
         rx,
         Duration::from_millis(200),

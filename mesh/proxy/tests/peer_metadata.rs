@@ -296,3 +296,126 @@ async fn over_mtls_metadata_the_certificate_does_not_vouch_for_is_ignored() {
     );
     assert!(!pair.app_saw_exchange_headers(), "stripped before the app");
 }
+
+impl Pair {
+    /// Sends `request` as written straight to the server sidecar's inbound port, over
+    /// mTLS with the client's certificate or in plaintext, and gives the response.
+    async fn raw(&self, mtls: bool, request: &str) -> String {
+        let tcp = TcpStream::connect(self.server.inbound.unwrap())
+            .await
+            .unwrap();
+        let mut resp = Vec::new();
+        if mtls {
+            let config = self.client.state.mtls().unwrap().client_for(None);
+            let (mut tls, _) =
+                mesh_proxy::tls::connect(tcp, config, "server.default.svc.cluster.local")
+                    .await
+                    .unwrap();
+            tls.write_all(request.as_bytes()).await.unwrap();
+            // The proxy closes without a TLS close_notify: read what came until then.
+            let _ = tls.read_to_end(&mut resp).await;
+        } else {
+            let mut tcp = tcp;
+            tcp.write_all(request.as_bytes()).await.unwrap();
+            let _ = tcp.read_to_end(&mut resp).await;
+        }
+        String::from_utf8_lossy(&resp).into_owned()
+    }
+}
+
+/// A request with the exchange's headers in `case` (any letter case, each sent twice:
+/// the first of each is the one read). `chunked` sends the body chunked, which the
+/// listener's fast lane leaves to hyper.
+fn with_metadata(id: &str, metadata: &str, chunked: bool, upper: bool) -> String {
+    let (id_name, md_name) = if upper {
+        ("X-Envoy-Peer-Metadata-Id", "X-ENVOY-PEER-METADATA")
+    } else {
+        ("x-envoy-peer-metadata-id", "x-envoy-peer-metadata")
+    };
+    let body = if chunked {
+        "transfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+    } else {
+        "content-length: 2\r\n\r\nhi"
+    };
+    format!(
+        "POST / HTTP/1.1\r\nhost: server\r\n{id_name}: {id}\r\n{md_name}: {metadata}\r\n\
+         {id_name}: second\r\n{md_name}: second\r\nconnection: close\r\n{body}"
+    )
+}
+
+#[tokio::test]
+async fn requests_hyper_reads_have_the_headers_taken_out_and_believed_over_mtls_only() {
+    let pair = pair().await;
+    let id = "sidecar~127.0.0.1~client-v1.default~default.svc.cluster.local";
+    let vouched = claim("client-v1", "default", "client");
+    let named = [
+        r#"source_workload="client-v1""#,
+        &format!(r#"source_principal="{CLIENT_ID}""#),
+        r#"source_app="forged""#, // the claim's labels: what the metadata said
+        r#"connection_security_policy="mutual_tls""#,
+    ];
+    let before = pair.destination_requests(&named).await;
+    // Over mTLS, chunked (hyper's path), then with the same bytes sized (the fast lane):
+    // both name the caller the certificate vouches for.
+    for chunked in [true, false] {
+        let resp = pair
+            .raw(true, &with_metadata(id, &vouched, chunked, false))
+            .await;
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    }
+    assert_eq!(pair.destination_requests(&named).await, before + 2);
+    // In plaintext the same claim, on either path, names nobody.
+    let plain_named = [
+        r#"source_workload="client-v1""#,
+        r#"connection_security_policy="none""#,
+    ];
+    for chunked in [true, false] {
+        let resp = pair
+            .raw(false, &with_metadata(id, &vouched, chunked, true))
+            .await;
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    }
+    assert_eq!(pair.destination_requests(&plain_named).await, 0);
+    let unknown = [
+        r#"source_workload="unknown""#,
+        r#"source_principal="unknown""#,
+        r#"connection_security_policy="none""#,
+    ];
+    assert_eq!(pair.destination_requests(&unknown).await, 2);
+    // Whatever the path, the letter case or the number of copies, the app saw none.
+    assert_eq!(
+        pair.seen.lock().unwrap().len(),
+        4,
+        "every request reached the app"
+    );
+    assert!(!pair.app_saw_exchange_headers(), "stripped before the app");
+}
+
+#[tokio::test]
+async fn the_outbound_listener_forwards_an_apps_headers_to_hosts_outside_the_mesh() {
+    // Only the inbound listener takes the pair out: on the outbound one the client's
+    // sidecar replaces the app's pair for a mesh peer (the first test), and passes it
+    // through as sent to a host nobody declared (passthrough).
+    let pair = pair().await;
+    let seen = Seen::default();
+    let plain_host = app(seen.clone()).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .proxy(reqwest::Proxy::http(format!("http://{}", pair.client.outbound.unwrap())).unwrap())
+        .build()
+        .unwrap();
+    let resp = http
+        .get(format!("http://{plain_host}/"))
+        .header("x-envoy-peer-metadata-id", "app-chosen")
+        .header("x-envoy-peer-metadata", "app-chosen")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let names = seen.lock().unwrap().concat();
+    assert!(
+        names.iter().any(|n| n == "x-envoy-peer-metadata-id")
+            && names.iter().any(|n| n == "x-envoy-peer-metadata"),
+        "{names:?}"
+    );
+}

@@ -13,6 +13,11 @@
 //! head `httparse` refuses (so malformed requests get hyper's answers). Hyper starts from
 //! the bytes this loop has read and not used ([`Rewind`]), so nothing is lost in the
 //! hand-over.
+//!
+//! On the inbound listener ([`PeerHeaders::SetAside`]) the loop also takes the peer
+//! metadata exchange's two headers out of the head while parsing it: they are about
+//! 600 bytes that would otherwise be checked, put into the header map and taken out
+//! again on every request. The handler gets them on their own ([`Received`]).
 
 use std::future::Future;
 use std::io;
@@ -29,6 +34,7 @@ use tokio::sync::watch;
 
 use crate::http::body::ProxyBody;
 use crate::http::headers::digits;
+use crate::telemetry::peer::Received;
 use crate::tls::MeshStream;
 
 /// Largest request body the fast lane reads whole before calling the handler: the
@@ -90,6 +96,17 @@ impl Body for DownstreamBody {
     }
 }
 
+/// What the fast lane does with the peer metadata exchange's headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerHeaders {
+    /// They are headers like any other (the outbound, gateway and admin listeners: an
+    /// app's headers for a host outside the mesh go out as they came).
+    Keep,
+    /// They are taken out of the head and given to the handler on their own (the
+    /// inbound listener, which never forwards them).
+    SetAside,
+}
+
 /// How a fast-lane connection ended.
 pub enum Outcome {
     /// Closed (by either side, or after an error); nothing more to do.
@@ -100,10 +117,16 @@ pub enum Outcome {
 }
 
 /// Serves requests on `io` until the client closes, the connection must close, shutdown
-/// begins while it is idle, or a request needs hyper.
-pub async fn serve<H, F>(io: MeshStream, handler: H, shutdown: watch::Receiver<bool>) -> Outcome
+/// begins while it is idle, or a request needs hyper. The handler gets the exchange's
+/// headers set aside (`Some`) when `peer_headers` says so, else `None`.
+pub async fn serve<H, F>(
+    io: MeshStream,
+    peer_headers: PeerHeaders,
+    handler: H,
+    shutdown: watch::Receiver<bool>,
+) -> Outcome
 where
-    H: Fn(Request<DownstreamBody>) -> F,
+    H: Fn(Request<DownstreamBody>, Option<Received>) -> F,
     F: Future<Output = Response<ProxyBody>>,
 {
     let mut conn = Conn {
@@ -111,6 +134,7 @@ where
         buf: BytesMut::with_capacity(8 * 1024),
         out: Vec::with_capacity(8 * 1024),
         spans: Vec::with_capacity(16),
+        set_aside: peer_headers == PeerHeaders::SetAside,
     };
     // One wait for the shutdown per connection, not one per request: registering and
     // dropping a watch waiter between every two requests showed up in the profile.
@@ -126,13 +150,14 @@ where
         };
         let Head {
             req,
+            exchange,
             mut keep_alive,
         } = head;
         let method_is_head = req.method() == Method::HEAD;
         // Pinned here, where it is made: passed by value, the request's future (a few
         // KB) would be copied into `respond`'s state and then again into a pinned slot,
         // on every request.
-        let response = pin!(handler(req));
+        let response = pin!(handler(req, exchange));
         let Some(resp) = conn.respond(response).await else {
             return Outcome::Closed;
         };
@@ -152,6 +177,8 @@ struct Conn {
     buf: BytesMut,
     out: Vec<u8>,
     spans: Vec<Span>,
+    /// Whether the exchange's headers are set aside ([`PeerHeaders::SetAside`]).
+    set_aside: bool,
 }
 
 // The request is moved out once, right away: cheaper than an allocation per request.
@@ -164,6 +191,8 @@ enum Read {
 
 struct Head {
     req: Request<DownstreamBody>,
+    /// The exchange's headers, when set aside.
+    exchange: Option<Received>,
     keep_alive: bool,
 }
 
@@ -180,6 +209,10 @@ struct Parsed {
     target: (usize, usize),
     body_len: usize,
     keep_alive: bool,
+    /// Where the first `x-envoy-peer-metadata-id` and `x-envoy-peer-metadata` values
+    /// are, when set aside (none of their copies is in the spans).
+    peer_id: Option<(usize, usize)>,
+    peer_metadata: Option<(usize, usize)>,
 }
 
 impl Conn {
@@ -187,7 +220,7 @@ impl Conn {
     async fn read_request(&mut self, mut shutdown: Pin<&mut impl Future<Output = ()>>) -> Read {
         let parsed = loop {
             if !self.buf.is_empty() {
-                match parse(&self.buf, &mut self.spans) {
+                match parse(&self.buf, &mut self.spans, self.set_aside) {
                     Ok(Some(p)) => break p,
                     Ok(None) if self.buf.len() < HEAD_LIMIT => {}
                     Ok(None) | Err(()) => return Read::HandOver,
@@ -218,6 +251,13 @@ impl Conn {
         match build(&head, &parsed, &self.spans, body.clone()) {
             Some(req) => Read::Request(Head {
                 req,
+                exchange: self.set_aside.then(|| {
+                    let slice = |(a, b): (usize, usize)| head.slice(a..b);
+                    Received {
+                        id: parsed.peer_id.map(slice),
+                        metadata: parsed.peer_metadata.map(slice),
+                    }
+                }),
                 keep_alive: parsed.keep_alive,
             }),
             // Hyper parses the same bytes again and answers for them.
@@ -423,8 +463,9 @@ fn wants_close(headers: &HeaderMap) -> bool {
 }
 
 /// Parses a request head at the start of `buf`. `Ok(None)`: not complete yet. `Err`:
-/// not one for the fast lane (hyper decides what it is).
-fn parse(buf: &[u8], spans: &mut Vec<Span>) -> Result<Option<Parsed>, ()> {
+/// not one for the fast lane (hyper decides what it is). With `set_aside`, the peer
+/// metadata exchange's headers are left out of `spans` and located in the result.
+fn parse(buf: &[u8], spans: &mut Vec<Span>, set_aside: bool) -> Result<Option<Parsed>, ()> {
     // Uninitialized slots: a head has a handful of headers, and zeroing room for a
     // hundred costs more than parsing them.
     let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -449,9 +490,22 @@ fn parse(buf: &[u8], spans: &mut Vec<Span>) -> Result<Option<Parsed>, ()> {
     };
     let mut body_len = None;
     let mut keep_alive = true;
+    let (mut peer_id, mut peer_metadata) = (None, None);
     spans.clear();
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
+        // httparse has checked the value's bytes as `HeaderValue` would (visible ASCII,
+        // space, tab, obs-text), so leaving them out of the map changes what is accepted
+        // in no way.
+        if set_aside && let Some(is_id) = Received::which(name) {
+            let first = if is_id {
+                &mut peer_id
+            } else {
+                &mut peer_metadata
+            };
+            first.get_or_insert(at(h.value));
+            continue;
+        }
         if name.eq_ignore_ascii_case(b"content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()
@@ -483,6 +537,8 @@ fn parse(buf: &[u8], spans: &mut Vec<Span>) -> Result<Option<Parsed>, ()> {
         target: at(target.as_bytes()),
         body_len: body_len.unwrap_or(0),
         keep_alive,
+        peer_id,
+        peer_metadata,
     }))
 }
 
@@ -563,5 +619,36 @@ impl AsyncWrite for Rewind {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &[u8] = b"GET / HTTP/1.1\r\nhost: a\r\nX-Envoy-Peer-Metadata-Id: one\r\n\
+        x-envoy-peer-metadata: md\r\nx-envoy-peer-metadata-id: two\r\naccept: */*\r\n\r\n";
+
+    fn names(spans: &[Span]) -> Vec<&str> {
+        let name = |s: &Span| std::str::from_utf8(&HEAD[s.name.0..s.name.1]).unwrap();
+        spans.iter().map(name).collect()
+    }
+
+    #[test]
+    fn set_aside_headers_stay_out_of_the_spans_and_the_first_of_each_is_found() {
+        let mut spans = Vec::new();
+        let parsed = parse(HEAD, &mut spans, true).unwrap().unwrap();
+        assert_eq!(names(&spans), ["host", "accept"]);
+        let value = |r: Option<(usize, usize)>| r.map(|(a, b)| &HEAD[a..b]);
+        assert_eq!(value(parsed.peer_id), Some(&b"one"[..]));
+        assert_eq!(value(parsed.peer_metadata), Some(&b"md"[..]));
+    }
+
+    #[test]
+    fn kept_headers_are_headers_like_any_other() {
+        let mut spans = Vec::new();
+        let parsed = parse(HEAD, &mut spans, false).unwrap().unwrap();
+        assert_eq!(spans.len(), 5);
+        assert!(parsed.peer_id.is_none() && parsed.peer_metadata.is_none());
     }
 }

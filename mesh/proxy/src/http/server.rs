@@ -22,7 +22,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::http::body::ProxyBody;
+pub use crate::http::http1::PeerHeaders;
 use crate::http::http1::{self, DownstreamBody, Outcome};
+use crate::telemetry::peer::Received;
 use crate::tls::MeshStream;
 
 /// The two ends of a downstream connection, and who the peer is.
@@ -34,6 +36,11 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// The peer's SPIFFE ID when it connected over mesh mTLS.
     pub peer: Option<Arc<str>>,
+    /// The peer metadata exchange's headers of this request, when the fast lane set
+    /// them aside ([`PeerHeaders::SetAside`]): then the request's header map has none of
+    /// them. `None` when the listener keeps them or hyper read the request: whatever was
+    /// sent is still in the map.
+    pub exchange: Option<Received>,
 }
 
 /// Turns an accepted socket into the stream to serve (or refuses it: `None` closes).
@@ -51,10 +58,12 @@ pub fn plain() -> Transport {
 }
 
 /// Serves `handler` on `listener` until `shutdown` turns true, then drains for at most
-/// `drain`.
+/// `drain`. `peer_headers` says whether the fast lane sets the peer metadata exchange's
+/// headers aside ([`ConnInfo::exchange`]).
 pub async fn serve<H, F>(
     listener: TcpListener,
     transport: Transport,
+    peer_headers: PeerHeaders,
     handler: H,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
@@ -81,10 +90,16 @@ pub async fn serve<H, F>(
                 let down = shutdown.clone();
                 tokio::spawn(async move {
                     let Some((io, peer)) = transport(stream).await else { return };
-                    let conn = ConnInfo { remote, local, peer };
+                    let conn = ConnInfo { remote, local, peer, exchange: None };
                     // The fast lane first; hyper takes over for anything it does not
                     // serve. The watcher is held throughout so the drain waits for both.
-                    let fast = http1::serve(io, |req| h(req, conn.clone()), down).await;
+                    let fast = http1::serve(
+                        io,
+                        peer_headers,
+                        |req, exchange| h(req, ConnInfo { exchange, ..conn.clone() }),
+                        down,
+                    )
+                    .await;
                     let Outcome::HandOver(io) = fast else { return };
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let (h, conn) = (h.clone(), conn.clone());

@@ -17,6 +17,11 @@
 //!   `unknown` in plaintext, as with Istio.
 //! - Parsed peers are kept by id ([`PeerCache`]), so a request from a known caller costs
 //!   a lookup and a comparison of the header's bytes, not a parse.
+//! - The headers are large (the metadata is about 500 bytes), so the inbound listener's
+//!   HTTP/1.1 fast lane sets them aside while it parses the head ([`Received`]): they never
+//!   enter the request's header map, which the app's request is made from. A request
+//!   hyper reads still has them in its map, and the inbound handler takes them out there.
+//!   The client's side writes its pair from bytes encoded once ([`Exchange::wire`]).
 //!
 //! The server does not answer with its own metadata: the client already knows the
 //! destination workload from the registry's endpoints.
@@ -210,15 +215,38 @@ pub struct Exchange {
     pub id: HeaderValue,
     /// `x-envoy-peer-metadata`.
     pub metadata: HeaderValue,
+    /// Both header lines as they go out in an HTTP/1.1 head (`name: value\r\n` each),
+    /// copied into a request with one copy instead of one per name, separator and value.
+    wire: Bytes,
 }
 
 impl Exchange {
     /// The headers of `node`, whose node id is `id`.
     pub fn new(id: &str, node: &NodeMetadata) -> Result<Self, http::header::InvalidHeaderValue> {
+        let (id, metadata) = (
+            HeaderValue::from_str(id)?,
+            HeaderValue::from_str(&node.encode())?,
+        );
+        let mut wire = Vec::with_capacity(64 + id.len() + metadata.len());
+        for (name, value) in [
+            (&X_ENVOY_PEER_METADATA_ID, &id),
+            (&X_ENVOY_PEER_METADATA, &metadata),
+        ] {
+            wire.extend_from_slice(name.as_str().as_bytes());
+            wire.extend_from_slice(b": ");
+            wire.extend_from_slice(value.as_bytes());
+            wire.extend_from_slice(b"\r\n");
+        }
         Ok(Self {
-            id: HeaderValue::from_str(id)?,
-            metadata: HeaderValue::from_str(&node.encode())?,
+            id,
+            metadata,
+            wire: wire.into(),
         })
+    }
+
+    /// Both headers as lines of an HTTP/1.1 request head.
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
     }
 
     /// Istio's node id: `sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`
@@ -237,6 +265,38 @@ impl Exchange {
     /// Whether `name` is one of the exchange's headers.
     pub fn is_exchange_header(name: &HeaderName) -> bool {
         name == X_ENVOY_PEER_METADATA_ID || name == X_ENVOY_PEER_METADATA
+    }
+}
+
+/// The exchange's headers of one request as the inbound listener's fast lane read them,
+/// set aside instead of entering the request's header map (the first of each name, as
+/// `HeaderMap::remove` would give; every copy is kept from the app all the same). The
+/// bytes are slices of the request head: no copy, and nothing checked yet, since in
+/// plaintext they are never looked at.
+#[derive(Debug, Clone, Default)]
+pub struct Received {
+    /// `x-envoy-peer-metadata-id`, when sent.
+    pub id: Option<Bytes>,
+    /// `x-envoy-peer-metadata`, when sent.
+    pub metadata: Option<Bytes>,
+}
+
+impl Received {
+    /// Which of the two headers `name` (as read, any letter case) is: `Some(true)` for
+    /// the id, `Some(false)` for the metadata, `None` for any other header.
+    pub fn which(name: &[u8]) -> Option<bool> {
+        // The lengths first: most names are neither, and this is checked for every header.
+        let (id, md) = (
+            X_ENVOY_PEER_METADATA_ID.as_str(),
+            X_ENVOY_PEER_METADATA.as_str(),
+        );
+        if name.len() == id.len() && name.eq_ignore_ascii_case(id.as_bytes()) {
+            Some(true)
+        } else if name.len() == md.len() && name.eq_ignore_ascii_case(md.as_bytes()) {
+            Some(false)
+        } else {
+            None
+        }
     }
 }
 
@@ -314,14 +374,16 @@ const PEER_CACHE_LIMIT: usize = 256;
 impl PeerCache {
     /// The peer of a request's two headers: the cached one when the id is known and the
     /// metadata bytes are the same, else parsed now. `None` when they do not parse.
-    pub fn resolve(&self, id: &HeaderValue, metadata: &HeaderValue) -> Option<Arc<Peer>> {
+    /// The id's bytes only key the cache; the metadata's are parsed and checked
+    /// ([`NodeMetadata::decode`]).
+    pub fn resolve(&self, id: &[u8], metadata: &[u8]) -> Option<Arc<Peer>> {
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(p) = peers.get(id.as_bytes())
-            && p.raw == metadata.as_bytes()
+        if let Some(p) = peers.get(id)
+            && p.raw == metadata
         {
             return Some(p.clone());
         }
-        let node = match NodeMetadata::decode(metadata.as_bytes()) {
+        let node = match NodeMetadata::decode(metadata) {
             Ok(node) => node,
             Err(error) => {
                 tracing::debug!(%error, "Ignoring a caller's peer metadata.");
@@ -336,10 +398,10 @@ impl PeerCache {
             });
         }
         let peer = Arc::new(Peer {
-            raw: Bytes::copy_from_slice(metadata.as_bytes()),
+            raw: Bytes::copy_from_slice(metadata),
             node,
         });
-        peers.insert(Bytes::copy_from_slice(id.as_bytes()), peer.clone());
+        peers.insert(Bytes::copy_from_slice(id), peer.clone());
         Some(peer)
     }
 
@@ -389,8 +451,8 @@ mod tests {
         NodeMetadata::of_workload("reviews-v2", "default", "bookinfo-reviews", &labels)
     }
 
-    fn value(text: &str) -> HeaderValue {
-        HeaderValue::from_str(text).unwrap()
+    fn value(text: &str) -> Vec<u8> {
+        text.as_bytes().to_vec()
     }
 
     #[test]
@@ -475,6 +537,28 @@ mod tests {
             cache.resolve(&value(&format!("made-up-{n}")), &md).unwrap();
         }
         assert!(cache.len() <= PEER_CACHE_LIMIT, "{}", cache.len());
+    }
+
+    #[test]
+    fn the_exchange_headers_are_told_apart_in_any_case_and_written_once() {
+        assert_eq!(Received::which(b"x-envoy-peer-metadata-id"), Some(true));
+        assert_eq!(Received::which(b"X-Envoy-Peer-Metadata"), Some(false));
+        for other in [
+            "x-envoy-peer-metadata-idx",
+            "x-envoy-peer-metadat",
+            "host",
+            "",
+        ] {
+            assert_eq!(Received::which(other.as_bytes()), None, "{other}");
+        }
+        let exchange =
+            Exchange::new("sidecar~1.2.3.4~a.b~b.svc.cluster.local", &reviews_v2()).unwrap();
+        let wire = format!(
+            "x-envoy-peer-metadata-id: sidecar~1.2.3.4~a.b~b.svc.cluster.local\r\n\
+             x-envoy-peer-metadata: {}\r\n",
+            reviews_v2().encode()
+        );
+        assert_eq!(exchange.wire(), wire.as_bytes());
     }
 
     #[test]

@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use crate::http::body::{BoxError, UpstreamBody};
 use crate::http::headers::{X_ENVOY_ATTEMPT_COUNT, digits};
-use crate::telemetry::peer::{Exchange, X_ENVOY_PEER_METADATA, X_ENVOY_PEER_METADATA_ID};
+use crate::telemetry::peer::Exchange;
 use crate::upstream::connector::ClientIo;
 
 /// Largest request body this connection takes (larger ones stay on hyper's).
@@ -117,7 +117,7 @@ impl Conn {
     ) -> Result<(Parts, Framing, Self), Failure> {
         let mut out = std::mem::take(&mut self.out);
         out.clear();
-        out.reserve(256 + body.len());
+        out.reserve(256 + exchange.map_or(0, |e| e.wire().len()) + body.len());
         encode_head(head, attempt, exchange, body.len(), keep_alive, &mut out);
         out.extend_from_slice(body);
         // One write carries head and body; if even that first write fails, nothing of the
@@ -179,16 +179,16 @@ fn encode_head(
     let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut put = |name: &[u8], value: &[u8]| {
+    fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
-    };
+    }
     if !head.headers.contains_key(HOST)
         && let Some(authority) = head.uri.authority()
     {
-        put(b"host", authority.as_str().as_bytes());
+        put(out, b"host", authority.as_str().as_bytes());
     }
     for (name, value) in &head.headers {
         let replaced = name == TRANSFER_ENCODING
@@ -197,24 +197,18 @@ fn encode_head(
             || (attempt.is_some() && name == X_ENVOY_ATTEMPT_COUNT)
             || (exchange.is_some() && Exchange::is_exchange_header(name));
         if !replaced {
-            put(name.as_str().as_bytes(), value.as_bytes());
+            put(out, name.as_str().as_bytes(), value.as_bytes());
         }
     }
     if let Some(n) = attempt {
         put(
+            out,
             X_ENVOY_ATTEMPT_COUNT.as_str().as_bytes(),
             digits(n.into(), &mut [0; 20]),
         );
     }
     if let Some(e) = exchange {
-        put(
-            X_ENVOY_PEER_METADATA_ID.as_str().as_bytes(),
-            e.id.as_bytes(),
-        );
-        put(
-            X_ENVOY_PEER_METADATA.as_str().as_bytes(),
-            e.metadata.as_bytes(),
-        );
+        out.extend_from_slice(e.wire());
     }
     // A body, or a method that is expected to carry one, is sized explicitly (as hyper
     // does: `POST` with an empty body says `content-length: 0`).
@@ -222,10 +216,14 @@ fn encode_head(
         || head.headers.contains_key(CONTENT_LENGTH)
         || matches!(head.method, Method::POST | Method::PUT | Method::PATCH);
     if says_length {
-        put(b"content-length", digits(body_len as u64, &mut [0; 20]));
+        put(
+            out,
+            b"content-length",
+            digits(body_len as u64, &mut [0; 20]),
+        );
     }
     if !keep_alive {
-        put(b"connection", b"close");
+        put(out, b"connection", b"close");
     }
     out.extend_from_slice(b"\r\n");
 }
