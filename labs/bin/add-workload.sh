@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Adds one more workload to a running `meshctl up`: a Bookinfo app of another version
-# (ratings v-faulty, ratings v-unhealthy, details v2, ...) with its own sidecar, the way a Deployment
-# with an injected sidecar joins the mesh. The labs use it where istio.io applies a
-# Deployment with `kubectl apply -f`.
+# (ratings v-faulty, ratings v-unhealthy, details v2, ...) with its own sidecar, the way a
+# Deployment with an injected sidecar joins the mesh. The labs use it where istio.io
+# applies a Deployment with `kubectl apply -f`.
 #
 #   labs/bin/add-workload.sh SERVICE VERSION     e.g. ratings v-faulty
 #   labs/bin/add-workload.sh --stop NAME         e.g. ratings-v-faulty
