@@ -9,8 +9,8 @@
 #
 # It builds what it needs first: the labs runner for list/check, every binary of the
 # workspace (debug profile, or LABS_PROFILE=release) for run. The labs' commands use curl,
-# jq and openssl, as a student's would: on Debian, run installs what is missing (as root,
-# or with sudo). Extra options go to the runner (`scripts/labs.sh run --help`).
+# jq, openssl and python3, as a student's would: on Debian, run installs what is missing
+# (as root, or with sudo). Extra options go to the runner (`scripts/labs.sh run --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +30,7 @@ case "${1:-}" in
         ;;
     run)
         missing=()
-        for tool in curl jq openssl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+        for tool in curl jq openssl python3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
         if [ ${#missing[@]} -gt 0 ]; then
             echo "Installing ${missing[*]} (apt), which the labs' commands use..." >&2
             sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo -n)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Adds one more workload to a running `meshctl up`: a Bookinfo app of another version
-# (ratings v-faulty, ratings v-unhealthy, ...) with its own sidecar, the way a Deployment
-# with an injected sidecar joins the mesh. The labs use it where istio.io applies a
-# Deployment with `kubectl apply -f`.
+# (ratings v-faulty, ratings v-unhealthy, details v2, ...) with its own sidecar, the way a
+# Deployment with an injected sidecar joins the mesh. The labs use it where istio.io
+# applies a Deployment with `kubectl apply -f`.
 #
 #   labs/bin/add-workload.sh SERVICE VERSION     e.g. ratings v-faulty
 #   labs/bin/add-workload.sh --stop NAME         e.g. ratings-v-faulty
@@ -52,8 +52,12 @@ echo "$name" > "$extra/slot-$slot"
 app=$((base + 10 * slot)) outbound=$((base + 10 * slot + 1))
 inbound=$((base + 10 * slot + 2)) admin=$((base + 10 * slot + 3))
 
+# What the version's image bakes in: details v2 is the one that asks the external books
+# API (its manifest's DO_NOT_ENCRYPT=true, if wanted, comes from the caller's environment).
+image_env=()
+if [ "$name" = details-v2 ]; then image_env=(ENABLE_EXTERNAL_BOOK_SERVICE=true); fi
 # Each in its own session, so it outlives the shell that started it.
-env -u HTTP_PROXY -u http_proxy PORT=$app BIND_ADDRESS=127.0.0.1 SERVICE_VERSION="$version" \
+env -u HTTP_PROXY -u http_proxy "${image_env[@]}" PORT=$app BIND_ADDRESS=127.0.0.1 SERVICE_VERSION="$version" \
     HOSTNAME="$name" HTTP_PROXY="http://127.0.0.1:$outbound" \
     setsid "$bin_dir/$service" >> "$run_dir/logs/$name.log" 2>&1 < /dev/null &
 app_pid=$!
