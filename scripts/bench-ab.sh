@@ -21,6 +21,12 @@
 #   AB_ROUNDS=16 AB_SECONDS=4 AB_CONNS=64 scripts/bench-ab.sh old/mesh-proxy target/release/mesh-proxy
 #   scripts/bench-ab.sh nginx target/release/mesh-proxy   # ours against nginx, precisely
 #
+# AB_ENV_A and AB_ENV_B add variables to one side's proxies, so one binary can be
+# compared with itself under two settings. Tracing off against Istio's 1 % sampling,
+# the spans exported by OTLP to the echo upstream (which answers every POST):
+#   AB_ENV_B="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://127.0.0.1:ECHO/v1/traces" ...
+# (`ECHO` is replaced by the echo upstream's port.)
+#
 # Example: keep the current build, change the code, build again, compare:
 #   cp target/release/mesh-proxy /tmp/mesh-proxy-before
 #   cargo build --release -p mesh-proxy
@@ -56,9 +62,13 @@ taskset -c "$up_cpu" "$bin/examples/echo" "127.0.0.1:$echo_port" 2>/dev/null & p
 wait_port "$echo_port"
 
 proxy() { # NAME CONFIG BINARY -> prints "pid outbound_port"
-    local in out admin
+    local in out admin side extra=()
     in=$(free_port) out=$(free_port) admin=$(free_port)
-    env MESH_PROXY_CONFIG="$2" MESH_PROXY_INBOUND="127.0.0.1:$in" MESH_PROXY_OUTBOUND="127.0.0.1:$out" \
+    # AB_ENV_A / AB_ENV_B: more variables for that side's proxies (tracing on, say).
+    side=AB_ENV_${1%%-*}; side=${side^^}
+    read -ra extra <<< "${!side:-}"
+    extra=("${extra[@]//ECHO/$echo_port}")
+    env "${extra[@]}" MESH_PROXY_CONFIG="$2" MESH_PROXY_INBOUND="127.0.0.1:$in" MESH_PROXY_OUTBOUND="127.0.0.1:$out" \
         MESH_PROXY_ADMIN="127.0.0.1:$admin" MESH_PROXY_APP="127.0.0.1:$echo_port" \
         MESH_PROXY_ACCESS_LOG=false RUST_LOG=warn taskset -c 0 "$3" >"$run/$1.log" 2>&1 &
     echo "$! $in $out"
