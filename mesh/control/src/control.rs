@@ -67,6 +67,8 @@ pub struct Settings {
     /// After start, how long proxies that hold a configuration of an earlier run wait for
     /// their next one while workloads register again ([`REGISTRATION_GRACE`]).
     pub registration_grace: Duration,
+    /// How many bytes of spans the embedded trace store keeps (oldest trace out first).
+    pub trace_store_bytes: usize,
 }
 
 impl Default for Settings {
@@ -77,6 +79,7 @@ impl Default for Settings {
             root: RootSource::Generate,
             poll_wait: Duration::from_secs(30),
             registration_grace: REGISTRATION_GRACE,
+            trace_store_bytes: crate::traces::DEFAULT_BUDGET_BYTES,
         }
     }
 }
@@ -127,8 +130,8 @@ impl Control {
             hub,
             ca,
             metrics: Metrics::new(),
+            traces: crate::traces::TraceStore::new(settings.trace_store_bytes),
             settings,
-            traces: crate::traces::TraceStore::default(),
             scrapes: Mutex::new(Scrapes::new()),
             changes: Mutex::new(VecDeque::new()),
         }))

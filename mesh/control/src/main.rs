@@ -64,6 +64,9 @@ struct Cli {
     /// configuration while workloads register again (0s: no grace).
     #[arg(long, env = "MESH_CONTROL_REGISTRATION_GRACE", default_value = "5s", value_parser = registration_grace)]
     registration_grace: Duration,
+    /// Megabytes of spans the embedded trace store keeps, oldest trace out first (1-1024).
+    #[arg(long, env = "MESH_CONTROL_TRACE_STORE_MB", default_value_t = mesh_control::traces::DEFAULT_BUDGET_MB, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    trace_store_mb: u16,
     /// SPIFFE trust domain of issued identities.
     #[arg(long, env = "MESH_CONTROL_TRUST_DOMAIN", default_value = "cluster.local", value_parser = trust_domain)]
     trust_domain: String,
@@ -209,6 +212,7 @@ async fn run(cli: Cli) -> ExitCode {
         trust_domain: cli.trust_domain,
         cert_ttl: cli.cert_ttl,
         registration_grace: cli.registration_grace,
+        trace_store_bytes: usize::from(cli.trace_store_mb) * 1024 * 1024,
         root,
         ..Settings::default()
     };
