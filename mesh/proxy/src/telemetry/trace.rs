@@ -13,9 +13,10 @@
 //! `tracing-opentelemetry`: a request's span lives across the phases and ends when the
 //! response body ends (like its metrics), and the layer's per-span bookkeeping (a
 //! `tracing` span, its extensions, an SDK span builder per span) would be paid on every
-//! request for nothing the proxy uses. With the SDK the unsampled request costs one
-//! sampler call and no attribute, and with tracing off ([`Settings`] absent, the
-//! default: no OTLP endpoint) nothing at all: no span object, no allocation, one branch.
+//! request for nothing the proxy uses. The sampling decision is taken here, before the
+//! SDK is called: an unsampled request (99 % of them at Istio's default) gets random
+//! ids and its `traceparent`, and no SDK span, context or attribute; with tracing off
+//! ([`Settings`] absent, the default: no OTLP endpoint) nothing at all, one branch.
 //!
 //! Sampling is Istio's: 1 % of the traces that start here, and the caller's decision
 //! for those that come with one (`parentbased_traceidratio` with 0.01), unless
@@ -30,8 +31,8 @@ use std::time::Duration;
 
 use http::{HeaderMap, Method, Version};
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, Tracer as _,
-    TracerProvider as _,
+    Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
+    TraceState, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
@@ -377,9 +378,10 @@ impl Tracing {
             )
             .with_service_name(service)
             .build();
+        // Every span the SDK is asked for is one `Tracing::samples` chose.
         let provider = SdkTracerProvider::builder()
             .with_span_processor(batch)
-            .with_sampler(sampler(settings.sampler))
+            .with_sampler(Sampler::AlwaysOn)
             .with_resource(resource)
             .build();
         let tracer = provider.tracer("mesh-proxy");
@@ -451,7 +453,29 @@ impl Tracing {
                 p.trace_state().clone(),
             ));
         }
-        let parent_cx = match &incoming.parent {
+        let parent = incoming.parent.as_ref();
+        let trace_id = parent.map_or_else(random_trace_id, SpanContext::trace_id);
+        if !self.samples(parent, trace_id) {
+            // Only the ids travel on, with the decision, so the next hops agree.
+            let state = parent.map(|p| p.trace_state().clone()).unwrap_or_default();
+            let unsampled = |state: TraceState| {
+                SpanContext::new(
+                    trace_id,
+                    random_span_id(),
+                    TraceFlags::NOT_SAMPLED,
+                    false,
+                    state,
+                )
+            };
+            let upstream_cx = (kind == HopKind::Gateway).then(|| unsampled(state.clone()));
+            return HopSpan {
+                incoming,
+                outer_cx: unsampled(state),
+                upstream_cx,
+                spans: None,
+            };
+        }
+        let parent_cx = match parent {
             Some(p) => Context::new().with_remote_span_context(p.clone()),
             None => Context::new(),
         };
@@ -464,7 +488,6 @@ impl Tracing {
             .span_builder(default_name(kind))
             .with_kind(span_kind)
             .start_with_context(&self.tracer, &parent_cx);
-        let recording = outer.is_recording();
         let upstream = (kind == HopKind::Gateway).then(|| {
             let cx = Context::new().with_remote_span_context(outer.span_context().clone());
             self.tracer
@@ -474,11 +497,11 @@ impl Tracing {
         });
         let mut hop = HopSpan {
             incoming,
-            outer,
-            upstream,
-            recording,
+            outer_cx: outer.span_context().clone(),
+            upstream_cx: upstream.as_ref().map(|u| u.span_context().clone()),
+            spans: Some(Spans { outer, upstream }),
         };
-        if recording {
+        if let Some(spans) = &mut hop.spans {
             let url = req.url();
             let mut attrs = self.common.clone();
             attrs.extend([
@@ -488,7 +511,7 @@ impl Tracing {
                 KeyValue::new("http.request.method", req.method.as_str().to_owned()),
                 KeyValue::new("http.protocol", protocol(req.version)),
             ]);
-            if let Some(u) = &mut hop.upstream {
+            if let Some(u) = &mut spans.upstream {
                 u.set_attributes(attrs.iter().cloned());
             }
             let header = |name: &str| {
@@ -512,9 +535,47 @@ impl Tracing {
             if let Some(peer) = req.peer {
                 attrs.push(KeyValue::new("peer.principal", peer.to_owned()));
             }
-            hop.outer.set_attributes(attrs);
+            spans.outer.set_attributes(attrs);
         }
         hop
+    }
+
+    /// The sampling decision for a hop whose trace is `trace`: the caller's when one
+    /// came in and the sampler follows parents, else the ratio, by trace id as the
+    /// SDK's `TraceIdRatioBased` decides (so hops that decide alone agree on a trace).
+    fn samples(&self, parent: Option<&SpanContext>, trace: TraceId) -> bool {
+        match parent {
+            Some(p) if self.sampler.parent_based => p.is_sampled(),
+            _ => ratio_samples(self.sampler.ratio, trace),
+        }
+    }
+}
+
+/// OpenTelemetry's `TraceIdRatioBased`: the trace id's low 63 bits against the ratio.
+fn ratio_samples(ratio: f64, trace: TraceId) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    let bound = (ratio.max(0.0) * (1u64 << 63) as f64) as u64;
+    let low = (u128::from_be_bytes(trace.to_bytes()) as u64) >> 1;
+    low < bound
+}
+
+fn random_trace_id() -> TraceId {
+    loop {
+        let id = rand::random::<u128>();
+        if id != 0 {
+            return TraceId::from(id);
+        }
+    }
+}
+
+fn random_span_id() -> SpanId {
+    loop {
+        let id = rand::random::<u64>();
+        if id != 0 {
+            return SpanId::from(id);
+        }
     }
 }
 
@@ -540,7 +601,7 @@ pub(crate) fn inbound<B>(
             peer,
         },
     );
-    if hop.recording {
+    if hop.recording() {
         // The service port the caller named (`reviews:9080`), as Istio's name has it;
         // the app's own port when the caller named an address instead.
         let port = req
@@ -557,21 +618,6 @@ pub(crate) fn inbound<B>(
     }
     hop.inject(req.headers_mut());
     hop
-}
-
-fn sampler(s: SamplerSetting) -> Sampler {
-    let root = if s.ratio >= 1.0 {
-        Sampler::AlwaysOn
-    } else if s.ratio <= 0.0 {
-        Sampler::AlwaysOff
-    } else {
-        Sampler::TraceIdRatioBased(s.ratio)
-    };
-    if s.parent_based {
-        Sampler::ParentBased(Box::new(root))
-    } else {
-        root
-    }
 }
 
 fn protocol(v: Version) -> &'static str {
@@ -636,53 +682,62 @@ impl RequestInfo<'_> {
 pub(crate) struct HopSpan {
     incoming: Incoming,
     /// This hop's span: SERVER (inbound, gateway) or CLIENT (sidecar outbound).
+    outer_cx: SpanContext,
+    /// The gateway's upstream CLIENT span, child of the outer one.
+    upstream_cx: Option<SpanContext>,
+    /// The SDK's spans when the trace is sampled; `None` when not (only the ids exist).
+    spans: Option<Spans>,
+}
+
+/// A sampled hop's spans, exported when they end.
+struct Spans {
     outer: Span,
-    /// The gateway's upstream CLIENT span, child of `outer`.
     upstream: Option<Span>,
-    /// Sampled: attributes and events are worth writing.
-    recording: bool,
+}
+
+impl Spans {
+    /// The span the next hop's context comes from (and events go to).
+    fn inner(&mut self) -> &mut Span {
+        self.upstream.as_mut().unwrap_or(&mut self.outer)
+    }
 }
 
 impl std::fmt::Debug for HopSpan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HopSpan")
-            .field("context", self.outer.span_context())
+            .field("context", &self.outer_cx)
+            .field("recording", &self.spans.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl HopSpan {
-    /// The span the next hop's context comes from (and events go to).
-    fn inner(&mut self) -> &mut Span {
-        self.upstream.as_mut().unwrap_or(&mut self.outer)
-    }
-
     /// Whether the spans are sampled (notes are skipped otherwise).
     pub(crate) fn recording(&self) -> bool {
-        self.recording
+        self.spans.is_some()
     }
 
     /// Names the spans (Envoy's route decorator operation).
     pub(crate) fn name(&mut self, name: String) {
-        if !self.recording {
+        let Some(spans) = &mut self.spans else {
             return;
-        }
-        if let Some(u) = &mut self.upstream {
+        };
+        if let Some(u) = &mut spans.upstream {
             u.update_name(name.clone());
         }
-        self.outer.update_name(name);
+        spans.outer.update_name(name);
     }
 
     /// Adds an attribute to every span of the hop.
     pub(crate) fn attribute(&mut self, key: &'static str, value: impl Into<Value>) {
-        if !self.recording {
+        let Some(spans) = &mut self.spans else {
             return;
-        }
+        };
         let kv = KeyValue::new(key, value);
-        if let Some(u) = &mut self.upstream {
+        if let Some(u) = &mut spans.upstream {
             u.set_attribute(kv.clone());
         }
-        self.outer.set_attribute(kv);
+        spans.outer.set_attribute(kv);
     }
 
     /// The cluster the request goes to (`outbound|9080|v1|reviews...`).
@@ -694,12 +749,13 @@ impl HopSpan {
     /// The endpoint an attempt goes to: `upstream_address`, and the upstream span's
     /// `peer.address`.
     pub(crate) fn upstream_address(&mut self, addr: SocketAddr) {
-        if !self.recording {
+        let Some(spans) = &mut self.spans else {
             return;
-        }
-        self.outer
+        };
+        spans
+            .outer
             .set_attribute(KeyValue::new("upstream_address", addr.to_string()));
-        if let Some(u) = &mut self.upstream {
+        if let Some(u) = &mut spans.upstream {
             u.set_attribute(KeyValue::new("upstream_address", addr.to_string()));
             u.set_attribute(KeyValue::new("peer.address", addr.ip().to_string()));
         }
@@ -707,31 +763,31 @@ impl HopSpan {
 
     /// An event on the hop's innermost span (a retry, a fault, a timeout).
     pub(crate) fn event(&mut self, name: &'static str, attributes: Vec<KeyValue>) {
-        if self.recording {
-            self.inner().add_event(Cow::Borrowed(name), attributes);
+        if let Some(spans) = &mut self.spans {
+            spans.inner().add_event(Cow::Borrowed(name), attributes);
         }
     }
 
     /// Writes the hop's context into the request going on, so the next hop is a child
     /// of it (for every request, sampled or not: the decision travels too).
     pub(crate) fn inject(&mut self, headers: &mut HeaderMap) {
-        if self.recording
+        if self.recording()
             && let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
         {
             let id = id.to_owned();
             self.attribute("guid:x-request-id", id);
         }
-        let parent = match &self.upstream {
-            Some(_) => Some(self.outer.span_context().span_id()),
+        let parent = match &self.upstream_cx {
+            Some(_) => Some(self.outer_cx.span_id()),
             None => self.incoming.parent.as_ref().map(SpanContext::span_id),
         };
-        let inner = self.upstream.as_ref().unwrap_or(&self.outer);
-        propagation::inject(headers, inner.span_context(), parent, &self.incoming);
+        let inner = self.upstream_cx.as_ref().unwrap_or(&self.outer_cx);
+        propagation::inject(headers, inner, parent, &self.incoming);
     }
 
     /// Writes this hop's trace and span ids into its access-log entry.
     pub(crate) fn log_ids(&self, log: &mut crate::telemetry::access_log::Entry) {
-        let sc = self.outer.span_context();
+        let sc = &self.outer_cx;
         if sc.is_valid() {
             log.trace_id = sc.trace_id().to_string();
             log.span_id = sc.span_id().to_string();
@@ -739,36 +795,34 @@ impl HopSpan {
     }
 
     /// Ends the spans with the response: its status (0: none), flags and sizes.
-    pub(crate) fn finish(mut self, code: u16, flags: &Flags, request: u64, response: u64) {
-        if self.recording {
-            let error = code == 0 || code >= 500;
-            let mut attrs = vec![
-                KeyValue::new("http.status_code", i64::from(code)),
-                KeyValue::new("http.response.status_code", i64::from(code)),
-                KeyValue::new("response_flags", flags.to_string()),
-                KeyValue::new("request_size", request as i64),
-                KeyValue::new("response_size", response as i64),
-            ];
-            if error {
-                attrs.push(KeyValue::new("error", true));
-            }
-            let status = if error {
-                Status::error(format!("{code} {flags}"))
-            } else {
-                Status::Unset
-            };
-            if let Some(u) = &mut self.upstream {
-                u.set_attributes(attrs.iter().cloned());
-                u.set_status(status.clone());
-                u.end();
-            }
-            self.outer.set_attributes(attrs);
-            self.outer.set_status(status);
+    pub(crate) fn finish(self, code: u16, flags: &Flags, request: u64, response: u64) {
+        let Some(mut spans) = self.spans else {
+            return;
+        };
+        let error = code == 0 || code >= 500;
+        let mut attrs = vec![
+            KeyValue::new("http.status_code", i64::from(code)),
+            KeyValue::new("http.response.status_code", i64::from(code)),
+            KeyValue::new("response_flags", flags.to_string()),
+            KeyValue::new("request_size", request as i64),
+            KeyValue::new("response_size", response as i64),
+        ];
+        if error {
+            attrs.push(KeyValue::new("error", true));
         }
-        if let Some(u) = &mut self.upstream {
+        let status = if error {
+            Status::error(format!("{code} {flags}"))
+        } else {
+            Status::Unset
+        };
+        if let Some(u) = &mut spans.upstream {
+            u.set_attributes(attrs.iter().cloned());
+            u.set_status(status.clone());
             u.end();
         }
-        self.outer.end();
+        spans.outer.set_attributes(attrs);
+        spans.outer.set_status(status);
+        spans.outer.end();
     }
 }
 
@@ -888,21 +942,13 @@ mod tests {
 
     #[test]
     fn the_access_log_gets_the_ids_of_the_span_the_hop_sends_on() {
-        let settings = Settings {
-            sampler: SamplerSetting {
+        let tracing = tracer(
+            SamplerSetting {
                 parent_based: true,
                 ratio: 0.0,
             },
-            // Nothing is exported: the spans are only looked at.
-            ..Settings::new("http://127.0.0.1:9/v1/traces")
-        };
-        let tracing = Tracing::start(
-            &settings,
-            &Workload::unknown(),
-            IpAddr::from([127, 0, 0, 1]),
             false,
-        )
-        .unwrap();
+        );
         let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
         let mut req = http::Request::builder()
             .uri("/reviews/0")
@@ -920,6 +966,118 @@ mod tests {
         let sent = req.headers()["traceparent"].to_str().unwrap();
         assert_eq!(sent, format!("00-{trace}-{}-01", entry.span_id));
         hop.finish(200, &Flags::none(), 0, 0);
+    }
+
+    fn tracer(sampler: SamplerSetting, gateway: bool) -> Tracing {
+        let settings = Settings {
+            sampler,
+            // Nothing is exported: the spans are only looked at.
+            ..Settings::new("http://127.0.0.1:9/v1/traces")
+        };
+        Tracing::start(
+            &settings,
+            &Workload::unknown(),
+            IpAddr::from([127, 0, 0, 1]),
+            gateway,
+        )
+        .unwrap()
+    }
+
+    /// A GET of `target` from a local caller.
+    fn get<'a>(headers: &'a HeaderMap, target: &'a http::Uri) -> RequestInfo<'a> {
+        RequestInfo {
+            headers,
+            method: &Method::GET,
+            version: Version::HTTP_11,
+            target,
+            remote: SocketAddr::from(([127, 0, 0, 1], 40000)),
+            peer: None,
+        }
+    }
+
+    #[test]
+    fn ratio_decisions_are_the_sdks() {
+        use opentelemetry_sdk::trace::ShouldSample;
+        for ratio in [0.0, 0.01, 0.25, 0.5, 0.99, 1.0] {
+            let sdk = Sampler::TraceIdRatioBased(ratio);
+            let mut sampled = 0;
+            for _ in 0..2000 {
+                let trace = random_trace_id();
+                let expected = sdk
+                    .should_sample(None, trace, "s", &SpanKind::Server, &[], &[])
+                    .decision
+                    == opentelemetry_sdk::trace::SamplingDecision::RecordAndSample;
+                assert_eq!(ratio_samples(ratio, trace), expected, "{ratio} {trace}");
+                sampled += usize::from(expected);
+            }
+            // The draw is random: only the extremes are exact.
+            if ratio == 0.0 {
+                assert_eq!(sampled, 0);
+            } else if ratio == 1.0 {
+                assert_eq!(sampled, 2000);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unsampled_hop_sends_the_trace_and_the_decision_on() {
+        let tracing = tracer(
+            SamplerSetting {
+                parent_based: true,
+                ratio: 1.0,
+            },
+            true,
+        );
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let parent = "00f067aa0ba902b7";
+        let headers: HeaderMap = [
+            (
+                propagation::TRACEPARENT.clone(),
+                http::HeaderValue::from_str(&format!("00-{trace}-{parent}-00")).unwrap(),
+            ),
+            (
+                propagation::TRACESTATE.clone(),
+                http::HeaderValue::from_static("congo=t61rcWkgMzE"),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let uri = http::Uri::from_static("/productpage");
+        let mut hop = tracing.start_hop(HopKind::Gateway, get(&headers, &uri));
+        // The caller decided not to sample, and the sampler follows callers.
+        assert!(!hop.recording());
+        let mut next = headers.clone();
+        hop.inject(&mut next);
+        let sent = next["traceparent"].to_str().unwrap().to_owned();
+        let fields: Vec<&str> = sent.split('-').collect();
+        assert_eq!((fields[0], fields[1], fields[3]), ("00", trace, "00"));
+        assert_ne!(fields[2], parent);
+        assert_eq!(next["tracestate"], "congo=t61rcWkgMzE");
+        // The gateway sends its upstream span on, not its outer one.
+        let mut entry = crate::telemetry::access_log::Entry::default();
+        hop.log_ids(&mut entry);
+        assert_eq!(entry.trace_id, trace);
+        assert_ne!(entry.span_id, fields[2]);
+        hop.finish(200, &Flags::none(), 0, 0);
+
+        // With no caller, a ratio of 1 samples every hop.
+        let fresh = tracing.start_hop(HopKind::Inbound, get(&HeaderMap::new(), &uri));
+        assert!(fresh.recording());
+        // And a ratio of 0 none, while still starting a trace for the next hop.
+        let none = tracer(
+            SamplerSetting {
+                parent_based: true,
+                ratio: 0.0,
+            },
+            false,
+        );
+        let mut hop = none.start_hop(HopKind::SidecarOutbound, get(&HeaderMap::new(), &uri));
+        assert!(!hop.recording());
+        let mut next = HeaderMap::new();
+        hop.inject(&mut next);
+        let sent = next["traceparent"].to_str().unwrap();
+        assert!(sent.starts_with("00-") && sent.ends_with("-00") && sent.len() == 55);
+        assert!(!next.contains_key("tracestate"));
     }
 
     #[test]
