@@ -39,6 +39,8 @@ struct Plane {
     deleted: Mutex<Vec<String>>,
     /// Files applied: name and text.
     applied: Mutex<Vec<(String, String)>>,
+    /// Progress reports of the run, as sent.
+    reports: Mutex<Vec<Value>>,
 }
 
 impl Plane {
@@ -71,6 +73,11 @@ async fn tap(State(p): State<Shared>, req: Request, next: Next) -> Response {
             .lock()
             .unwrap()
             .push(path.trim_start_matches("/api/v1/faults/").to_owned()),
+        (&Method::POST, "/api/v1/experiments") => p
+            .reports
+            .lock()
+            .unwrap()
+            .push(serde_json::from_slice(&bytes).unwrap()),
         (&Method::POST, "/api/v1/apply") => {
             let file = parts
                 .uri
@@ -120,6 +127,7 @@ async fn world() -> World {
         posted: Mutex::default(),
         deleted: Mutex::default(),
         applied: Mutex::default(),
+        reports: Mutex::default(),
     });
     let api = mesh_control::api::router(control)
         .layer(middleware::from_fn_with_state(Arc::clone(&plane), tap));
@@ -286,6 +294,35 @@ async fn a_disproved_hypothesis_deviates_and_still_rolls_back() {
         text.contains("expected status == 200 but measured 503"),
         "{text}"
     );
+    // The dashboard followed the run: every phase in order, the deviation, the fault
+    // window, and the end, which the control plane keeps.
+    let reports = w.plane.reports.lock().unwrap().clone();
+    let mut phases: Vec<&str> = reports.iter().filter_map(|r| r["phase"].as_str()).collect();
+    phases.dedup();
+    assert_eq!(
+        phases,
+        ["before", "method", "after", "rollbacks", "recovery", "done"],
+        "{reports:#?}"
+    );
+    assert!(reports.iter().all(|r| r["title"] == "Ratings outage"));
+    assert!(reports.iter().any(|r| r["hypothesis"] == "deviated"));
+    let last = reports.last().unwrap();
+    assert_eq!(
+        (&last["status"], &last["hypothesis"], &last["deviated"]),
+        (&json!("completed"), &json!("met"), &json!(true))
+    );
+    assert_eq!(last["faults"][0]["id"], "f-1");
+    assert_eq!(last["faults"][0]["removed"], true);
+    assert!(
+        last["faults"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("abort 503")
+    );
+    let kept = w.plane.control.experiments().list(u64::MAX);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].report.status, "completed");
+    assert!(kept[0].report.deviated);
 }
 
 #[tokio::test]
@@ -396,6 +433,8 @@ async fn a_dry_run_touches_nothing() {
     assert_eq!(exit_code(&journal), 0);
     assert!(w.plane.posted.lock().unwrap().is_empty());
     assert!(w.plane.deleted.lock().unwrap().is_empty());
+    // A rehearsal does not show on the dashboard either.
+    assert!(w.plane.reports.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

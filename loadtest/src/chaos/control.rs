@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use mesh_api::wire::FaultRequest;
+use mesh_api::wire::{ExperimentReport, FaultRequest};
 use mesh_client::{ClientError, ControlClient, Credential};
 use serde_json::Value;
 
@@ -161,6 +161,15 @@ impl ControlPlane {
             }),
             Err(other) => Err(ControlError::Call(other)),
         }
+    }
+
+    /// `POST /api/v1/experiments`: the run's progress, for the dashboard.
+    pub async fn report_progress(&self, report: &ExperimentReport) -> Result<(), ControlError> {
+        self.client()?
+            .report_experiment(report)
+            .await
+            .map(|_| ())
+            .map_err(ControlError::Call)
     }
 
     /// `POST /api/v1/apply` (or `/api/v1/delete`): applies or deletes the mesh resources

@@ -4,11 +4,13 @@
 //! rollbacks) with `http` and `process` providers plus native ones for this suite: fault
 //! leases through the mesh control plane, workload kills, mesh configuration, and load from
 //! the load generator ([`crate::load`]) with its steady-state window as typed tolerances. A run writes a
-//! Chaos Toolkit style `journal.json` and a self-contained HTML/Markdown report.
+//! Chaos Toolkit style `journal.json` and a self-contained HTML/Markdown report; while it
+//! runs, its progress shows on the control plane's dashboard ([`progress`]).
 
 pub mod control;
 pub mod experiment;
 pub mod jsonpath;
+pub mod progress;
 pub mod providers;
 pub mod report;
 pub mod runner;

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::Cancel;
 use super::experiment::{Activity, Experiment, Kind, Provider};
+use super::progress::Progress;
 use super::providers::{Context, ProviderError};
 use super::report;
 use super::time::rfc3339;
@@ -78,6 +79,8 @@ struct Run {
     ctx: Arc<Context>,
     dry: bool,
     cancel: Cancel,
+    /// The dashboard's view of the run (none in a rehearsal).
+    progress: Option<Arc<Progress>>,
 }
 
 fn duration_s(d: Duration) -> f64 {
@@ -85,6 +88,13 @@ fn duration_s(d: Duration) -> f64 {
 }
 
 impl Run {
+    /// Tells the dashboard the run entered `phase`.
+    async fn phase(&self, phase: &'static str) {
+        if let Some(p) = &self.progress {
+            p.phase(phase).await;
+        }
+    }
+
     /// Runs one activity and returns its journal entry and whether it succeeded.
     async fn activity(&self, a: &Activity, cancellable: bool) -> (Value, bool) {
         let start_wall = SystemTime::now();
@@ -149,6 +159,9 @@ impl Run {
                 entry["measured"] = v.measured;
             }
             probes.push(entry);
+        }
+        if let Some(p) = &self.progress {
+            p.hypothesis(all_met).await;
         }
         Some(
             json!({"steady_state_met": all_met, "probes": probes, "offset_s": duration_s(Duration::from_secs_f64(self.ctx.offset()))}),
@@ -266,17 +279,33 @@ pub async fn run(
     client: reqwest::Client,
 ) -> Value {
     let plan = Plan::new(experiment, opts);
+    let ctx = Arc::new(Context::new(
+        client,
+        opts.control.clone(),
+        opts.meshctl.clone(),
+        opts.base_dir.clone(),
+        opts.seed,
+        plan.lease,
+    ));
+    let progress = (!opts.dry).then(|| {
+        Progress::new(
+            &experiment.title,
+            Arc::clone(&ctx),
+            experiment.hypothesis.is_some(),
+        )
+    });
     let run = Run {
-        ctx: Arc::new(Context::new(
-            client,
-            opts.control.clone(),
-            opts.meshctl.clone(),
-            opts.base_dir.clone(),
-            opts.seed,
-            plan.lease,
-        )),
+        ctx,
         dry: opts.dry,
         cancel,
+        progress,
+    };
+    let heartbeat = match &run.progress {
+        Some(p) => {
+            p.phase("before").await;
+            Some(p.heartbeat())
+        }
+        None => None,
     };
     let mut record = Record {
         start_wall: SystemTime::now(),
@@ -300,26 +329,36 @@ pub async fn run(
 
     let method_ran = record.status == "completed";
     if method_ran {
+        run.phase("method").await;
         run.method(experiment, &plan, lead, &mut record).await;
     }
     let method_end = run.ctx.offset();
     record.phase("method", method_start, method_end);
 
+    run.phase("after").await;
     run.after(experiment, &plan, &mut record).await;
     let rollbacks_start = run.ctx.offset();
     record.phase("after", method_end, rollbacks_start);
 
+    run.phase("rollbacks").await;
     let played = run.rollbacks(experiment, &plan, &mut record).await;
     let rollbacks_end = run.ctx.offset();
     record.phase("rollbacks", rollbacks_start, rollbacks_end);
 
     // Nothing to recover from when the method never ran (the steady state was already off).
     if played && method_ran && !opts.dry && experiment.hypothesis.is_some() {
+        run.phase("recovery").await;
         run.recovery(experiment, opts, &plan, rollbacks_end, &mut record)
             .await;
     }
     let end_s = run.ctx.offset();
     record.phase("recovery", rollbacks_end, end_s);
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
+    if let Some(p) = &run.progress {
+        p.done(record.status).await;
+    }
 
     run.journal(experiment, opts, &plan, record, end_s)
 }

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use mesh_api::wire::{
     AbortView, ApiError, Applied, CaRoot, CertificateRequest, ChangeRecord, DelayView, Deleted,
-    Deregistered, ErrorRecord, FaultCreated, FaultDeleted, FaultRequest, FaultsCleared, Graph,
-    Health, Issued, LeaseView, Mode, Overview, ProxyConfig, ProxyStatus, Registered, RouteSummary,
-    ServiceDescription, ServiceOverview, SyncStatus, TargetGroup, WorkloadSpec, WorkloadView,
+    Deregistered, ErrorRecord, ExperimentRecorded, ExperimentReport, ExperimentView, FaultCreated,
+    FaultDeleted, FaultRequest, FaultsCleared, Graph, Health, Issued, LeaseView, Mode, Overview,
+    ProxyConfig, ProxyStatus, Registered, RouteSummary, ServiceDescription, ServiceOverview,
+    SyncStatus, TargetGroup, WorkloadSpec, WorkloadView,
 };
 use mesh_api::{Registry, RouteTable};
 use serde::Serialize;
@@ -377,4 +378,43 @@ fn the_graph_and_the_admin_address_are_pinned() {
             "labels": {}, "address": "127.0.0.1:15106", "sidecar": true, "mode": "sidecar", "admin": "127.0.0.1:15103"}"#,
     );
     assert_eq!(spec.admin, Some("127.0.0.1:15103".parse().unwrap()));
+}
+
+#[test]
+fn the_documented_experiment_report_round_trips_and_views_add_two_fields() {
+    let report: ExperimentReport = round_trip(
+        r#"{"id": "run-1764849600000-4242", "title": "The product page survives a details outage",
+            "phase": "method", "status": "running", "hypothesis": "met", "deviated": false,
+            "started_at_ms": 1764849600000, "elapsed_s": 12.5,
+            "faults": [{"id": "f-1", "description": "abort 503 100% on details", "start_s": 2.1,
+                        "end_s": 62.1, "removed": false}]}"#,
+    );
+    assert_eq!(report.faults[0].id, "f-1");
+    let view = ExperimentView {
+        report,
+        updated_at_ms: 1764849612500,
+        stale: false,
+    };
+    assert_eq!(
+        keys(&view),
+        [
+            "id",
+            "title",
+            "phase",
+            "status",
+            "hypothesis",
+            "deviated",
+            "started_at_ms",
+            "elapsed_s",
+            "faults",
+            "updated_at_ms",
+            "stale"
+        ]
+    );
+    assert_eq!(
+        json(&ExperimentRecorded {
+            recorded: "run-1".into()
+        }),
+        r#"{"recorded":"run-1"}"#
+    );
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use http::Method;
 use mesh_api::wire::{
-    Applied, CaRoot, CertificateRequest, Deleted, Deregistered, ErrorRecord, FaultCreated,
-    FaultDeleted, FaultRequest, FaultsCleared, Graph, Issued, LeaseView, Overview, ProxyConfig,
-    ProxyStatus, Registered, ResourceEntry, ServiceDescription, TargetGroup, WorkloadSpec,
-    WorkloadView,
+    Applied, CaRoot, CertificateRequest, Deleted, Deregistered, ErrorRecord, ExperimentRecorded,
+    ExperimentReport, ExperimentView, FaultCreated, FaultDeleted, FaultRequest, FaultsCleared,
+    Graph, Issued, LeaseView, Overview, ProxyConfig, ProxyStatus, Registered, ResourceEntry,
+    ServiceDescription, TargetGroup, WorkloadSpec, WorkloadView,
 };
 use serde::de::DeserializeOwned;
 
@@ -166,5 +166,19 @@ impl<X: Transport> ControlClient<X> {
     /// Ends every fault lease.
     pub async fn clear_faults(&self) -> Result<FaultsCleared, ClientError> {
         self.delete("api/v1/faults").await
+    }
+
+    /// Reports the state of a chaos experiment run (the dashboard's experiment strip).
+    pub async fn report_experiment(
+        &self,
+        report: &ExperimentReport,
+    ) -> Result<ExperimentRecorded, ClientError> {
+        self.post("api/v1/experiments", &[], Body::json(report)?)
+            .await
+    }
+
+    /// The experiment runs reported, the most recently updated first.
+    pub async fn experiments(&self) -> Result<Vec<ExperimentView>, ClientError> {
+        self.get("api/v1/experiments", &[]).await
     }
 }

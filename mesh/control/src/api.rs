@@ -68,6 +68,7 @@ pub fn secured(control: Arc<Control>, auth: Arc<Auth>) -> Router {
         .route("/api/v1/delete", post(delete_resources))
         .route("/api/v1/faults", post(add_fault).delete(clear_faults))
         .route("/api/v1/faults/{id}", delete(remove_fault))
+        .route("/api/v1/experiments", post(report_experiment))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_admin));
     Router::new()
         .merge(mutating)
@@ -87,6 +88,7 @@ pub fn secured(control: Arc<Control>, auth: Arc<Auth>) -> Router {
         .route("/api/v1/ca/root", get(ca_root))
         .route("/api/v1/certificates", post(certificate))
         .route("/api/v1/faults", get(faults))
+        .route("/api/v1/experiments", get(experiments))
         .route("/v1/traces", post(otlp_traces))
         .route("/api/traces", get(traces))
         .route("/api/traces/{trace_id}", get(trace))
@@ -439,6 +441,21 @@ async fn add_fault(State(control): Shared, body: Bytes) -> ApiResult {
     let request: FaultRequest = json_body(&body, "fault")?;
     let (lease, warnings) = control.add_fault(request)?;
     Ok((StatusCode::CREATED, Json(FaultCreated { lease, warnings })).into_response())
+}
+
+/// A chaos runner's report of the experiment it runs (its whole state each time).
+async fn report_experiment(State(control): Shared, body: Bytes) -> ApiResult {
+    let report: wire::ExperimentReport = json_body(&body, "experiment report")?;
+    let id = report.id.clone();
+    control
+        .experiments()
+        .record(report, mesh_api::compile::now_ms())
+        .map_err(|e| AppError::BadRequest(format!("experiment report: {e}")))?;
+    ok(wire::ExperimentRecorded { recorded: id })
+}
+
+async fn experiments(State(control): Shared) -> ApiResult {
+    ok(control.experiments().list(mesh_api::compile::now_ms()))
 }
 
 async fn faults(State(control): Shared) -> ApiResult {

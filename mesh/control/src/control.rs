@@ -109,6 +109,8 @@ pub struct Control {
     grace_until: Instant,
     /// Recent traces the proxies exported to us.
     traces: crate::traces::TraceStore,
+    /// The chaos experiments the runner reports.
+    experiments: crate::experiments::Experiments,
     /// The proxies' metrics, for the dashboard's graph.
     scrapes: Mutex<Scrapes>,
     /// Recent changes taken, oldest first, at most [`MAX_CHANGES`].
@@ -131,6 +133,7 @@ impl Control {
             ca,
             metrics: Metrics::new(),
             traces: crate::traces::TraceStore::new(settings.trace_store_bytes),
+            experiments: crate::experiments::Experiments::default(),
             settings,
             scrapes: Mutex::new(Scrapes::new()),
             changes: Mutex::new(VecDeque::new()),
@@ -140,6 +143,11 @@ impl Control {
     /// The embedded trace store.
     pub fn traces(&self) -> &crate::traces::TraceStore {
         &self.traces
+    }
+
+    /// The chaos experiments reported.
+    pub fn experiments(&self) -> &crate::experiments::Experiments {
+        &self.experiments
     }
 
     /// The version in force.

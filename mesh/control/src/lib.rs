@@ -12,6 +12,7 @@
 //! * [`store`]: the validated configuration and the API-applied overlay.
 //! * [`registry`]: registered workloads, heartbeats and expiry.
 //! * [`faults`]: fault leases and their injection into compiled routes.
+//! * [`experiments`]: the chaos experiments the runner reports, for the dashboard.
 //! * [`graph`]: the live service graph, from the proxies' metrics.
 //! * [`push`]: versions, long polls and per-workload compilation.
 //! * [`ca`]: the certificate authority issuing SPIFFE certificates.
@@ -26,6 +27,7 @@ pub mod ca;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+pub mod experiments;
 pub mod faults;
 pub mod graph;
 pub mod kube;

@@ -10,11 +10,13 @@
 //!   `proxy-status` and the Prometheus scrape targets ([`TargetGroup`]).
 //! - [`proxy`]: the watch API's [`ProxyConfig`] and the certificate exchange.
 //! - [`fault`]: fault requests and the leases they create.
+//! - [`experiment`]: a chaos experiment's progress, reported by the runner.
 //! - [`graph`]: the live service graph the dashboard draws.
 //! - [`views`]: what `describe` and the dashboard's overview show, and resources in force.
 //! - [`answers`]: the small acknowledgements (`applied`, `deleted`, ...) and the error body.
 
 pub mod answers;
+pub mod experiment;
 pub mod fault;
 pub mod graph;
 pub mod proxy;
@@ -24,6 +26,7 @@ pub mod workload;
 pub use answers::{
     ApiError, Applied, CaRoot, Deleted, Deregistered, FaultDeleted, FaultsCleared, Registered,
 };
+pub use experiment::{ExperimentFault, ExperimentRecorded, ExperimentReport, ExperimentView};
 pub use fault::{
     AbortRequest, AbortView, DelayRequest, DelayView, FaultCreated, FaultRequest, LeaseView,
 };

@@ -161,6 +161,7 @@ async fn with_an_admin_token_the_mutating_api_needs_it() {
         (Method::POST, "/api/v1/faults", fault.to_string()),
         (Method::DELETE, "/api/v1/faults", String::new()),
         (Method::DELETE, "/api/v1/faults/f-1", String::new()),
+        (Method::POST, "/api/v1/experiments", "{}".to_owned()),
         (
             Method::DELETE,
             "/api/v1/workloads/productpage-v1",

@@ -190,3 +190,37 @@ async fn bad_fault_bodies_name_the_field() {
         "{warning}"
     );
 }
+
+#[tokio::test]
+async fn experiment_reports_are_kept_listed_and_refused_by_field() {
+    let server = start().await;
+    let report = |phase: &str, status: &str| {
+        json!({"id": "run-1", "title": "Details outage", "phase": phase, "status": status,
+               "hypothesis": "met", "started_at_ms": 1, "elapsed_s": 3.0,
+               "faults": [{"id": "f-1", "description": "abort 503 100% on details",
+                           "start_s": 1.0, "end_s": 61.0}]})
+    };
+    let (status, body) = server
+        .post_json("/api/v1/experiments", &report("method", "running"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["recorded"], "run-1");
+    let (_, list) = server.get("/api/v1/experiments").await;
+    assert_eq!(list[0]["phase"], "method");
+    assert_eq!(list[0]["stale"], false);
+    assert_eq!(list[0]["faults"][0]["removed"], false);
+
+    for (bad, field) in [
+        (report("warmup", "running"), "phase"),
+        (report("done", "running"), "status"),
+        (json!({"id": "run-1"}), "missing field"),
+    ] {
+        let (status, body) = server.post_json("/api/v1/experiments", &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"].as_str().unwrap().contains(field), "{body}");
+    }
+    // Nothing of a refused report was kept.
+    let (_, list) = server.get("/api/v1/experiments").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["phase"], "method");
+}

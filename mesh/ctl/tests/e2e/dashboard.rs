@@ -3,7 +3,9 @@
 //! workload in the graph with a non-zero rate, the reviews shares moving to v3 when
 //! `virtual-service-reviews-v3.yaml` is applied, and an injected fault listed with its
 //! countdown going down; then a slow page (jason under that fault) listed among the
-//! recent traces and drawn as a waterfall with the injected delay. The screenshots of the
+//! recent traces and drawn as a waterfall with the injected delay; then a chaos experiment
+//! run by the `chaos` binary, in the strip above the graph with its phase, hypothesis and
+//! fault window, and its end. The screenshots of the
 //! dashboard and of the waterfall stay under the target directory (the paths are printed).
 //!
 //! Chromium is Debian's `chromium` (or `$CHROMIUM`). Without it the test says so and
@@ -20,6 +22,66 @@ use serde_json::Value;
 use tokio::time::{Instant, sleep};
 
 use super::support::*;
+
+const CHAOS_TITLE: &str = "The product page survives a details outage";
+
+/// `chaos run` of a details outage (12 s of method) against the running mesh, the way a
+/// speaker runs it: the real binary, the control plane's URL, the gateway as a variable.
+struct ChaosRun {
+    child: tokio::process::Child,
+    journal: PathBuf,
+}
+
+impl ChaosRun {
+    fn start(up: &Up, control: &str) -> Self {
+        let dir = up.run_dir.join("chaos");
+        std::fs::create_dir_all(&dir).unwrap();
+        let experiment = dir.join("details-outage.yaml");
+        std::fs::write(
+            &experiment,
+            format!(
+                r#"title: {CHAOS_TITLE}
+steady-state-hypothesis:
+  title: the page answers
+  probes:
+    - {{type: probe, name: page-ok, tolerance: 200, provider: {{type: http, url: "${{page}}", timeout: 5}}}}
+method:
+  - type: action
+    name: details-down
+    provider: {{type: mesh-fault, service: details, abort: 503, ttl: 60s}}
+    pauses: {{after: 12}}
+rollbacks:
+  - {{type: action, name: details-back, provider: {{type: mesh-fault-clear}}}}
+"#
+            ),
+        )
+        .unwrap();
+        let journal = dir.join("journal.json");
+        let child = tokio::process::Command::new(bin_dir().join("chaos"))
+            .arg("run")
+            .arg(&experiment)
+            .arg("--journal-path")
+            .arg(&journal)
+            .args(["--control", control, "--var"])
+            .arg(format!("page={}", up.page_url()))
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chaos could not be started (cargo build --workspace --bins)");
+        Self { child, journal }
+    }
+
+    /// Waits for the run to end; it must have held (exit code 0).
+    async fn finish(mut self) {
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("chaos did not finish within 60 s")
+            .unwrap();
+        let journal = std::fs::read_to_string(&self.journal).unwrap_or_default();
+        assert!(status.success(), "chaos exited {status}: {journal}");
+    }
+}
 
 /// The browser, if installed.
 fn chromium() -> Option<PathBuf> {
@@ -400,6 +462,33 @@ async fn chromium_shows_the_live_graph_traffic_shifting_and_a_fault_counting_dow
         later < first,
         "the countdown went from {first} s to {later} s"
     );
+
+    // A chaos experiment, run by the real runner, shows in the strip while it runs.
+    let chaos = ChaosRun::start(&up, &control);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let dom = chromium_run(&browser, &profile, &dashboard, "--dump-dom").await;
+        let strip = elements(&dom, "div", "experiment");
+        let shown = strip.first().filter(|s| !s.contains_key("hidden"));
+        if let Some(s) = shown
+            && s["data-phase"] == "method"
+            && s["data-faults"] == "1"
+        {
+            assert_eq!(s["data-status"], "running");
+            assert_eq!(s["data-hypothesis"], "met", "{s:?}");
+            assert!(dom.contains(CHAOS_TITLE), "the title in the strip");
+            assert!(
+                dom.contains("abort 503 100% on details"),
+                "the fault window in words"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the experiment never showed in its method with its fault: {strip:?}"
+        );
+        sleep(Duration::from_millis(500)).await;
+    }
     chromium_run(
         &browser,
         &profile,
@@ -416,6 +505,21 @@ async fn chromium_shows_the_live_graph_traffic_shifting_and_a_fault_counting_dow
     );
     println!("dashboard screenshot: {}", screenshot.display());
     eprintln!("dashboard screenshot: {}", screenshot.display());
+
+    // The run ends, held, and the strip says so.
+    chaos.finish().await;
+    let dom = chromium_run(&browser, &profile, &dashboard, "--dump-dom").await;
+    let strip = elements(&dom, "div", "experiment");
+    let s = strip.first().expect("the strip");
+    assert_eq!(
+        (
+            s["data-phase"].as_str(),
+            s["data-status"].as_str(),
+            s["data-deviated"].as_str()
+        ),
+        ("done", "completed", "false"),
+        "{s:?}"
+    );
 
     stop.store(true, Ordering::Relaxed);
     let _ = traffic.await;
