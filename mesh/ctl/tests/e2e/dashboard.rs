@@ -41,6 +41,7 @@ impl ChaosRun {
             &experiment,
             format!(
                 r#"title: {CHAOS_TITLE}
+description: details answers 503 to every call; the page must keep answering 200
 steady-state-hypothesis:
   title: the page answers
   probes:
@@ -464,9 +465,12 @@ async fn chromium_shows_the_live_graph_traffic_shifting_and_a_fault_counting_dow
     );
 
     // A chaos experiment, run by the real runner, shows in the strip while it runs.
-    let chaos = ChaosRun::start(&up, &control);
+    let mut chaos = ChaosRun::start(&up, &control);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
+        if let Ok(Some(status)) = chaos.child.try_wait() {
+            panic!("chaos ended early ({status}) before the strip showed its method");
+        }
         let dom = chromium_run(&browser, &profile, &dashboard, "--dump-dom").await;
         let strip = elements(&dom, "div", "experiment");
         let shown = strip.first().filter(|s| !s.contains_key("hidden"));
