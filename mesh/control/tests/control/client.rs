@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use mesh_api::wire::{DelayRequest, FaultRequest, Mode, SyncStatus, WorkloadSpec};
+use mesh_api::wire::{
+    DelayRequest, ExperimentReport, FaultRequest, Mode, SyncStatus, WorkloadSpec,
+};
 use mesh_client::{ClientError, ControlClient};
 use mesh_identity::{Identity, SpiffeId};
 
@@ -138,6 +140,26 @@ async fn every_call_decodes_the_real_answer() {
     assert_eq!(created.lease.delay.as_ref().unwrap().percentage, 100.0);
     let faults = client.faults().await.unwrap();
     assert_eq!(faults[0].id, created.lease.id);
+
+    // A chaos run's progress.
+    let report = ExperimentReport {
+        id: "run-1".to_owned(),
+        title: "Reviews slow".to_owned(),
+        phase: "method".to_owned(),
+        status: "running".to_owned(),
+        hypothesis: "met".to_owned(),
+        deviated: false,
+        started_at_ms: 1,
+        elapsed_s: 2.0,
+        faults: Vec::new(),
+    };
+    assert_eq!(
+        client.report_experiment(&report).await.unwrap().recorded,
+        "run-1"
+    );
+    let runs = client.experiments().await.unwrap();
+    assert_eq!(runs[0].report, report);
+    assert!(!runs[0].stale);
 
     // Views.
     let described = client.describe("reviews", "default").await.unwrap();
