@@ -17,7 +17,10 @@ use crate::load::mix::MixError;
 use crate::load::stats::SecondSummary;
 use crate::load::target::TargetError;
 use crate::load::{Mix, Model, Recorder, RunConfig, Schedule, Target, window};
-use mesh_api::wire::{AbortRequest, DelayRequest, FaultRequest};
+use mesh_api::wire::{
+    AbortRequest, BandwidthFault, BlackholeFault, DelayRequest, FaultRequest, ResetFault,
+    SlowCloseFault,
+};
 
 /// Why an activity failed; the text is what the journal shows as its exception.
 #[derive(Debug, thiserror::Error)]
@@ -293,9 +296,29 @@ impl Context {
             delay: spec.delay.as_ref().map(|d| DelayRequest {
                 fixed_delay: d.clone(),
                 percentage: Some(spec.percentage),
+                jitter: spec.jitter.clone(),
+                direction: spec.direction,
             }),
             abort: spec.abort.map(|code| AbortRequest {
                 http_status: i64::from(code),
+                percentage: Some(spec.percentage),
+            }),
+            bandwidth: spec.bandwidth.map(|rate| BandwidthFault {
+                bytes_per_second: i64::try_from(rate).unwrap_or(i64::MAX),
+                direction: spec.direction,
+                percentage: Some(spec.percentage),
+            }),
+            reset: spec.reset_after.map(|after| ResetFault {
+                after_bytes: (after > 0).then(|| i64::try_from(after).unwrap_or(i64::MAX)),
+                direction: spec.direction,
+                percentage: Some(spec.percentage),
+            }),
+            blackhole: spec.blackhole.then_some(BlackholeFault {
+                direction: spec.direction,
+                percentage: Some(spec.percentage),
+            }),
+            slow_close: spec.slow_close.as_ref().map(|d| SlowCloseFault {
+                delay: d.clone(),
                 percentage: Some(spec.percentage),
             }),
             headers: spec
@@ -670,7 +693,13 @@ mod tests {
             service: "ratings".into(),
             subset: Some("v1".into()),
             delay: Some("7s".into()),
+            jitter: None,
             abort: None,
+            bandwidth: None,
+            reset_after: None,
+            blackhole: false,
+            slow_close: None,
+            direction: None,
             percentage: 100.0,
             headers: serde_json::from_value(json!({"end-user": "jason"})).unwrap(),
             ttl: None,
@@ -691,6 +720,34 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&c.fault_request(&long)).unwrap(),
             r#"{"service":"ratings","subset":"v1","delay":{"fixed_delay":"7s","percentage":100.0},"headers":{"end-user":"jason"},"ttl_seconds":20}"#
+        );
+    }
+
+    #[test]
+    fn network_faults_reach_the_lease_request() {
+        let spec = FaultSpec {
+            service: "productpage".into(),
+            subset: None,
+            delay: None,
+            jitter: None,
+            abort: None,
+            bandwidth: Some(2000),
+            reset_after: Some(0),
+            blackhole: true,
+            slow_close: Some("2s".into()),
+            direction: Some(mesh_api::defaults::Direction::Request),
+            percentage: 50.0,
+            headers: Map::new(),
+            ttl: Some(Duration::from_secs(30)),
+        };
+        assert_eq!(
+            serde_json::to_value(ctx(1).fault_request(&spec)).unwrap(),
+            json!({"service": "productpage",
+                   "bandwidth": {"bytes_per_second": 2000, "direction": "request", "percentage": 50.0},
+                   "reset": {"direction": "request", "percentage": 50.0},
+                   "blackhole": {"direction": "request", "percentage": 50.0},
+                   "slow_close": {"delay": "2s", "percentage": 50.0},
+                   "ttl_seconds": 30})
         );
     }
 

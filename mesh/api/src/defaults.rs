@@ -15,6 +15,9 @@ use crate::networking::destination_rule::{
 };
 use crate::networking::virtual_service::{Destination, HttpFaultInjection, HttpRoute};
 
+mod fault_text;
+pub use fault_text::{format_rate, parse_rate};
+
 /// Retries when a route has no `retries` block.
 pub const DEFAULT_RETRY_ATTEMPTS: u32 = 2;
 /// `retryOn` when a route has no `retries`, or has `retries` without `retryOn`.
@@ -171,6 +174,18 @@ pub struct EffectiveFault {
     pub delay: Option<EffectiveDelay>,
     /// Abort, if any.
     pub abort: Option<EffectiveAbort>,
+    /// Throttled link (fault leases only, like the three below).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<EffectiveBandwidth>,
+    /// Connection cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<EffectiveReset>,
+    /// No answer at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blackhole: Option<EffectiveBlackhole>,
+    /// End of the response held back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_close: Option<EffectiveSlowClose>,
 }
 
 /// An injected delay.
@@ -179,6 +194,81 @@ pub struct EffectiveDelay {
     /// How long.
     pub fixed_delay: Duration,
     /// Share of requests, 0-100 (absent in YAML = 0).
+    pub percent: f64,
+    /// Each delay is drawn uniformly from `fixed_delay ± jitter` (fault leases only).
+    #[serde(default, skip_serializing_if = "Duration::is_zero")]
+    pub jitter: Duration,
+    /// Before the request is forwarded (Istio's delay) or before the response is relayed.
+    #[serde(default, skip_serializing_if = "Direction::is_request")]
+    pub direction: Direction,
+}
+
+/// Which way a network fault acts: on the way to the service, or on the way back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Caller to service.
+    #[default]
+    Request,
+    /// Service to caller.
+    Response,
+}
+
+impl Direction {
+    /// True for [`Direction::Request`] (what a field left out means).
+    pub fn is_request(&self) -> bool {
+        *self == Direction::Request
+    }
+
+    /// `request` or `response`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        }
+    }
+}
+
+/// A throttled link: the body of the request or of the response moves at this rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectiveBandwidth {
+    /// Rate.
+    pub bytes_per_second: u64,
+    /// Which body is throttled.
+    pub direction: Direction,
+    /// Share of requests, 0-100.
+    pub percent: f64,
+}
+
+/// A connection cut: on the request's way (the service never sees it, the caller gets
+/// no answer), or on the response's way after `after_bytes` bytes of its body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectiveReset {
+    /// Body bytes relayed before the cut (response direction).
+    pub after_bytes: u64,
+    /// Where the connection is cut.
+    pub direction: Direction,
+    /// Share of requests, 0-100.
+    pub percent: f64,
+}
+
+/// A blackhole: the connection stays open and nothing comes back, until the caller gives
+/// up or the fault ends. On the response's way the service does the work first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectiveBlackhole {
+    /// Where the traffic disappears.
+    pub direction: Direction,
+    /// Share of requests, 0-100.
+    pub percent: f64,
+}
+
+/// A slow close: the whole response is relayed, but its end (the last chunk) only after
+/// this delay, so a caller that reads to the end waits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectiveSlowClose {
+    /// How long the end is held.
+    pub delay: Duration,
+    /// Share of requests, 0-100.
     pub percent: f64,
 }
 
@@ -215,6 +305,8 @@ impl EffectiveFault {
             d.fixed_delay.map(|fixed| EffectiveDelay {
                 fixed_delay: fixed.get(),
                 percent,
+                jitter: Duration::ZERO,
+                direction: Direction::Request,
             })
         });
         let abort = fault.abort.as_ref().and_then(|a| {
@@ -229,7 +321,11 @@ impl EffectiveFault {
         if delay.is_none() && abort.is_none() {
             return None;
         }
-        Some(Self { delay, abort })
+        Some(Self {
+            delay,
+            abort,
+            ..Self::default()
+        })
     }
 }
 

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 
 use mesh_api::wire::{
     AbortView, ApiError, Applied, CaRoot, CertificateRequest, ChangeRecord, DelayView, Deleted,
-    Deregistered, ErrorRecord, ExperimentRecorded, ExperimentReport, ExperimentView, FaultCreated,
-    FaultDeleted, FaultRequest, FaultsCleared, Graph, Health, Issued, LeaseView, Mode, Overview,
-    ProxyConfig, ProxyStatus, Registered, RouteSummary, ServiceDescription, ServiceOverview,
-    SyncStatus, TargetGroup, WorkloadSpec, WorkloadView,
+    Deregistered, Direction, ErrorRecord, ExperimentRecorded, ExperimentReport, ExperimentView,
+    FaultCreated, FaultDeleted, FaultRequest, FaultsCleared, Graph, Health, Issued, LeaseView,
+    Mode, Overview, ProxyConfig, ProxyStatus, Registered, ResetFault, RouteSummary,
+    ServiceDescription, ServiceOverview, SyncStatus, TargetGroup, WorkloadSpec, WorkloadView,
 };
 use mesh_api::{Registry, RouteTable};
 use serde::Serialize;
@@ -146,11 +146,17 @@ fn a_created_lease_lists_its_fields_then_the_warnings() {
         delay: Some(DelayView {
             fixed_delay: "7s".to_owned(),
             percentage: 100.0,
+            jitter: None,
+            direction: Direction::Request,
         }),
         abort: Some(AbortView {
             http_status: 500,
             percentage: 50.0,
         }),
+        bandwidth: None,
+        reset: None,
+        blackhole: None,
+        slow_close: None,
         headers: BTreeMap::from([("end-user".to_owned(), "jason".to_owned())]),
         ttl_seconds: 60,
         created_at_ms: 1,
@@ -179,6 +185,46 @@ fn a_created_lease_lists_its_fields_then_the_warnings() {
     };
     assert!(!json(&bare).contains("subset"));
     assert!(!json(&bare).contains("delay"));
+}
+
+#[test]
+fn network_faults_list_with_their_defaults_filled_in() {
+    let request: FaultRequest = round_trip(
+        r#"{"service": "productpage", "delay": {"fixed_delay": "1s", "jitter": "200ms", "direction": "response"},
+            "bandwidth": {"bytes_per_second": 2048}, "reset": {"after_bytes": 100},
+            "blackhole": {"percentage": 10.0}, "slow_close": {"delay": "2s"}}"#,
+    );
+    assert_eq!(request.bandwidth.unwrap().bytes_per_second, 2048);
+    assert_eq!(request.reset.unwrap().after_bytes, Some(100));
+    assert_eq!(request.delay.unwrap().direction, Some(Direction::Response));
+    let camel: FaultRequest = serde_json::from_str(
+        r#"{"service": "x", "bandwidth": {"bytesPerSecond": 10}, "slowClose": {"delay": "1s"}}"#,
+    )
+    .unwrap();
+    assert!(camel.slow_close.is_some());
+    let typo = serde_json::from_str::<FaultRequest>(r#"{"service": "x", "reset": {"after": 5}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(typo.contains("unknown field `after`"), "{typo}");
+    let view = DelayView {
+        fixed_delay: "1s".to_owned(),
+        percentage: 100.0,
+        jitter: Some("200ms".to_owned()),
+        direction: Direction::Response,
+    };
+    assert_eq!(
+        json(&view),
+        r#"{"fixed_delay":"1s","percentage":100.0,"jitter":"200ms","direction":"response"}"#
+    );
+    let reset = ResetFault {
+        after_bytes: Some(0),
+        direction: Some(Direction::Response),
+        percentage: Some(100.0),
+    };
+    assert_eq!(
+        json(&reset),
+        r#"{"after_bytes":0,"direction":"response","percentage":100.0}"#
+    );
 }
 
 #[test]

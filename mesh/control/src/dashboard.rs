@@ -52,20 +52,7 @@ pub fn describe_route(route: &CompiledRoute) -> RouteSummary {
         RouteAction::DirectResponse(_) => "direct response".to_owned(),
         RouteAction::Delegate(_) => "delegate".to_owned(),
     };
-    let fault = route.fault.as_ref().map(|f| {
-        let mut parts = Vec::new();
-        if let Some(d) = &f.delay {
-            parts.push(format!("delay {:?} ({}%)", d.fixed_delay, d.percent));
-        }
-        if let Some(a) = &f.abort {
-            let status = match &a.status {
-                mesh_api::defaults::AbortStatus::Http(code) => code.to_string(),
-                mesh_api::defaults::AbortStatus::Grpc(name) => name.clone(),
-            };
-            parts.push(format!("abort {status} ({}%)", a.percent));
-        }
-        parts.join(", ")
-    });
+    let fault = route.fault.as_ref().map(ToString::to_string);
     RouteSummary {
         name: route.name.clone(),
         matches: if matches.is_empty() {

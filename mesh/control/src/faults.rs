@@ -1,6 +1,7 @@
 //! Fault leases for chaos tools.
 //!
-//! A lease is a delay and/or abort on a service's routes with a time to live. The
+//! A lease is a fault on a service's routes with a time to live: Istio's delay and abort,
+//! and the network faults of [`network`] (bandwidth, reset, blackhole, slow close). The
 //! control plane drops it when the TTL ends, and the routes it adds carry the absolute
 //! expiry too, so proxies stop applying it on time even if the control plane (or the
 //! chaos tool that asked for it) has died.
@@ -23,6 +24,8 @@ use mesh_api::{
     WeightedDestinations, parse_duration,
 };
 use tokio::time::Instant;
+
+mod network;
 
 /// Longest lease a caller may ask for.
 pub const MAX_TTL_SECONDS: u64 = 3600;
@@ -55,10 +58,8 @@ pub struct FaultSpec {
     pub host: String,
     /// Subset restriction.
     pub subset: Option<String>,
-    /// Delay and percentage.
-    pub delay: Option<(Duration, f64)>,
-    /// Status and percentage.
-    pub abort: Option<(u16, f64)>,
+    /// What the routes of the lease inject (aborts are always HTTP statuses).
+    pub fault: EffectiveFault,
     /// Exact header matches (lowercase names).
     pub headers: BTreeMap<String, String>,
     /// Lease duration.
@@ -69,6 +70,15 @@ fn percentage(field: &'static str, value: Option<f64>) -> Result<f64, FaultError
     let value = value.unwrap_or(100.0);
     if !(0.0..=100.0).contains(&value) || value.is_nan() {
         return Err(invalid(field, format!("{value} is not between 0 and 100")));
+    }
+    Ok(value)
+}
+
+/// A duration field that must be more than zero.
+fn positive_duration(field: &'static str, text: &str) -> Result<Duration, FaultError> {
+    let value = parse_duration(text).map_err(|e| invalid(field, e.to_string()))?;
+    if value.is_zero() {
+        return Err(invalid(field, "must be greater than 0"));
     }
     Ok(value)
 }
@@ -86,18 +96,31 @@ impl TryFrom<FaultRequest> for FaultSpec {
         if namespace.is_empty() {
             return Err(invalid("namespace", "must not be empty"));
         }
-        if request.delay.is_none() && request.abort.is_none() {
-            return Err(invalid("delay", "a fault needs a delay, an abort or both"));
-        }
         let delay = match request.delay {
             None => None,
             Some(d) => {
-                let fixed = parse_duration(&d.fixed_delay)
-                    .map_err(|e| invalid("delay.fixed_delay", e.to_string()))?;
-                if fixed.is_zero() {
-                    return Err(invalid("delay.fixed_delay", "must be greater than 0"));
+                let fixed_delay = positive_duration("delay.fixed_delay", &d.fixed_delay)?;
+                let jitter = match &d.jitter {
+                    None => Duration::ZERO,
+                    Some(j) => {
+                        parse_duration(j).map_err(|e| invalid("delay.jitter", e.to_string()))?
+                    }
+                };
+                if jitter > fixed_delay {
+                    return Err(invalid(
+                        "delay.jitter",
+                        format!(
+                            "{j} is more than the delay itself",
+                            j = format_duration(jitter)
+                        ),
+                    ));
                 }
-                Some((fixed, percentage("delay.percentage", d.percentage)?))
+                Some(EffectiveDelay {
+                    fixed_delay,
+                    percent: percentage("delay.percentage", d.percentage)?,
+                    jitter,
+                    direction: d.direction.unwrap_or_default(),
+                })
             }
         };
         let abort = match request.abort {
@@ -112,9 +135,26 @@ impl TryFrom<FaultRequest> for FaultSpec {
                             format!("{} is not an HTTP status from 200 to 599", a.http_status),
                         )
                     })?;
-                Some((status, percentage("abort.percentage", a.percentage)?))
+                Some(EffectiveAbort {
+                    status: AbortStatus::Http(status),
+                    percent: percentage("abort.percentage", a.percentage)?,
+                })
             }
         };
+        let fault = EffectiveFault {
+            delay,
+            abort,
+            bandwidth: request.bandwidth.map(network::bandwidth).transpose()?,
+            reset: request.reset.map(network::reset).transpose()?,
+            blackhole: request.blackhole.map(network::blackhole).transpose()?,
+            slow_close: request.slow_close.map(network::slow_close).transpose()?,
+        };
+        if fault == EffectiveFault::default() {
+            return Err(invalid(
+                "delay",
+                "a fault needs at least one of delay, abort, bandwidth, reset, blackhole, slow_close",
+            ));
+        }
         let mut headers = BTreeMap::new();
         for (name, value) in request.headers {
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
@@ -137,26 +177,10 @@ impl TryFrom<FaultRequest> for FaultSpec {
             service,
             namespace,
             subset: request.subset,
-            delay,
-            abort,
+            fault,
             headers,
             ttl: Duration::from_secs(ttl),
         })
-    }
-}
-
-impl FaultSpec {
-    fn effective(&self) -> EffectiveFault {
-        EffectiveFault {
-            delay: self.delay.map(|(fixed_delay, percent)| EffectiveDelay {
-                fixed_delay,
-                percent,
-            }),
-            abort: self.abort.map(|(code, percent)| EffectiveAbort {
-                status: AbortStatus::Http(code),
-                percent,
-            }),
-        }
     }
 }
 
@@ -185,14 +209,23 @@ impl Lease {
             namespace: s.namespace.clone(),
             host: s.host.clone(),
             subset: s.subset.clone(),
-            delay: s.delay.map(|(d, p)| DelayView {
-                fixed_delay: format_duration(d),
-                percentage: p,
+            delay: s.fault.delay.as_ref().map(|d| DelayView {
+                fixed_delay: format_duration(d.fixed_delay),
+                percentage: d.percent,
+                jitter: (!d.jitter.is_zero()).then(|| format_duration(d.jitter)),
+                direction: d.direction,
             }),
-            abort: s.abort.map(|(c, p)| AbortView {
-                http_status: c,
-                percentage: p,
+            abort: s.fault.abort.as_ref().map(|a| AbortView {
+                http_status: match a.status {
+                    AbortStatus::Http(code) => code,
+                    AbortStatus::Grpc(_) => 0,
+                },
+                percentage: a.percent,
             }),
+            bandwidth: s.fault.bandwidth.as_ref().map(network::bandwidth_view),
+            reset: s.fault.reset.as_ref().map(network::reset_view),
+            blackhole: s.fault.blackhole.as_ref().map(network::blackhole_view),
+            slow_close: s.fault.slow_close.as_ref().map(network::slow_close_view),
             headers: s.headers.clone(),
             ttl_seconds: s.ttl.as_secs(),
             created_at_ms: self.created_at_ms,
@@ -348,7 +381,7 @@ fn faulted_copy(route: &CompiledRoute, lease: &Lease, own: bool) -> Option<Compi
         }
     }
     copy.matches = restrict_matches(&route.matches, &spec.headers)?;
-    copy.fault = Some(spec.effective());
+    copy.fault = Some(spec.fault.clone());
     copy.expires_at_ms = Some(lease.expires_at_ms);
     copy.name = Some(format!(
         "{}-{}",

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::fault::FaultArgs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Run the Bookinfo mesh on this machine and drive its control plane.
@@ -175,8 +176,9 @@ pub struct GetArgs {
 /// `meshctl fault ...`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum FaultCommand {
-    /// Add a delay and/or abort on a service for a limited time.
-    Add(FaultAddArgs),
+    /// Add a fault (delay, abort, bandwidth, reset, blackhole, slow close) on a service
+    /// for a limited time.
+    Add(Box<FaultArgs>),
     /// List the faults in force with their remaining time.
     List,
     /// Remove one fault by id, or every fault.
@@ -184,31 +186,6 @@ pub enum FaultCommand {
         /// Fault id (e.g. f-1); without it every fault is removed.
         id: Option<String>,
     },
-}
-
-/// `meshctl fault add`.
-#[derive(Debug, Clone, Args)]
-pub struct FaultAddArgs {
-    /// Target service, e.g. ratings.
-    pub service: String,
-    /// Only this subset (DestinationRule subset name, e.g. v1).
-    #[arg(long)]
-    pub subset: Option<String>,
-    /// Delay every affected request by this long (e.g. 7s).
-    #[arg(long, value_name = "DURATION")]
-    pub delay: Option<String>,
-    /// Answer affected requests with this HTTP status (e.g. 500).
-    #[arg(long, value_name = "STATUS")]
-    pub abort: Option<String>,
-    /// Share of requests affected, 0 to 100.
-    #[arg(long, value_name = "PERCENT")]
-    pub percent: Option<String>,
-    /// Only requests with this header (NAME=VALUE, repeatable), e.g. end-user=jason.
-    #[arg(long = "header", value_name = "NAME=VALUE")]
-    pub headers: Vec<String>,
-    /// How long the fault lasts (1s to 1h); it disappears by itself afterwards.
-    #[arg(long, value_name = "DURATION")]
-    pub ttl: String,
 }
 
 /// `meshctl kill`.
@@ -388,6 +365,38 @@ mod tests {
         assert!(
             parse(&["fault", "add", "ratings", "--delay", "7s"]).is_err(),
             "ttl is required"
+        );
+        let Command::Fault {
+            action: FaultCommand::Add(a),
+        } = parse(&[
+            "fault",
+            "add",
+            "productpage",
+            "--bandwidth",
+            "2KB/s",
+            "--reset-after",
+            "100",
+            "--blackhole",
+            "--slow-close",
+            "3s",
+            "--direction",
+            "response",
+            "--ttl",
+            "1m",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not fault add")
+        };
+        assert_eq!(a.bandwidth.as_deref(), Some("2KB/s"));
+        assert_eq!(a.reset_after.as_deref(), Some("100"));
+        assert!(a.blackhole && !a.reset);
+        assert_eq!(a.slow_close.as_deref(), Some("3s"));
+        assert_eq!(a.direction.as_deref(), Some("response"));
+        assert!(
+            parse(&["fault", "add", "r", "--jitter", "1s", "--ttl", "1m"]).is_err(),
+            "a jitter needs a delay"
         );
     }
 

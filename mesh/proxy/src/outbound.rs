@@ -6,7 +6,9 @@
 //!    first route whose `match` accepts the request (none: 404 `NR`); a gateway first
 //!    applies its AuthorizationPolicies (`authorize`);
 //! 2. `action`: redirect / direct response, or pick a weighted destination;
-//! 3. [`fault`]: fault injection: delay (`DI`), then abort (`FI`);
+//! 3. [`fault`]: fault injection: delay (`DI`), then abort (`FI`), and a fault lease's
+//!    network faults (throttling, resets, blackholes, slow closes; their response side
+//!    is applied to the response in step 8);
 //! 4. `rewrite`: rewrite and header manipulation;
 //! 5. `passthrough`: the destination's cluster (a ServiceEntry's outside the registry),
 //!    or, for a host nobody declared, passthrough;
@@ -98,9 +100,10 @@ async fn route(
     let route = matching::route(routes, &parts, authority, path, ctx)?;
     let dest = action::destination(route, &parts, authority, ctx)?;
     ctx.note_route_span(route);
-    if let Some(fault) = &route.fault {
-        fault::inject(fault, ctx).await?;
-    }
+    let network = match &route.fault {
+        Some(fault) => fault::inject(fault, route.expires_at_ms, ctx).await?,
+        None => fault::network::Network::default(),
+    };
     rewrite::request(route, dest, &mut parts, path);
     ctx.inject_trace(&mut parts.headers);
     // The cluster key lives in `ctx` (its host names the metrics' service if no endpoint
@@ -116,6 +119,7 @@ async fn route(
     let cluster = cluster?;
     let body = buffer::read(&parts, body, ctx).await?;
     ctx.rec.request_bytes = body.len();
+    network.throttle_request(body.len(), ctx).await;
     ctx.cluster = Some(cluster.clone());
     mirror::send(state, &snap, route, &parts, &body);
     let exchange = state.exchange.as_ref();
@@ -123,5 +127,8 @@ async fn route(
     // The request's headers are done with: their map serves the next request.
     crate::http::headers::recycle(std::mem::take(&mut parts.headers));
     rewrite::response(route, dest, &mut resp);
+    if network != fault::network::Network::default() {
+        resp = network.on_response(resp, ctx).await;
+    }
     ControlFlow::Continue(resp)
 }

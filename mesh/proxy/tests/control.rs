@@ -1,6 +1,3 @@
-//! The proxy in control-plane mode against a small fake control plane speaking the
-//! watch API of `docs/control-plane-api.md`.
-
 //! The proxy in control-plane mode against the real control plane (`mesh-control`'s API
 //! on 127.0.0.1:0): registration, pushes, a control plane that forgets us, and a start
 //! that waits for the first configuration.
@@ -14,28 +11,12 @@ use std::time::Duration;
 use axum::Router;
 use mesh_api::wire::WorkloadSpec as Registration;
 use mesh_control::{Control, Settings};
-use mesh_proxy::config::{Env, Source, WorkloadSpec};
+use mesh_proxy::config::Source;
 use mesh_proxy::run::start;
 
-/// A control plane on 127.0.0.1:0; returns it and its address.
-async fn control_plane() -> (Arc<Control>, SocketAddr) {
-    let control = Control::new(Settings::default()).unwrap();
-    control.start_background();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = mesh_control::api::router(control.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (control, addr)
-}
+mod control_plane;
 
-/// The service `svc` with one instance outside the mesh, at `address`.
-fn svc_at(address: SocketAddr) -> Registration {
-    serde_json::from_value(serde_json::json!({
-        "name": "svc-v1", "service": "svc", "labels": {"app": "svc"},
-        "address": address, "sidecar": false, "ports": [80],
-    }))
-    .unwrap()
-}
+use control_plane::{control_env, control_plane, svc_at};
 
 async fn upstream(text: &'static str) -> SocketAddr {
     let app = Router::new().fallback(move || async move { text });
@@ -43,29 +24,6 @@ async fn upstream(text: &'static str) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
-}
-
-fn control_env(url: String) -> Env {
-    let lo = SocketAddr::from(([127, 0, 0, 1], 0));
-    Env {
-        source: Source::Control {
-            url,
-            token: None,
-            workload: WorkloadSpec {
-                name: "client-v1".into(),
-                namespace: "default".into(),
-                service_account: Some("client".into()),
-                labels: [("app".to_owned(), "client".to_owned())].into(),
-                service: None,
-            },
-        },
-        outbound: lo,
-        inbound: lo,
-        app: lo,
-        admin: lo,
-        access_log: false,
-        ..Env::with_file("unused".into())
-    }
 }
 
 #[tokio::test]

@@ -12,12 +12,17 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
-use mesh_control::{Control, Settings};
+use mesh_control::Control;
 use mesh_proxy::config::{Env, Source, WorkloadSpec};
 use mesh_proxy::run::{Running, start};
 use mesh_proxy::telemetry::peer::NodeMetadata;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+#[expect(dead_code, reason = "each test binary uses part of the shared helpers")]
+mod control_plane;
+
+use control_plane::control_plane;
 
 const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/client";
 
@@ -29,16 +34,6 @@ struct Pair {
     client: Running,
     server: Running,
     seen: Seen,
-}
-
-async fn control_plane() -> (Arc<Control>, SocketAddr) {
-    let control = Control::new(Settings::default()).unwrap();
-    control.start_background();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = mesh_control::api::router(control.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (control, addr)
 }
 
 /// The server's app: answers `ok` and remembers the header names of each request.

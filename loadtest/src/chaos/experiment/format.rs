@@ -254,7 +254,18 @@ pub(super) struct FaultDoc {
     pub subset: Option<Text>,
     /// Sent to the control plane as written, once it parses.
     pub delay: Option<Text>,
+    pub jitter: Option<Text>,
     pub abort: Option<Number>,
+    /// A rate as `meshctl fault add --bandwidth` takes it (`2KB/s`) or bytes per second.
+    pub bandwidth: Option<Text>,
+    pub reset: Option<bool>,
+    #[serde(alias = "resetAfter")]
+    pub reset_after: Option<Number>,
+    pub blackhole: Option<bool>,
+    #[serde(alias = "slowClose")]
+    pub slow_close: Option<Text>,
+    /// `request` or `response`: where delay, bandwidth, reset and blackhole act.
+    pub direction: Option<Text>,
     pub percentage: Option<Number>,
     pub headers: Option<Map<String, Value>>,
     pub ttl: Option<Span>,

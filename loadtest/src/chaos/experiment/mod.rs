@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use mesh_api::defaults::Direction;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -127,8 +128,18 @@ pub struct LoadSpec {
 pub struct FaultSpec {
     pub service: String,
     pub subset: Option<String>,
+    /// Istio durations, sent as written once they parse.
     pub delay: Option<String>,
+    pub jitter: Option<String>,
     pub abort: Option<u16>,
+    /// Bytes per second.
+    pub bandwidth: Option<u64>,
+    /// Response body bytes let through before the cut.
+    pub reset_after: Option<u64>,
+    pub blackhole: bool,
+    pub slow_close: Option<String>,
+    /// `None` leaves each kind's own default.
+    pub direction: Option<Direction>,
     pub percentage: f64,
     pub headers: Map<String, Value>,
     /// Explicit lease length; when absent the runner derives a bounded one.
@@ -531,12 +542,14 @@ method:
   - {type: action, name: g, provider: {type: http, url: "${nope}"}}
   - {type: action, name: h, provider: {type: kill}}
   - {type: action, name: i, provider: {type: load-stop, rate: 1}}
+  - {type: action, name: j, provider: {type: mesh-fault, service: r, bandwidth: fast, jitter: 1s, direction: up}}
+  - {type: action, name: k, provider: {type: mesh-fault, service: r, reset: false, reset_after: 10}}
 "#;
         let e = errors(doc);
         let expected = [
             "steady-state-hypothesis.probes[0]: missing tolerance",
             "method[2].provider: missing field `url`",
-            "method[3].provider: needs delay and/or abort",
+            "method[3].provider: needs at least one of delay, abort, bandwidth, reset, blackhole, slow_close",
             "method[3].provider.percentage: must be between 0 and 100",
             "method[4].pauses.after: invalid duration \"soon\": expected a number followed by h, m, s, ms, us or ns (e.g. \"7s\", \"0.5s\", \"100ms\")",
             "method[4].provider.duration: required, e.g. 60s (every run is bounded)",
@@ -545,6 +558,10 @@ method:
             "method[6].provider.url: unknown variable ${nope}",
             "method[7].provider: missing field `workload`",
             "method[8].provider.rate: unknown field `rate`, there are no fields",
+            "method[9].provider.jitter: needs a delay to vary",
+            "method[9].provider.bandwidth: invalid rate \"fast\": expected a whole number with B, KB, KiB, MB or MiB, such as 2KB/s",
+            "method[9].provider.direction: must be request or response",
+            "method[10].provider.reset_after: contradicts reset: false",
         ];
         for want in expected {
             assert!(

@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use mesh_api::defaults::{Direction, parse_rate};
 use mesh_api::duration::parse_duration;
 use serde_json::Value;
 
 use super::format::{
     self, ActivityDoc, ExperimentDoc, FaultDoc, HttpDoc, KillDoc, LoadDoc, ProviderDoc, RuntimeDoc,
-    Signal,
+    Signal, Text,
 };
 use super::variables::join;
 use super::{
@@ -242,11 +243,20 @@ fn http(h: HttpDoc, default_timeout: Duration, problem: &mut impl FnMut(&str, St
 }
 
 fn fault(f: FaultDoc, problem: &mut impl FnMut(&str, String)) -> FaultSpec {
-    let delay = f.delay.map(|d| d.0);
-    if let Some(d) = &delay
-        && let Err(e) = parse_duration(d)
-    {
-        problem("delay", e.to_string());
+    let mut duration = |field: &str, text: Option<Text>| {
+        let text = text.map(|t| t.0);
+        if let Some(d) = &text
+            && let Err(e) = parse_duration(d)
+        {
+            problem(field, e.to_string());
+        }
+        text
+    };
+    let delay = duration("delay", f.delay);
+    let jitter = duration("jitter", f.jitter);
+    let slow_close = duration("slow_close", f.slow_close);
+    if jitter.is_some() && delay.is_none() {
+        problem("jitter", "needs a delay to vary".into());
     }
     // Chaos Toolkit files are YAML: `abort: 503` may arrive as 503.0.
     let abort = f.abort.map(|n| n.0 as u16);
@@ -255,8 +265,48 @@ fn fault(f: FaultDoc, problem: &mut impl FnMut(&str, String)) -> FaultSpec {
     {
         problem("abort", "must be an HTTP status between 200 and 599".into());
     }
-    if delay.is_none() && abort.is_none() {
-        problem("", "needs delay and/or abort".into());
+    let bandwidth_given = f.bandwidth.is_some();
+    let bandwidth = f.bandwidth.and_then(|b| match parse_rate(&b.0) {
+        Ok(rate) => Some(rate),
+        Err(e) => {
+            problem("bandwidth", e);
+            None
+        }
+    });
+    let reset_after = match (f.reset, f.reset_after) {
+        (_, Some(n)) if n.0 < 0.0 || n.0.fract() != 0.0 => {
+            problem("reset_after", "must be a whole number of bytes".into());
+            None
+        }
+        (Some(false), Some(_)) => {
+            problem("reset_after", "contradicts reset: false".into());
+            None
+        }
+        (_, Some(n)) => Some(n.0 as u64),
+        (Some(true), None) => Some(0),
+        (_, None) => None,
+    };
+    let blackhole = f.blackhole.unwrap_or(false);
+    let direction = match f.direction.as_ref().map(|d| d.0.as_str()) {
+        None => None,
+        Some("request") => Some(Direction::Request),
+        Some("response") => Some(Direction::Response),
+        Some(_) => {
+            problem("direction", "must be request or response".into());
+            None
+        }
+    };
+    if delay.is_none()
+        && abort.is_none()
+        && !bandwidth_given
+        && reset_after.is_none()
+        && !blackhole
+        && slow_close.is_none()
+    {
+        problem(
+            "",
+            "needs at least one of delay, abort, bandwidth, reset, blackhole, slow_close".into(),
+        );
     }
     let percentage = f.percentage.map_or(100.0, |p| p.0);
     if !(0.0..=100.0).contains(&percentage) {
@@ -273,7 +323,13 @@ fn fault(f: FaultDoc, problem: &mut impl FnMut(&str, String)) -> FaultSpec {
         service: f.service.0,
         subset: f.subset.map(|s| s.0),
         delay,
+        jitter,
         abort,
+        bandwidth,
+        reset_after,
+        blackhole,
+        slow_close,
+        direction,
         percentage,
         headers: f.headers.unwrap_or_default(),
         ttl,

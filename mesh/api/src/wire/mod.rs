@@ -28,7 +28,8 @@ pub use answers::{
 };
 pub use experiment::{ExperimentFault, ExperimentRecorded, ExperimentReport, ExperimentView};
 pub use fault::{
-    AbortRequest, AbortView, DelayRequest, DelayView, FaultCreated, FaultRequest, LeaseView,
+    AbortRequest, AbortView, BandwidthFault, BlackholeFault, DelayRequest, DelayView, Direction,
+    FaultCreated, FaultRequest, LeaseView, ResetFault, SlowCloseFault,
 };
 pub use graph::{Graph, GraphEdge, GraphNode, Health, ScrapeProblem};
 pub use proxy::{CertificateRequest, Issued, ProxyConfig};

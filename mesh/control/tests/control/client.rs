@@ -131,6 +131,8 @@ async fn every_call_decodes_the_real_answer() {
             delay: Some(DelayRequest {
                 fixed_delay: "2s".to_owned(),
                 percentage: None,
+                jitter: None,
+                direction: None,
             }),
             ttl_seconds: Some(60),
             ..FaultRequest::default()

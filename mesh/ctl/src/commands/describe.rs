@@ -2,7 +2,7 @@
 //! in order with their matches and weights, subsets with endpoint counts, the traffic
 //! policy, endpoints, fault leases, and the security policies that apply.
 
-use mesh_api::defaults::{AbortStatus, EffectiveFault};
+use mesh_api::defaults::EffectiveFault;
 use mesh_api::networking::virtual_service::HttpMatchRequest;
 use mesh_api::wire::ServiceDescription;
 use mesh_api::{CompiledRoute, CompiledSubset, EndpointRecord, RouteAction, StringMatch};
@@ -319,25 +319,10 @@ fn compact(v: &impl Serialize) -> String {
 
 /// A route's effective fault: `delay 7s (100%)`, `abort 503 (50%)`.
 fn route_fault(f: &EffectiveFault) -> String {
-    let mut parts = Vec::new();
-    if let Some(d) = &f.delay {
-        parts.push(format!(
-            "delay {} ({}%)",
-            human::istio(d.fixed_delay),
-            d.percent
-        ));
-    }
-    if let Some(a) = &f.abort {
-        let status = match &a.status {
-            AbortStatus::Http(code) => code.to_string(),
-            AbortStatus::Grpc(name) => format!("grpc {name}"),
-        };
-        parts.push(format!("abort {status} ({}%)", a.percent));
-    }
-    if parts.is_empty() {
+    if *f == EffectiveFault::default() {
         compact(f)
     } else {
-        parts.join(" + ")
+        f.to_string()
     }
 }
 

@@ -4,21 +4,11 @@ use super::get::fault_table;
 use super::path_name;
 use super::render::{fault_effect, fault_match, remaining};
 use crate::CtlError;
-use crate::cli::FaultAddArgs;
 use crate::control::ControlClient;
 use crate::fault::FaultArgs;
 
-pub(super) async fn add(control: &ControlClient, a: &FaultAddArgs) -> Result<u8, CtlError> {
-    let request = FaultArgs {
-        service: a.service.clone(),
-        subset: a.subset.clone(),
-        delay: a.delay.clone(),
-        abort: a.abort.clone(),
-        percent: a.percent.clone(),
-        headers: a.headers.clone(),
-        ttl: a.ttl.clone(),
-    }
-    .to_request()?;
+pub(super) async fn add(control: &ControlClient, a: &FaultArgs) -> Result<u8, CtlError> {
+    let request = a.to_request()?;
     // The lease as the control plane made it (durations normalised, time left counted).
     let lease = control.add_fault(&request).await?.lease;
     let target = match a.subset.as_deref() {

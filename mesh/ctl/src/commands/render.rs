@@ -88,24 +88,9 @@ pub(super) fn remaining(fault: &LeaseView) -> String {
     human::ms(fault.remaining_ms)
 }
 
-/// `delay 7s (100%), abort 500 (50%)`.
+/// `delay 7s (100%) + abort 500 (50%)`.
 pub(super) fn fault_effect(fault: &LeaseView) -> String {
-    let mut parts = Vec::new();
-    if let Some(d) = &fault.delay {
-        parts.push(format!(
-            "delay {} ({}%)",
-            text(&d.fixed_delay),
-            d.percentage
-        ));
-    }
-    if let Some(a) = &fault.abort {
-        parts.push(format!("abort {} ({}%)", a.http_status, a.percentage));
-    }
-    if parts.is_empty() {
-        "-".to_owned()
-    } else {
-        parts.join(", ")
-    }
+    fault.effect().to_string()
 }
 
 /// The header match of a fault: `end-user=jason`, or `*` for every request.

@@ -45,6 +45,21 @@ where
     body.map_err(Into::into).boxed()
 }
 
+/// A body that fails at once: a response the connection is closed on, not sent.
+pub struct Severed;
+
+impl Body for Severed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Poll::Ready(Some(Err("connection closed by fault injection".into())))
+    }
+}
+
 /// Calls `done(status, bytes, protocol)` once `resp`'s body has ended (or is dropped),
 /// with the number of body bytes that went downstream: when a request is finished, for
 /// metrics and the access log. For a gRPC request (`grpc`), the protocol carries the

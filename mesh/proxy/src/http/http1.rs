@@ -299,6 +299,14 @@ impl Conn {
         keep_alive: bool,
     ) -> io::Result<bool> {
         let (parts, mut body) = resp.into_parts();
+        if parts
+            .extensions
+            .get::<crate::http::respond::Hangup>()
+            .is_some()
+        {
+            // Nothing is written: the caller sees the connection closed.
+            return Ok(false);
+        }
         let status = parts.status;
         let no_body = method_is_head
             || status.is_informational()

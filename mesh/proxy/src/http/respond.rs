@@ -121,3 +121,18 @@ pub fn text(status: StatusCode, body: &str, diagnostic: &str) -> Response<ProxyB
     }
     resp
 }
+
+/// Marks a response that must not be sent: the listener closes the connection instead
+/// (a fault lease's reset or blackhole), as a peer that reset the connection would.
+#[derive(Debug, Clone, Copy)]
+pub struct Hangup;
+
+/// A response the listener turns into a closed connection. A listener that cannot
+/// skip the head (hyper's, for HTTP/2 and the rare HTTP/1.1 paths) sends `502` and
+/// then fails the body, which closes the connection or resets the stream.
+pub fn hangup() -> Response<ProxyBody> {
+    let mut resp = Response::new(crate::http::body::boxed(crate::http::body::Severed));
+    *resp.status_mut() = StatusCode::BAD_GATEWAY;
+    resp.extensions_mut().insert(Hangup);
+    resp
+}

@@ -1,13 +1,14 @@
 //! Fault injection for a route's effective fault (`VirtualService http[].fault`, or a
 //! fault lease from the control plane), by the caller's proxy as Istio does: the
 //! decision, then the phase that applies it. Delay and abort are independent: a request
-//! may be delayed (`DI`), then aborted (`FI`).
+//! may be delayed (`DI`), then aborted (`FI`). A fault lease may add network faults
+//! ([`network`]): a throttled link, a cut connection, a blackhole, a slow close.
 
 use std::ops::ControlFlow;
 use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode};
-use mesh_api::defaults::{AbortStatus, EffectiveFault};
+use mesh_api::defaults::{AbortStatus, EffectiveDelay, EffectiveFault};
 use opentelemetry::KeyValue;
 use rand::Rng;
 
@@ -17,6 +18,8 @@ use crate::http::respond;
 use crate::outbound::Phase;
 use crate::outbound::ctx::Ctx;
 use crate::telemetry::flags::Flag;
+
+pub(super) mod network;
 
 /// How an aborted request is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +37,8 @@ pub struct Decision {
     pub delay: Option<Duration>,
     /// Then answer this instead of forwarding.
     pub abort: Option<Abort>,
+    /// The network faults that fired, for both directions.
+    pub network: network::Network,
 }
 
 fn hit(percent: f64, rng: &mut impl Rng) -> bool {
@@ -67,14 +72,27 @@ pub fn grpc_code(name: &str) -> u32 {
         .map_or(2, |i| i as u32)
 }
 
+/// A delay drawn from `fixed ± jitter`.
+fn jittered(d: &EffectiveDelay, rng: &mut impl Rng) -> Duration {
+    if d.jitter.is_zero() {
+        return d.fixed_delay;
+    }
+    let low = d.fixed_delay.saturating_sub(d.jitter);
+    let high = d.fixed_delay + d.jitter;
+    low + (high - low).mul_f64(rng.random::<f64>())
+}
+
 /// Rolls the dice for one request.
 pub fn decide(fault: &EffectiveFault, rng: &mut impl Rng) -> Decision {
+    let delay = fault
+        .delay
+        .as_ref()
+        .filter(|d| hit(d.percent, rng))
+        .map(|d| (jittered(d, rng), d.direction));
     Decision {
-        delay: fault
-            .delay
-            .as_ref()
-            .filter(|d| hit(d.percent, rng))
-            .map(|d| d.fixed_delay),
+        delay: delay
+            .filter(|(_, dir)| dir.is_request())
+            .map(|(wait, _)| wait),
         abort: fault
             .abort
             .as_ref()
@@ -83,11 +101,43 @@ pub fn decide(fault: &EffectiveFault, rng: &mut impl Rng) -> Decision {
                 AbortStatus::Http(code) => Abort::Http(*code),
                 AbortStatus::Grpc(name) => Abort::Grpc(grpc_code(name)),
             }),
+        network: network::Network {
+            response_delay: delay
+                .filter(|(_, dir)| !dir.is_request())
+                .map(|(wait, _)| wait),
+            bandwidth: fault
+                .bandwidth
+                .as_ref()
+                .filter(|b| hit(b.percent, rng))
+                .map(|b| (b.bytes_per_second, b.direction)),
+            reset: fault
+                .reset
+                .as_ref()
+                .filter(|r| hit(r.percent, rng))
+                .map(|r| (r.after_bytes, r.direction)),
+            blackhole: fault
+                .blackhole
+                .as_ref()
+                .filter(|b| hit(b.percent, rng))
+                .map(|b| b.direction),
+            slow_close: fault
+                .slow_close
+                .as_ref()
+                .filter(|s| hit(s.percent, rng))
+                .map(|s| s.delay),
+            expires_at_ms: None,
+        },
     }
 }
 
-/// The fault phase: waits out an injected delay, and answers an injected abort.
-pub(super) async fn inject(fault: &EffectiveFault, ctx: &mut Ctx) -> Phase<()> {
+/// The fault phase: waits out an injected delay, answers an injected abort, and applies
+/// the request's side of the network faults. What is left for the response comes back.
+/// `expires_at_ms`: the end of the fault's lease, which bounds a blackhole.
+pub(super) async fn inject(
+    fault: &EffectiveFault,
+    expires_at_ms: Option<u64>,
+    ctx: &mut Ctx,
+) -> Phase<network::Network> {
     let decision = decide(fault, &mut rand::rng());
     if let Some(delay) = decision.delay {
         ctx.note_flag(Flag::DelayInjected);
@@ -107,7 +157,10 @@ pub(super) async fn inject(fault: &EffectiveFault, ctx: &mut Ctx) -> Phase<()> {
         ctx.note_details("fault_filter_abort");
         return ControlFlow::Break(aborted(abort));
     }
-    ControlFlow::Continue(())
+    let mut network = decision.network;
+    network.expires_at_ms = expires_at_ms;
+    network.on_request(ctx).await?;
+    ControlFlow::Continue(network)
 }
 
 fn aborted(abort: Abort) -> Response<ProxyBody> {
@@ -136,7 +189,7 @@ fn aborted(abort: Abort) -> Response<ProxyBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mesh_api::defaults::{EffectiveAbort, EffectiveDelay};
+    use mesh_api::defaults::{Direction, EffectiveAbort, EffectiveBandwidth};
     use rand::SeedableRng;
 
     #[test]
@@ -146,8 +199,10 @@ mod tests {
             delay: Some(EffectiveDelay {
                 fixed_delay: Duration::from_secs(7),
                 percent: 100.0,
+                jitter: Duration::ZERO,
+                direction: Direction::Request,
             }),
-            abort: None,
+            ..EffectiveFault::default()
         };
         assert_eq!(decide(&delay, &mut rng).delay, Some(Duration::from_secs(7)));
         let never = EffectiveFault {
@@ -156,6 +211,7 @@ mod tests {
                 status: AbortStatus::Http(500),
                 percent: 0.0,
             }),
+            ..EffectiveFault::default()
         };
         assert_eq!(decide(&never, &mut rng).abort, None);
         let half = EffectiveFault {
@@ -164,6 +220,7 @@ mod tests {
                 status: AbortStatus::Http(503),
                 percent: 50.0,
             }),
+            ..EffectiveFault::default()
         };
         let hits = (0..10_000)
             .filter(|_| decide(&half, &mut rng).abort.is_some())
@@ -175,7 +232,39 @@ mod tests {
                 status: AbortStatus::Grpc("UNAVAILABLE".into()),
                 percent: 100.0,
             }),
+            ..EffectiveFault::default()
         };
         assert_eq!(decide(&grpc, &mut rng).abort, Some(Abort::Grpc(14)));
+    }
+
+    #[test]
+    fn jitter_spreads_delays_and_direction_sends_them_to_the_response() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let fault = EffectiveFault {
+            delay: Some(EffectiveDelay {
+                fixed_delay: Duration::from_millis(500),
+                percent: 100.0,
+                jitter: Duration::from_millis(100),
+                direction: Direction::Response,
+            }),
+            bandwidth: Some(EffectiveBandwidth {
+                bytes_per_second: 1000,
+                direction: Direction::Response,
+                percent: 100.0,
+            }),
+            ..EffectiveFault::default()
+        };
+        let waits: Vec<Duration> = (0..1000)
+            .map(|_| {
+                let d = decide(&fault, &mut rng);
+                assert_eq!(d.delay, None, "a response delay is not a request delay");
+                assert_eq!(d.network.bandwidth, Some((1000, Direction::Response)));
+                d.network.response_delay.unwrap()
+            })
+            .collect();
+        let (min, max) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
+        assert!(*min >= Duration::from_millis(400) && *max <= Duration::from_millis(600));
+        // Spread over the band, not stuck at one value.
+        assert!(*min < Duration::from_millis(420) && *max > Duration::from_millis(580));
     }
 }
