@@ -418,7 +418,7 @@ fn exported(export_to: &[String], owner_ns: &str, namespace: &str) -> bool {
 }
 
 /// `ns/name` for a gateway reference written in a VirtualService in `vs_ns`.
-fn gateway_ref(reference: &str, vs_ns: &str) -> String {
+pub(crate) fn gateway_ref(reference: &str, vs_ns: &str) -> String {
     if reference == MESH_GATEWAY || reference.contains('/') {
         reference.to_owned()
     } else {

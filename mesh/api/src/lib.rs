@@ -20,6 +20,7 @@
 //!
 //! No I/O happens here: callers pass file names and texts.
 
+pub mod analyze;
 pub mod compile;
 pub mod config;
 pub mod defaults;

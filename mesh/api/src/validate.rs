@@ -9,7 +9,7 @@ mod gateway_api;
 
 pub use gateway_api::attachment_warnings;
 mod security;
-mod virtual_service;
+pub(crate) mod virtual_service;
 
 use std::time::Duration;
 
@@ -157,6 +157,14 @@ pub fn validate_set(resources: &[Loaded]) -> Vec<ConfigError> {
 /// same host, only the first loaded one is used (Istio's analyzer reports this as IST0109).
 /// Returned as warnings on the later ones.
 pub fn conflicting_hosts(resources: &[Loaded]) -> Vec<Warning> {
+    host_conflicts(resources)
+        .into_iter()
+        .map(|(_, warning)| warning)
+        .collect()
+}
+
+/// [`conflicting_hosts`], each warning with the kind of the resources in conflict.
+pub(crate) fn host_conflicts(resources: &[Loaded]) -> Vec<(&'static str, Warning)> {
     let mut owners: Vec<(&str, String, String)> = Vec::new();
     let mut warnings = Vec::new();
     // Sidecars take one VirtualService and one DestinationRule per host: a second one
@@ -169,11 +177,14 @@ pub fn conflicting_hosts(resources: &[Loaded]) -> Vec<Warning> {
                      field: String,
                      effect: &str| {
         match owners.iter().find(|(k, h, _)| *k == kind && *h == host) {
-            Some((_, _, owner)) => warnings.push(Warning::in_resource(
-                &loaded.origin,
-                Some(loaded.resource.display_name()),
-                field,
-                format!("host {host} {relation} {kind} {owner}; {effect}"),
+            Some((_, _, owner)) => warnings.push((
+                kind,
+                Warning::in_resource(
+                    &loaded.origin,
+                    Some(loaded.resource.display_name()),
+                    field,
+                    format!("host {host} {relation} {kind} {owner}; {effect}"),
+                ),
             )),
             None => owners.push((
                 kind,

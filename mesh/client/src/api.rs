@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use http::Method;
 use mesh_api::wire::{
-    Applied, CaRoot, CertificateRequest, Deleted, Deregistered, ErrorRecord, ExperimentRecorded,
-    ExperimentReport, ExperimentView, FaultCreated, FaultDeleted, FaultRequest, FaultsCleared,
-    Graph, Issued, LeaseView, Overview, ProxyConfig, ProxyStatus, Registered, ResourceEntry,
-    ServiceDescription, TargetGroup, WorkloadSpec, WorkloadView,
+    Analysis, AnalyzeRequest, Applied, CaRoot, CertificateRequest, Deleted, Deregistered,
+    ErrorRecord, ExperimentRecorded, ExperimentReport, ExperimentView, FaultCreated, FaultDeleted,
+    FaultRequest, FaultsCleared, Graph, Issued, LeaseView, Overview, ProxyConfig, ProxyStatus,
+    Registered, ResourceEntry, ServiceDescription, TargetGroup, WorkloadSpec, WorkloadView,
 };
 use serde::de::DeserializeOwned;
 
@@ -55,6 +55,16 @@ impl<X: Transport> ControlClient<X> {
     pub async fn delete_resources(&self, file: &str, yaml: String) -> Result<Deleted, ClientError> {
         self.post("api/v1/delete", &[("file", file)], Body::yaml(yaml))
             .await
+    }
+
+    /// Findings about the configuration in force, or about it with `request`'s files
+    /// applied on top (nothing is changed).
+    pub async fn analyze(&self, request: &AnalyzeRequest) -> Result<Analysis, ClientError> {
+        if request.files.is_empty() {
+            self.get("api/v1/analyze", &[]).await
+        } else {
+            self.post("api/v1/analyze", &[], Body::json(request)?).await
+        }
     }
 
     /// The resources in force, of one kind (`VirtualService`, ...) or all.

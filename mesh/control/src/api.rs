@@ -80,6 +80,7 @@ pub fn secured(control: Arc<Control>, auth: Arc<Auth>) -> Router {
         .route("/api/v1/overview", get(overview))
         .route("/api/v1/graph", get(graph))
         .route("/api/v1/describe/{service}", get(describe))
+        .route("/api/v1/analyze", get(analyze).post(analyze_files))
         .route("/api/v1/workloads", post(register).get(workloads))
         .route("/api/v1/workloads/{name}", delete(deregister))
         .route("/api/v1/proxy-config", get(proxy_config))
@@ -229,6 +230,26 @@ async fn apply(
         applied: applied.applied,
         warnings: applied.warnings,
         version,
+    })
+}
+
+async fn analyze(State(control): Shared) -> ApiResult {
+    ok(wire::Analysis {
+        findings: control.analyze(&[])?,
+    })
+}
+
+/// Analysis of the configuration as it would be with the request's files applied; a
+/// file that would be rejected is answered 400 as by apply, and nothing changes.
+async fn analyze_files(State(control): Shared, body: Bytes) -> ApiResult {
+    let request: wire::AnalyzeRequest = json_body(&body, "analyze request")?;
+    let files: Vec<(String, String)> = request
+        .files
+        .into_iter()
+        .map(|f| (f.name, f.text))
+        .collect();
+    ok(wire::Analysis {
+        findings: control.analyze(&files)?,
     })
 }
 

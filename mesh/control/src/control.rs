@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+use mesh_api::analyze::{Finding, analyze};
 use mesh_api::compile::now_ms;
 use mesh_api::host::qualify;
 use mesh_api::wire::{
@@ -338,6 +339,22 @@ impl Control {
             version
         };
         Ok((deleted, version))
+    }
+
+    /// What `istioctl analyze` would tell about the configuration in force, or about it
+    /// with `files` (name, YAML) applied on top when there are any (nothing is changed).
+    pub fn analyze(&self, files: &[(String, String)]) -> Result<Vec<Finding>, AppError> {
+        let config = if files.is_empty() {
+            lock(&self.store).config()
+        } else {
+            let candidate = lock(&self.store).candidate(files);
+            Arc::new(candidate.map_err(|r| AppError::InvalidConfig {
+                error: r.summary,
+                errors: r.errors,
+            })?)
+        };
+        let registry = lock(&self.workloads).registry();
+        Ok(analyze(config.resources(), &registry))
     }
 
     /// Resources in force.

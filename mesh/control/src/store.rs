@@ -37,6 +37,31 @@ pub struct Rejected {
     pub errors: Vec<String>,
 }
 
+/// Every resource in force (source files not hidden, then the API's overlay, which wins),
+/// with where each came from.
+fn assemble(
+    sources: &BTreeMap<String, Vec<Loaded>>,
+    overlay: &[Loaded],
+    hidden: &BTreeSet<Key>,
+) -> (Vec<Loaded>, BTreeMap<Key, String>) {
+    let mut all = Vec::new();
+    let mut origins = BTreeMap::new();
+    for (source, resources) in sources {
+        for loaded in resources {
+            let key = key_of(loaded);
+            if !hidden.contains(&key) {
+                origins.insert(key, source.clone());
+                all.push(loaded.clone());
+            }
+        }
+    }
+    for loaded in overlay {
+        origins.insert(key_of(loaded), "api".to_owned());
+        all.push(loaded.clone());
+    }
+    (all, origins)
+}
+
 impl Rejected {
     fn from_errors(what: &str, errors: &[ConfigError]) -> Self {
         let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -147,21 +172,7 @@ impl Store {
         overlay: Vec<Loaded>,
         hidden: BTreeSet<Key>,
     ) -> Result<Vec<Warning>, Vec<ConfigError>> {
-        let mut all = Vec::new();
-        let mut origins = BTreeMap::new();
-        for (source, resources) in &sources {
-            for loaded in resources {
-                let key = key_of(loaded);
-                if !hidden.contains(&key) {
-                    origins.insert(key, source.clone());
-                    all.push(loaded.clone());
-                }
-            }
-        }
-        for loaded in &overlay {
-            origins.insert(key_of(loaded), "api".to_owned());
-            all.push(loaded.clone());
-        }
+        let (all, origins) = assemble(&sources, &overlay, &hidden);
         let outcome = MeshConfig::from_resources(all).map_err(|e| e.0)?;
         self.sources = sources;
         self.overlay = overlay;
@@ -169,6 +180,29 @@ impl Store {
         self.origins = origins;
         self.config = Arc::new(outcome.config);
         Ok(outcome.warnings)
+    }
+
+    /// The configuration as it would be with `files` (name, YAML) applied, validated
+    /// like an apply but not committed: what `meshctl analyze -f` looks at.
+    pub fn candidate(&self, files: &[(String, String)]) -> Result<MeshConfig, Rejected> {
+        let mut overlay = self.overlay.clone();
+        let mut hidden = self.hidden.clone();
+        for (file, text) in files {
+            let parsed = parse_file(file, text);
+            if !parsed.errors.is_empty() {
+                return Err(Rejected::from_errors("analyze", &parsed.errors));
+            }
+            for loaded in parsed.resources {
+                let key = key_of(&loaded);
+                overlay.retain(|l| key_of(l) != key);
+                hidden.remove(&key);
+                overlay.push(loaded);
+            }
+        }
+        let (all, _) = assemble(&self.sources, &overlay, &hidden);
+        MeshConfig::from_resources(all)
+            .map(|outcome| outcome.config)
+            .map_err(|e| Rejected::from_errors("analyze", &e.0))
     }
 
     fn remember(&mut self, change: &str, rejected: &Rejected) {

@@ -70,6 +70,10 @@ pub enum Command {
         /// Service name, e.g. reviews.
         service: String,
     },
+    /// Find rules that are valid but do not do what they seem to: conflicting
+    /// VirtualServices, missing subsets, gateways or hosts (like istioctl analyze). With -f,
+    /// the configuration as it would be with those files applied; nothing is changed.
+    Analyze(AnalyzeArgs),
     /// Show whether every proxy runs the latest configuration.
     ProxyStatus,
     /// Inject faults as leases that expire by themselves.
@@ -137,6 +141,31 @@ pub struct UpArgs {
     /// How long to wait for everything to be ready and the first product page.
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub ready_timeout: Duration,
+}
+
+/// `meshctl analyze`.
+#[derive(Debug, Clone, Args)]
+pub struct AnalyzeArgs {
+    /// YAML files or directories to consider applied on top of what is in force.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR")]
+    pub files: Vec<PathBuf>,
+    /// The level from which findings make the exit status 79.
+    #[arg(long, value_enum, default_value_t = Threshold::Error)]
+    pub failure_threshold: Threshold,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// A finding level, as `--failure-threshold` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Threshold {
+    /// Every finding fails.
+    Info,
+    /// Warnings and errors fail.
+    Warning,
+    /// Only errors fail.
+    Error,
 }
 
 /// `-f FILE|DIR`.
@@ -398,6 +427,25 @@ mod tests {
             parse(&["fault", "add", "r", "--jitter", "1s", "--ttl", "1m"]).is_err(),
             "a jitter needs a delay"
         );
+    }
+
+    #[test]
+    fn analyze_flags() {
+        let Command::Analyze(a) = parse(&["analyze"]).unwrap().command else {
+            panic!("not analyze")
+        };
+        assert!(a.files.is_empty());
+        assert_eq!(a.failure_threshold, Threshold::Error);
+        let Command::Analyze(a) =
+            parse(&["analyze", "-f", "b.yaml", "--failure-threshold", "warning"])
+                .unwrap()
+                .command
+        else {
+            panic!("not analyze")
+        };
+        assert_eq!(a.files.len(), 1);
+        assert_eq!(a.failure_threshold, Threshold::Warning);
+        assert!(parse(&["analyze", "--failure-threshold", "fatal"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The subcommands that talk to the control plane or to a running `meshctl up`.
 
+mod analyze;
 mod apply;
 mod describe;
 mod faults;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<u8, CtlError> {
         Command::Delete(f) => apply::run(&control(cli.control)?, &f.files, true).await,
         Command::Get(g) => get::run(&control(cli.control)?, &g.kind, g.output).await,
         Command::Describe { service } => describe::run(&control(cli.control)?, &service).await,
+        Command::Analyze(a) => analyze::run(&control(cli.control)?, &a).await,
         Command::ProxyStatus => status::run(&control(cli.control)?).await,
         Command::Fault { action } => {
             let c = control(cli.control)?;

@@ -13,8 +13,10 @@
 //! - [`experiment`]: a chaos experiment's progress, reported by the runner.
 //! - [`graph`]: the live service graph the dashboard draws.
 //! - [`views`]: what `describe` and the dashboard's overview show, and resources in force.
+//! - [`analysis`]: what `meshctl analyze` finds in the configuration.
 //! - [`answers`]: the small acknowledgements (`applied`, `deleted`, ...) and the error body.
 
+pub mod analysis;
 pub mod answers;
 pub mod experiment;
 pub mod fault;
@@ -23,6 +25,7 @@ pub mod proxy;
 pub mod views;
 pub mod workload;
 
+pub use analysis::{Analysis, AnalyzeFile, AnalyzeRequest, Finding, Level};
 pub use answers::{
     ApiError, Applied, CaRoot, Deleted, Deregistered, FaultDeleted, FaultsCleared, Registered,
 };

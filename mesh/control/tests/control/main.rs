@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+mod analyze;
 mod auth;
 mod ca;
 mod ca_secret;

@@ -67,7 +67,7 @@ pub(super) async fn run(
 }
 
 /// Files named directly, and the *.yaml / *.yml files of directories in name order.
-fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CtlError> {
+pub(super) fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CtlError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {

@@ -119,11 +119,11 @@ fn print_rows<T: Serialize>(
     Ok(())
 }
 
-fn pretty_json(v: &(impl Serialize + ?Sized)) -> Result<String, CtlError> {
+pub(super) fn pretty_json(v: &(impl Serialize + ?Sized)) -> Result<String, CtlError> {
     serde_json::to_string_pretty(v).map_err(|e| CtlError::Failed(format!("cannot write JSON: {e}")))
 }
 
-fn yaml(v: &(impl Serialize + ?Sized)) -> Result<String, CtlError> {
+pub(super) fn yaml(v: &(impl Serialize + ?Sized)) -> Result<String, CtlError> {
     serde_norway::to_string(v).map_err(|e| CtlError::Failed(format!("cannot write YAML: {e}")))
 }
 
