@@ -17,6 +17,7 @@ use crate::load::mix::MixError;
 use crate::load::stats::SecondSummary;
 use crate::load::target::TargetError;
 use crate::load::{Mix, Model, Recorder, RunConfig, Schedule, Target, window};
+use mesh_api::defaults::format_rate;
 use mesh_api::wire::{
     AbortRequest, BandwidthFault, BlackholeFault, DelayRequest, FaultRequest, ResetFault,
     SlowCloseFault,
@@ -343,11 +344,34 @@ impl Context {
         let lease = self.control.create_fault(&request).await?;
         let start_s = self.offset();
         let mut what = Vec::new();
+        let way = spec
+            .direction
+            .map(|d| format!(" on the {}", d.as_str()))
+            .unwrap_or_default();
         if let Some(d) = &spec.delay {
-            what.push(format!("delay {d}"));
+            let jitter = spec
+                .jitter
+                .as_ref()
+                .map(|j| format!(" ±{j}"))
+                .unwrap_or_default();
+            what.push(format!("delay {d}{jitter}{way}"));
         }
         if let Some(c) = spec.abort {
             what.push(format!("abort {c}"));
+        }
+        if let Some(rate) = spec.bandwidth {
+            what.push(format!("bandwidth {}{way}", format_rate(rate)));
+        }
+        match spec.reset_after {
+            Some(0) => what.push(format!("reset{way}")),
+            Some(n) => what.push(format!("reset after {n} B{way}")),
+            None => {}
+        }
+        if spec.blackhole {
+            what.push(format!("blackhole{way}"));
+        }
+        if let Some(d) = &spec.slow_close {
+            what.push(format!("slow close {d}"));
         }
         let mut description = format!(
             "{} {}% on {}",

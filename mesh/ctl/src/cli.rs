@@ -150,7 +150,7 @@ pub struct AnalyzeArgs {
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR")]
     pub files: Vec<PathBuf>,
     /// The level from which findings make the exit status 79.
-    #[arg(long, value_enum, default_value_t = Threshold::Error)]
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = Threshold::Error)]
     pub failure_threshold: Threshold,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]

@@ -31,7 +31,8 @@ pub struct FaultArgs {
     /// Answer affected requests with this HTTP status (e.g. 500).
     #[arg(long, value_name = "STATUS")]
     pub abort: Option<String>,
-    /// Throttle the response body to this rate (e.g. 2KB/s, 16KiB/s; KB = 1000 bytes).
+    /// Throttle the response body to this rate (e.g. 2KB/s, 16KiB/s; KB = 1000 bytes);
+    /// with --direction request, the request body.
     #[arg(long, value_name = "RATE")]
     pub bandwidth: Option<String>,
     /// Cut the caller's connection before any of the response reaches it.
