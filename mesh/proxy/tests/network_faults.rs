@@ -66,6 +66,11 @@ impl Mesh {
         self.control
             .add_fault(serde_json::from_value(body).unwrap())
             .unwrap();
+        self.synced().await;
+    }
+
+    /// Waits until the sidecar runs the control plane's current configuration.
+    async fn synced(&self) {
         let want = self.control.version().to_string();
         for _ in 0..250 {
             if self.proxy.state.store.load().version == want {
@@ -178,6 +183,49 @@ async fn a_reset_on_the_request_never_reaches_the_service() {
     assert!(client.get("http://svc/").send().await.is_err());
 }
 
+/// The same reset seen by an HTTP/2 client (prior knowledge, as gRPC clients talk): its
+/// stream is reset, with no answer, and the connection serves the next stream.
+#[tokio::test]
+async fn an_http2_client_sees_its_stream_reset() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let mesh = Mesh::start().await;
+    let tcp = TcpStream::connect(mesh.outbound()).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let get = || {
+        http::Request::get("http://svc/")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    let before = send.send_request(get()).await.unwrap();
+    assert_eq!(before.status(), 200);
+    let whole = before.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(whole.len(), BODY);
+
+    mesh.fault(json!({"reset": {"direction": "request"}})).await;
+    let error = send.send_request(get()).await.unwrap_err();
+    assert!(
+        format!("{error:?}").contains("Reset(StreamId"),
+        "a reset stream, not an answer: {error:?}"
+    );
+    assert_eq!(
+        mesh.hits.load(Ordering::SeqCst),
+        1,
+        "only the first got through"
+    );
+
+    // Only that stream was cut: once the fault is gone, the same connection answers.
+    mesh.control.clear_faults();
+    mesh.synced().await;
+    let after = send.send_request(get()).await.unwrap();
+    assert_eq!(after.status(), 200);
+}
+
 #[tokio::test]
 async fn a_blackhole_holds_the_caller_until_it_gives_up() {
     let mesh = Mesh::start().await;
@@ -189,13 +237,7 @@ async fn a_blackhole_holds_the_caller_until_it_gives_up() {
     assert_eq!(mesh.hits.load(Ordering::SeqCst), 0, "nothing went through");
     // Once the fault is gone, the service answers again.
     mesh.control.clear_faults();
-    let want = mesh.control.version().to_string();
-    for _ in 0..250 {
-        if mesh.proxy.state.store.load().version == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    mesh.synced().await;
     let (answer, _) = mesh.raw_get(Duration::from_secs(10)).await.unwrap();
     assert_eq!(complete_body(&answer).unwrap().len(), BODY);
 }

@@ -127,9 +127,20 @@ pub fn text(status: StatusCode, body: &str, diagnostic: &str) -> Response<ProxyB
 #[derive(Debug, Clone, Copy)]
 pub struct Hangup;
 
-/// A response the listener turns into a closed connection. A listener that cannot
-/// skip the head (hyper's, for HTTP/2 and the rare HTTP/1.1 paths) sends `502` and
-/// then fails the body, which closes the connection or resets the stream.
+/// The error hyper's listener answers a [`Hangup`] with, so that it sends nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct HungUp;
+
+impl std::fmt::Display for HungUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection cut by fault injection")
+    }
+}
+
+impl std::error::Error for HungUp {}
+
+/// A response the listener turns into a closed connection (an HTTP/2 stream reset).
+/// Should a path ever send it anyway, it is a `502` whose body fails at once.
 pub fn hangup() -> Response<ProxyBody> {
     let mut resp = Response::new(crate::http::body::boxed(crate::http::body::Severed));
     *resp.status_mut() = StatusCode::BAD_GATEWAY;

@@ -6,7 +6,6 @@
 //! admin listeners, mTLS termination per PeerAuthentication for the inbound one. It runs
 //! inside the connection's task, so a slow handshake never holds up the accept loop.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -24,6 +23,7 @@ use tokio::sync::watch;
 use crate::http::body::ProxyBody;
 pub use crate::http::http1::PeerHeaders;
 use crate::http::http1::{self, DownstreamBody, Outcome};
+use crate::http::respond;
 use crate::telemetry::peer::Received;
 use crate::tls::MeshStream;
 
@@ -103,7 +103,16 @@ pub async fn serve<H, F>(
                     let Outcome::HandOver(io) = fast else { return };
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let (h, conn) = (h.clone(), conn.clone());
-                        async move { Ok::<_, Infallible>(h(req.map(DownstreamBody::Hyper), conn).await) }
+                        async move {
+                            let resp = h(req.map(DownstreamBody::Hyper), conn).await;
+                            // A hang-up (a fault's reset or blackhole) is an error to hyper:
+                            // it closes an HTTP/1.1 connection without an answer and resets
+                            // an HTTP/2 stream, as a peer that cut the connection would.
+                            if resp.extensions().get::<respond::Hangup>().is_some() {
+                                return Err(respond::HungUp);
+                            }
+                            Ok(resp)
+                        }
                     });
                     let builder = auto::Builder::new(TokioExecutor::new());
                     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
