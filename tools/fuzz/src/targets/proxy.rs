@@ -205,10 +205,20 @@ impl ProxyHttp {
             limit: Duration::from_secs(1),
             _upstream: upstream,
         };
-        // The pair works before fuzzing starts: a finding must be the input's doing.
-        target
-            .check()
-            .map_err(|e| anyhow::anyhow!("the sidecar pair does not serve: {e}"))?;
+        // The pair works before fuzzing starts: a finding must be the input's doing. The
+        // client sidecar learns the server's endpoint from the control plane's push, which
+        // can trail the processes' readiness on a busy machine (a 503 then): wait for it,
+        // within a bound.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match target.check() {
+                Ok(()) => break,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(anyhow::anyhow!("the sidecar pair does not serve: {e}")),
+            }
+        }
         Ok(target)
     }
 
